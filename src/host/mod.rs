@@ -1,0 +1,112 @@
+//! The Lua host: builds Lua states with the `rewind.*` modules, resolves scripts and modules through the
+//! search path, checks params and turns errors into messages and exit codes.
+
+pub mod errors;
+pub mod modules;
+pub mod params;
+pub mod runner;
+pub mod script;
+pub mod search;
+pub mod testing;
+
+pub use errors::{UsageError, lua_error};
+pub use search::SearchPath;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use mlua::{Lua, Table, Value};
+
+/// Per-state bookkeeping kept in the Lua app data.
+#[derive(Default)]
+pub struct StateInfo {
+    /// Files loaded from disk by this state (scripts and modules): the daemon reloads a job when one changes.
+    pub loaded_files: Vec<PathBuf>,
+    /// Functions registered with `task.on_exit`, run after the script ends, fails or is cancelled.
+    pub on_exit: Vec<mlua::RegistryKey>,
+}
+
+pub type SharedStateInfo = Rc<RefCell<StateInfo>>;
+
+/// A search path plus everything needed to create fresh Lua states from it.
+#[derive(Clone)]
+pub struct Host {
+    pub search: SearchPath,
+}
+
+impl Host {
+    pub fn new(search: SearchPath) -> Host {
+        Host { search }
+    }
+
+    /// A fresh Lua state: standard libraries, a `require` that follows the search path, and the
+    /// `rewind.*` modules. Nothing is shared between states.
+    pub fn new_state(&self) -> mlua::Result<Lua> {
+        let lua = Lua::new();
+        lua.set_app_data::<SharedStateInfo>(Rc::new(RefCell::new(StateInfo::default())));
+        lua.set_app_data::<SearchPath>(self.search.clone());
+        install_require(&lua)?;
+        Ok(lua)
+    }
+}
+
+/// Replaces `package.searchers` with: preload, then the search path (user directories, Rust modules,
+/// bundled Lua modules). The standard filesystem searchers are dropped so runs do not depend on LUA_PATH.
+fn install_require(lua: &Lua) -> mlua::Result<()> {
+    let package: Table = lua.globals().get("package")?;
+    let searchers: Table = package.get("searchers")?;
+    let preload: mlua::Function = searchers.get(1)?;
+    let ours = lua.create_function(|lua, name: String| {
+        let search = lua
+            .app_data_ref::<SearchPath>()
+            .map(|s| s.clone())
+            .expect("search path set");
+        match search.find_module(&name) {
+            Some(search::ModuleSource::Lua {
+                chunk_name,
+                code,
+                path,
+            }) => {
+                if let Some(p) = path {
+                    if let Some(info) = lua.app_data_ref::<SharedStateInfo>() {
+                        info.borrow_mut().loaded_files.push(p);
+                    }
+                }
+                let f = lua.load(code).set_name(&chunk_name).into_function()?;
+                Ok((
+                    Value::Function(f),
+                    Value::String(lua.create_string(&chunk_name)?),
+                ))
+            }
+            Some(search::ModuleSource::Rust(open)) => {
+                let f = lua.create_function(move |lua, _: mlua::MultiValue| open(lua))?;
+                Ok((
+                    Value::Function(f),
+                    Value::String(lua.create_string(format!("[rust] {name}"))?),
+                ))
+            }
+            None => Ok((
+                Value::String(lua.create_string(format!(
+                    "\n\tno module '{name}' in the search path ({})",
+                    search.describe()
+                ))?),
+                Value::Nil,
+            )),
+        }
+    })?;
+    let new = lua.create_table()?;
+    new.set(1, preload)?;
+    new.set(2, ours)?;
+    package.set("searchers", new)?;
+    package.set("path", "")?;
+    package.set("cpath", "")?;
+    Ok(())
+}
+
+/// The state's bookkeeping.
+pub fn state_info(lua: &Lua) -> SharedStateInfo {
+    lua.app_data_ref::<SharedStateInfo>()
+        .map(|s| s.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,151 @@
+//! Running a script end to end: fresh state, params, `run(params, ctx)`, `on_exit` handlers, and
+//! cancellation on Ctrl-C or SIGTERM. The CLI and the daemon both run scripts through here.
+
+use std::future::Future;
+
+use mlua::{Lua, Value};
+use serde_json::{Map, Value as Json};
+
+use super::errors::Report;
+use super::params;
+use super::script::{self, Script};
+use super::search::ScriptSource;
+use super::{Host, state_info};
+
+/// How a run ended.
+pub enum Outcome {
+    Done(Json),
+    /// Bad usage or params: exit code 2.
+    Usage(String),
+    /// The script failed: exit code 1.
+    Failed(Report),
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Done(_) => 0,
+            Outcome::Usage(_) => 2,
+            Outcome::Failed(_) | Outcome::Cancelled => 1,
+        }
+    }
+}
+
+pub struct RunRequest {
+    pub source: ScriptSource,
+    pub cli_params: Vec<(String, String)>,
+    pub file_params: Option<Map<String, Json>>,
+}
+
+/// Loads, checks and runs a script on a fresh Lua state. Must be called inside a `LocalSet`.
+/// `cancel` resolves when the run should stop (a signal); the script's future is then dropped, which
+/// aborts its uncommitted writers, and its `on_exit` handlers still run.
+pub async fn run(host: &Host, req: RunRequest, cancel: impl Future<Output = ()>) -> Outcome {
+    let lua = match host.new_state() {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(Report::from_lua(&e)),
+    };
+    let script = match script::load(&lua, &req.source) {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    let values = match params::resolve(
+        &script.params,
+        &req.cli_params,
+        req.file_params.as_ref(),
+        &|k| std::env::var(k).ok(),
+    ) {
+        Ok(v) => v,
+        Err(errors) => return Outcome::Usage(params_message(&script, &errors)),
+    };
+    let outcome = call(&lua, &script, &values, cancel).await;
+    run_on_exit(&lua).await;
+    outcome
+}
+
+pub fn params_message(script: &Script, errors: &[String]) -> String {
+    let mut msg = format!("{}: bad params:", script.source.name);
+    for e in errors {
+        msg.push_str("\n  - ");
+        msg.push_str(e);
+    }
+    msg.push_str(&format!("\nsee `rewind help {}`", script.source.name));
+    crate::redact::redact(&msg)
+}
+
+async fn call(
+    lua: &Lua,
+    script: &Script,
+    values: &Map<String, Json>,
+    cancel: impl Future<Output = ()>,
+) -> Outcome {
+    let prepared = (|| -> mlua::Result<_> {
+        let run = script.run_fn()?;
+        let params_v = crate::json::to_lua(lua, &Json::Object(values.clone()))?;
+        let ctx = lua.create_table()?;
+        ctx.set("script", script.source.name.as_str())?;
+        ctx.set("origin", script.source.origin.to_string())?;
+        ctx.set(
+            "public_params",
+            crate::json::to_lua(lua, &Json::Object(params::public(&script.params, values)))?,
+        )?;
+        Ok((run, params_v, ctx))
+    })();
+    let (run, params_v, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return failure(&e),
+    };
+    let fut = run.call_async::<Value>((params_v, ctx));
+    tokio::select! {
+        res = fut => match res {
+            Ok(v) => match crate::json::from_lua(lua, &v) {
+                Ok(j) => Outcome::Done(j),
+                Err(e) => failure(&e),
+            },
+            Err(e) => failure(&e),
+        },
+        _ = cancel => Outcome::Cancelled,
+    }
+}
+
+fn failure(e: &mlua::Error) -> Outcome {
+    let r = Report::from_lua(e);
+    if r.usage {
+        Outcome::Usage(r.message)
+    } else {
+        Outcome::Failed(r)
+    }
+}
+
+/// Runs the `task.on_exit` handlers, newest first; their errors are logged, not raised.
+pub async fn run_on_exit(lua: &Lua) {
+    let keys: Vec<mlua::RegistryKey> = std::mem::take(&mut state_info(lua).borrow_mut().on_exit);
+    for key in keys.into_iter().rev() {
+        if let Ok(f) = lua.registry_value::<mlua::Function>(&key) {
+            if let Err(e) = f.call_async::<()>(()).await {
+                tracing::warn!("on_exit handler failed: {}", Report::from_lua(&e).message);
+            }
+        }
+    }
+}
+
+/// Resolves when the process gets Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
