@@ -14,6 +14,7 @@ pub mod fs;
 pub mod http;
 pub mod json;
 pub mod log;
+pub mod msgpack;
 pub mod task;
 pub mod time;
 pub mod yaml;

@@ -13,6 +13,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.http", crate::http::module),
     ("rewind.json", crate::json::module),
     ("rewind.log", crate::log::module),
+    ("rewind.msgpack", crate::msgpack::module),
     ("rewind.progress", crate::progress::module),
     ("rewind.task", crate::task::module),
     ("rewind.time", crate::time::module),

@@ -291,8 +291,8 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def send_json(self, status, obj, ctype="application/json"):
-        body = json.dumps(obj).encode()
+    def send_json(self, status, obj, ctype="application/json", sort=False):
+        body = json.dumps(obj, sort_keys=sort).encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype + "; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -395,7 +395,7 @@ class Handler(BaseHTTPRequestHandler):
             m = re.fullmatch(r"/_fake/canon/(\w+)", path)
             if m:
                 skip = [s for s in q.get("skip", "").split(",") if s]
-                return self.send_json(200, canon(st, m.group(1), skip))
+                return self.send_json(200, canon(st, m.group(1), skip), sort=True)
             if path == "/_fake/config" and method == "POST":
                 st.config.update(json.loads(self.body() or b"{}"))
                 return self.send_json(200, st.config)
