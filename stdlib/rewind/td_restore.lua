@@ -108,11 +108,11 @@ function M.plan(backup, opts)
   opts = opts or {}
   local folders, by_id, order = {}, {}, {}
   local root
-  local function add(e)
+  local function add(e, whole)
     local id = tostring(e.id)
     if by_id[id] then
       -- keep the whole entity from all_segments_config over the by-folder copy
-      if e.attributes and e.attributes.rule ~= nil then by_id[id].attributes = e.attributes end
+      if whole and e.attributes then by_id[id].attributes = e.attributes end
       return
     end
     local entry = { id = id, type = e.type, name = name_of(e), parent = parent_of(e), attributes = e.attributes or {} }
@@ -120,7 +120,7 @@ function M.plan(backup, opts)
     order[#order + 1] = entry
   end
   for _, e in ipairs((backup.folder_config or {}).data or {}) do add(e) end
-  for _, e in ipairs((backup.all_segments_config or {}).data or backup.all_segments_config or {}) do add(e) end
+  for _, e in ipairs((backup.all_segments_config or {}).data or backup.all_segments_config or {}) do add(e, true) end
   for _, entry in ipairs(order) do
     if entry.type == "folder-segment" then
       folders[entry.id] = entry
