@@ -435,6 +435,7 @@ function M.restore(opts)
       root = c:root_folder_id(state.audience_id)
     end
     if not root then
+      state.run_failed = true -- a re-run starts a new run, which creates the root folder once v5 is on
       save(state)
       error(string.format("parent segment %s ('%s') ran successfully but has no Audience Studio v5 root folder: " ..
         "v5 is not enabled for this account or parent segment (ask Treasure Data support to enable the " ..
