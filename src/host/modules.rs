@@ -15,6 +15,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.log", crate::log::module),
     ("rewind.msgpack", crate::msgpack::module),
     ("rewind.progress", crate::progress::module),
+    ("rewind.store", crate::storage::module),
     ("rewind.task", crate::task::module),
     ("rewind.time", crate::time::module),
     ("rewind.yaml", crate::yaml::module),
