@@ -38,16 +38,6 @@ fn root(fake: &Fake) -> String {
 }
 
 #[test]
-fn lua_unit_tests() {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let o = rewind(
-        &["test", &format!("{dir}/tests/lua/td_restore_test.lua")],
-        None,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-}
-
-#[test]
 fn round_trip_backup_restore_equal_tree_and_key_never_shown() {
     // injected 429/503 every 7th request exercise the retries
     let fake = Fake::start(&["--seed", "roundtrip", "--fail-every", "7"]);

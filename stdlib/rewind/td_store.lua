@@ -1,51 +1,21 @@
 -- rewind.td_store: where td-ps-backup and td-ps-restore keep snapshots and restore state.
--- Uses rewind.store + rewind.snapshot (the shared contract). When those modules are not in this build
--- yet, falls back to a local directory laid out the same way (objects, then the manifest last at
--- <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json), so the procedures run end to end on a local store.
+-- Uses rewind.store, and rewind.snapshot (the shared contract) when it is in this build; until then a
+-- minimal stand-in on top of rewind.store writes the same layout (objects, then the manifest last at
+-- <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json) and reads the newest complete snapshot back.
 
 local json = require("rewind.json")
 local time = require("rewind.time")
-local fs = require("rewind.fs")
 local env = require("rewind.env")
 
 local M = {}
 
-local has_store, store_mod = pcall(require, "rewind.store")
+local store_mod = require("rewind.store")
 local has_snap, snap_mod = pcall(require, "rewind.snapshot")
-M.native = has_store and has_snap
+M.native = has_snap
 
--- ------------------------------------------------------------ local fallback
-local Local = {}
-Local.__index = Local
-
-local function local_root(url)
-  if url == nil or url == "" then
-    url = env.get("REWIND_STORE") or ((env.get("HOME") or ".") .. "/.local/share/rewind/store")
-  end
-  if url:match("^%a[%w+.-]*://") and not url:match("^file://") then
-    error("store " .. url .. ": only local stores are available in this build (rewind.store is missing)", 0)
-  end
-  return (url:gsub("^file://", ""))
-end
-
-local function open_local(url)
-  return setmetatable({ root = local_root(url), url = url or local_root(url) }, Local)
-end
-function Local:path(key) return self.root .. "/" .. key end
-function Local:put(key, data)
-  local p = self:path(key)
-  fs.mkdir(p:match("^(.*)/[^/]*$"))
-  fs.write(p .. ".tmp", data)
-  fs.rename(p .. ".tmp", p)
-  return { key = key, size = #data }
-end
-function Local:get(key) return fs.read(self:path(key)) end
-function Local:exists(key) return fs.exists(self:path(key)) end
-
---- Opens a store: { url, native = store or nil }.
+--- Opens a store by URL (nil or "": the default store).
 function M.open(url)
-  if M.native then return store_mod.open(url ~= "" and url or nil) end
-  return open_local(url)
+  return store_mod.open(url ~= "" and url or nil)
 end
 
 --- Starts a snapshot. Returns an object with :put(name, ext, string), :commit(extra) → manifest, id.
@@ -77,18 +47,9 @@ end
 function M.open_snapshot(store, prefix, id)
   if M.native then return snap_mod.open(store, prefix, id) end
   local manifests = {}
-  local base = store.root .. "/" .. prefix
-  if fs.exists(base) then
-    for _, day in ipairs(fs.list(base)) do
-      local dname = type(day) == "table" and day.name or day
-      if tostring(dname):match("^%d%d%d%d%d%d%d%d$") and fs.exists(base .. "/" .. dname) then
-        for _, f in ipairs(fs.list(base .. "/" .. dname)) do
-          local fname = type(f) == "table" and f.name or f
-          local hms = tostring(fname):match("^manifest_(%d%d%d%d%d%d)%.json$")
-          if hms then manifests[#manifests + 1] = dname .. "-" .. hms end
-        end
-      end
-    end
+  for o in store:list(prefix .. "/") do
+    local day, hms = o.key:match("(%d%d%d%d%d%d%d%d)/manifest_(%d%d%d%d%d%d)%.json$")
+    if day then manifests[#manifests + 1] = day .. "-" .. hms end
   end
   table.sort(manifests)
   if #manifests == 0 then error("no complete snapshot under " .. prefix .. " in store " .. store.url, 0) end

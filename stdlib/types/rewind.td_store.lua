@@ -1,7 +1,7 @@
 ---@meta
 -- rewind.td_store: snapshots and restore state for the td-ps-* procedures (rewind.snapshot when present).
 local M = {}
----@type boolean true when rewind.store and rewind.snapshot are available
+---@type boolean true when rewind.snapshot is available
 M.native = false
 ---Opens a store by URL (nil: default local store).
 function M.open(url) end
