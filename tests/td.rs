@@ -273,11 +273,16 @@ fn source_yaml_settings_are_accepted() {
             &format!("store={}", store.display()),
             "to_tables=true",
             "database=db1",
+            "depth=2",
         ],
         Some(KEY),
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(json_out(&o)["tables"]["all_segments_config"], "s_cfg");
+    let b = json_out(&o);
+    assert_eq!(b["tables"]["all_segments_config"], "s_cfg");
+    // by-folder asked 2 levels at a time still finds the whole 5-level tree
+    assert_eq!(b["folders"], 7);
+    assert_eq!(b["segments"], 8);
     let state = fake.get("/_fake/state");
     assert_eq!(
         state["databases"]["db1"]["s_cfg"].as_array().unwrap().len(),
