@@ -289,3 +289,84 @@ fn source_yaml_settings_are_accepted() {
         1
     );
 }
+
+#[test]
+fn restore_into_the_existing_root_reuses_folders_and_adds_nothing() {
+    let fake = Fake::start(&["--seed", "roundtrip"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    assert!(backup(&fake, store, &[]).status.success());
+    let before = fake.counts();
+    let rf = format!("root_folder_id={}", root(&fake));
+    let ep = format!("endpoint={}", fake.url());
+    let st = format!("store={store}");
+    let o = rewind(
+        &[
+            "run",
+            "td-ps-restore",
+            "--json",
+            "src_ms_id=1001",
+            &ep,
+            &st,
+            &rf,
+        ],
+        Some(KEY),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = json_out(&o);
+    assert_eq!(r["folders_reused"], 6, "{r}");
+    assert_eq!(r["created"], 0, "{r}");
+    assert_eq!(r["adopted"], 8, "{r}");
+    assert_eq!(fake.counts()["creations"], before["creations"]);
+}
+
+#[test]
+fn restore_killed_with_sigkill_then_rerun_has_no_duplicates() {
+    let fake = Fake::start(&["--seed", "bench:20:200", "--latency-ms", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    assert!(backup(&fake, store, &[]).status.success());
+    let base = fake.counts()["creations"].as_u64().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rewind"))
+        .args([
+            "run",
+            "td-ps-restore",
+            &format!("src_ms_id={}", fake.seed["audience_id"].as_str().unwrap()),
+            &format!("endpoint={}", fake.url()),
+            &format!("store={store}"),
+            "ms_name=ps_killed",
+            "poll=0.05s",
+            "concurrency=2",
+        ])
+        .env("TD_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fake.counts()["creations"].as_u64().unwrap() < base + 80 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "restore made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to save anything more
+    child.wait().unwrap();
+    let o = restore(&fake, store, "ps_killed", &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = json_out(&o);
+    let counts = fake.counts();
+    assert_eq!(counts["audiences"], 2, "{counts}");
+    // 20 folders + 200 segments, each once (the run's root folder is not a creation)
+    assert_eq!(
+        counts["creations"].as_u64().unwrap(),
+        base + 220,
+        "{counts}"
+    );
+    assert_eq!(counts["entities"]["segment-batch"], 400, "{counts}");
+    assert_eq!(
+        fake.canon(r["root_folder_id"].as_str().unwrap(), ""),
+        fake.canon(&root(&fake), "")
+    );
+}

@@ -273,7 +273,7 @@ function M.restore_entities(opts)
   local conc = opts.concurrency or 16
   local on_conflict = opts.on_conflict or "skip"
   map[plan.root] = tostring(opts.new_root)
-  local result = { folders_created = 0, folders_reused = 0, created = 0, kept = 0, conflicts = json.array(),
+  local result = { folders_created = 0, folders_reused = 0, created = 0, kept = 0, adopted = 0, conflicts = json.array(),
     skipped = plan.skipped }
   local last_save, saving = time.monotonic(), false
   local function maybe_save(force)
@@ -362,7 +362,8 @@ function M.restore_entities(opts)
           if x.type == e.type then hit = x; break end
         end
         if hit and same_content(hit.attributes or {}, attrs) then
-          made = hit -- ours, from an interrupted run whose map was not saved
+          made = hit -- already there with the same content (an interrupted run, or a restore in place)
+          result.adopted = result.adopted + 1
         elseif on_conflict == "suffix" then
           local n = 2
           while true do
