@@ -333,6 +333,12 @@ class Handler(BaseHTTPRequestHandler):
         jsonapi = path.startswith("/entities")
         if path.startswith("/_fake/"):
             return self.control(method, path, q)
+        if jsonapi and method in ("POST", "PATCH"):
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype not in (JSONAPI, "application/json"):
+                self.body()
+                return self.send_json(415, {"errors": [{"status": "415", "title": "Unsupported Media Type",
+                                                        "detail": "Content-Type must be %s" % JSONAPI}]}, JSONAPI)
         with LOCK:
             st.requests += 1
             n = st.requests
@@ -415,7 +421,7 @@ class Handler(BaseHTTPRequestHandler):
                 if any(a["name"] == b["name"] for a in st.audiences.values()):
                     raise ApiError(400, "Name has already been taken")
                 b.pop("id", None)
-                return 200, st.add_audience(b), None
+                return 201, st.add_audience(b), None  # api-notes: 200 vs 201 unconfirmed; clients take both
         m = re.fullmatch(r"/audiences/(\w+)(/run|/executions)?", path)
         if m:
             aid, sub = m.group(1), m.group(2)
