@@ -235,10 +235,11 @@ async fn send(lua: Lua, req: Req) -> mlua::Result<Table> {
             redact(text.trim())
         )));
     }
-    if is_json && !body.is_empty() {
-        if let Ok(v) = crate::json::decode(&lua, &body) {
-            t.set("json", v)?;
-        }
+    if is_json
+        && !body.is_empty()
+        && let Ok(v) = crate::json::decode(&lua, &body)
+    {
+        t.set("json", v)?;
     }
     t.set("body", lua.create_string(&body)?)?;
     Ok(t)

@@ -365,14 +365,13 @@ fn main() -> ExitCode {
             };
             match host::script::load(&lua, &source) {
                 Ok(s) => {
-                    if !cli_params.is_empty() {
-                        if let Err(errs) =
+                    if !cli_params.is_empty()
+                        && let Err(errs) =
                             host::params::resolve(&s.params, &cli_params, None, &|k| {
                                 std::env::var(k).ok()
                             })
-                        {
-                            return usage(runner::params_message(&s, &errs));
-                        }
+                    {
+                        return usage(runner::params_message(&s, &errs));
                     }
                     println!(
                         "ok: {} ({} params) [{}]",

@@ -654,7 +654,7 @@ end }}
     for signal in ["TERM", "INT"] {
         let _ = std::fs::remove_file(&marker);
         let _ = std::fs::remove_file(&started);
-        let mut child = cmd(d.path(), &["run", script.to_str().unwrap()])
+        let child = cmd(d.path(), &["run", script.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
