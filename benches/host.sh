@@ -14,6 +14,11 @@ QUICK=${QUICK:-0}
 RUNS=$([ "$QUICK" = 1 ] && echo 10 || echo 100)
 CALLS=$([ "$QUICK" = 1 ] && echo 100000 || echo 1000000)
 TASKS=10000
+# /usr/bin/time (peak RSS) and hyperfine (startup) from Debian when missing; a timing loop replaces hyperfine.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ ! -x /usr/bin/time ] || ! command -v hyperfine >/dev/null; then
+  as_root apt-get install -y -qq time hyperfine >/dev/null 2>&1 || true
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
