@@ -341,7 +341,7 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return usage(e.to_string()),
             };
-            match host::script::load(&lua, &source) {
+            match load_in_local_set(&rt, &lua, &source) {
                 Ok(s) => {
                     print!("{}", help_text(&s));
                     ExitCode::SUCCESS
@@ -363,7 +363,7 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return usage(e.to_string()),
             };
-            match host::script::load(&lua, &source) {
+            match load_in_local_set(&rt, &lua, &source) {
                 Ok(s) => {
                     if !cli_params.is_empty()
                         && let Err(errs) =
@@ -428,6 +428,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads a script outside `rewind run` (help, check, list). Its top-level code may call `task.spawn`,
+/// which needs a LocalSet.
+fn load_in_local_set(
+    rt: &tokio::runtime::Runtime,
+    lua: &mlua::Lua,
+    source: &host::search::ScriptSource,
+) -> mlua::Result<host::script::Script> {
+    tokio::task::LocalSet::new().block_on(rt, async { host::script::load(lua, source) })
+}
+
 fn report_load_error(e: &mlua::Error) -> ExitCode {
     let r = host::errors::Report::from_lua(e);
     // A script that does not compile or has a bad declaration is bad input: exit 2.
@@ -442,7 +452,7 @@ fn describe(host: &Host, rt: &tokio::runtime::Runtime, name: &str) -> String {
     let Ok(lua) = host.new_state() else {
         return String::new();
     };
-    match host::script::load(&lua, &source) {
+    match load_in_local_set(&rt, &lua, &source) {
         Ok(s) => s.description.lines().next().unwrap_or("").to_string(),
         Err(_) => "(does not load: see `rewind check`)".into(),
     }

@@ -480,6 +480,20 @@ fn lua_errors_show_file_line_and_traceback() {
     assert!(r.stderr.contains("syntax.lua:3:"), "{r:?}");
     let r = rewind(d.path(), &["run", "syntax.lua"]);
     assert_eq!(r.code, 2, "{r:?}");
+    // top-level code that spawns a task does not crash help/check/list
+    write(
+        d.path(),
+        "spawns.lua",
+        "local task = require('rewind.task')\ntask.spawn(function() end)\nreturn { description = 'spawns at load', run = function() end }\n",
+    );
+    for args in [
+        &["check", "spawns.lua"][..],
+        &["help", "spawns.lua"],
+        &["--path", ".", "list"],
+    ] {
+        let r = rewind(d.path(), args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    }
     write(d.path(), "noreturn.lua", "local x = 1\n");
     let r = rewind(d.path(), &["check", "noreturn.lua"]);
     assert_eq!(r.code, 2, "{r:?}");
