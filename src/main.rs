@@ -452,7 +452,7 @@ fn describe(host: &Host, rt: &tokio::runtime::Runtime, name: &str) -> String {
     let Ok(lua) = host.new_state() else {
         return String::new();
     };
-    match load_in_local_set(&rt, &lua, &source) {
+    match load_in_local_set(rt, &lua, &source) {
         Ok(s) => s.description.lines().next().unwrap_or("").to_string(),
         Err(_) => "(does not load: see `rewind check`)".into(),
     }
