@@ -197,6 +197,9 @@ fn not_found(search: &SearchPath, name: &str) -> ExitCode {
 }
 
 fn print_result(result: &Json, json: bool) {
+    let mut result = result.clone();
+    rewind::redact::redact_json(&mut result);
+    let result = &result;
     let text = if json {
         serde_json::to_string_pretty(result).unwrap_or_default()
     } else {

@@ -420,6 +420,19 @@ fn secrets_never_appear() {
         ],
     );
     assert!(!r.all().contains(secret), "{r:?}");
+    // a secret with characters that JSON and debug formatting escape
+    let odd = r#"pa"ss\w0rd-77 x"#;
+    for args in [
+        &["-vv", "--log-format", "json", "run", "p.lua", "name=fail"][..],
+        &["-vv", "run", "p.lua", "name=x", "--json"],
+        &["-vv", "run", "p.lua", "name=x"],
+    ] {
+        let r = rewind_env(d.path(), args, &[("P_TOKEN", odd)]);
+        assert!(
+            !r.all().contains("w0rd-77"),
+            "{args:?} leaked an escaped secret: {r:?}"
+        );
+    }
     // a secrets file
     let sf = write(d.path(), "secrets.env", &format!("P_TOKEN={secret}\n"));
     let r = rewind(
