@@ -26,7 +26,7 @@ pub fn register(secret: &str) {
         debug[1..debug.len().saturating_sub(1).max(1)].to_string(),
     ];
     for form in forms {
-        if !form.is_empty() && !secrets.iter().any(|s| *s == form) {
+        if !form.is_empty() && !secrets.contains(&form) {
             secrets.push(form);
         }
     }
