@@ -202,10 +202,12 @@ pub fn resolve(
         };
         match value {
             Some(v) => {
-                if spec.secret
-                    && let Json::String(s) = &v
-                {
-                    crate::redact::register(s);
+                if spec.secret {
+                    match &v {
+                        Json::String(s) => crate::redact::register(s),
+                        Json::Number(n) => crate::redact::register(&n.to_string()),
+                        _ => {}
+                    }
                 }
                 out.insert(spec.name.clone(), v);
             }
