@@ -1,0 +1,4 @@
+//! Shared test helpers, one file per area.
+#![allow(dead_code)]
+pub mod s3;
+pub mod store;
