@@ -24,6 +24,12 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
     { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3 python3-venv; }
   python3 -m venv "$moto_venv" && "$moto_venv/bin/pip" install -q "moto[server]==5.2.5"
 fi
+# Azure: Azurite from npm (tests/store_azure.rs); containers are created with the Python SDK.
+"$moto_venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null || "$moto_venv/bin/pip" install -q azure-storage-blob
+command -v azurite-blob >/dev/null 2>&1 || {
+  command -v npm >/dev/null 2>&1 || { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq npm; }
+  as_root npm install -g --silent azurite >/dev/null
+}
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
