@@ -11,6 +11,7 @@ pub mod stream;
 pub mod env;
 pub mod exec;
 pub mod fs;
+pub mod hash;
 pub mod http;
 pub mod json;
 pub mod log;

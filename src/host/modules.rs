@@ -10,6 +10,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.errors", super::script::errors_module),
     ("rewind.exec", crate::exec::module),
     ("rewind.fs", crate::fs::module),
+    ("rewind.hash", crate::hash::module),
     ("rewind.http", crate::http::module),
     ("rewind.json", crate::json::module),
     ("rewind.log", crate::log::module),
