@@ -141,20 +141,18 @@ impl AsyncRead for HashReader {
             s.size = this.size;
             s.sha256 = Some(digest.clone());
         }
-        if let Some(exp) = this.expect_size {
-            if this.size != exp {
+        if let Some(exp) = this.expect_size
+            && this.size != exp {
                 return Poll::Ready(Err(
                     this.mismatch(format!("{} bytes where {exp} were expected", this.size))
                 ));
             }
-        }
-        if let Some(exp) = &this.expect_sha256 {
-            if &digest != exp {
+        if let Some(exp) = &this.expect_sha256
+            && &digest != exp {
                 return Poll::Ready(Err(
                     this.mismatch(format!("sha256 {digest} where {exp} was expected"))
                 ));
             }
-        }
         Poll::Ready(Ok(()))
     }
 }
@@ -164,15 +162,21 @@ pub struct HashSink {
     inner: BoxSink,
     hasher: Sha256,
     size: u64,
+    shared: SharedDigest,
 }
 
 impl HashSink {
-    pub fn new(inner: BoxSink) -> HashSink {
-        HashSink {
-            inner,
-            hasher: Sha256::new(),
-            size: 0,
-        }
+    pub fn new(inner: BoxSink) -> (HashSink, SharedDigest) {
+        let shared = SharedDigest::default();
+        (
+            HashSink {
+                inner,
+                hasher: Sha256::new(),
+                size: 0,
+                shared: shared.clone(),
+            },
+            shared,
+        )
     }
 }
 
@@ -202,6 +206,11 @@ impl Sink for HashSink {
         Box::pin(async move {
             let digest = hex::encode(this.hasher.finalize());
             let mut info = this.inner.finish().await?;
+            {
+                let mut s = this.shared.lock().unwrap();
+                s.size = this.size;
+                s.sha256 = Some(digest.clone());
+            }
             info.insert("size".into(), Json::from(this.size));
             info.insert("sha256".into(), Json::String(digest));
             Ok(info)
@@ -291,7 +300,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Ok((Reader::new(label, Box::pin(hr)), DigestHandle(shared)))
         })?,
     )?;
-    // writer(writer) → writer whose close() result also has size and sha256.
+    // writer(writer) → writer, digest: close() (by Lua or by the primitive that consumed the writer)
+    // returns size and sha256 too, and the digest handle has them once the writer was committed.
     t.set(
         "writer",
         lua.create_function(|_, v: Value| {
@@ -303,7 +313,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 _ => String::new(),
             };
             let sink = sink_from_value(&v, "hash.writer")?;
-            Ok(Writer::new(label, Box::new(HashSink::new(sink))))
+            let (hs, shared) = HashSink::new(sink);
+            Ok((Writer::new(label, Box::new(hs)), DigestHandle(shared)))
         })?,
     )?;
     Ok(t)

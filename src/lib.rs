@@ -3,6 +3,7 @@
 //! The host (`host/`) builds Lua states, resolves scripts and modules through the search path and checks
 //! params. Every other top-level module is one primitive exposed to Lua as `rewind.<name>`.
 
+pub mod archive;
 pub mod host;
 pub mod progress;
 pub mod redact;

@@ -31,9 +31,11 @@ function M.sha256_reader(r) end
 ---@return rewind.Digest
 function M.reader(r, opts) end
 
---- Wraps a writer: its `close()` result also has `size` and `sha256`.
+--- Wraps a writer: its `close()` result also has `size` and `sha256`; the digest has them once committed
+--- (also when another primitive, such as tar.create, consumed and committed the writer).
 ---@param w rewind.Writer
 ---@return rewind.Writer
+---@return rewind.Digest
 function M.writer(w) end
 
 return M
