@@ -142,17 +142,19 @@ impl AsyncRead for HashReader {
             s.sha256 = Some(digest.clone());
         }
         if let Some(exp) = this.expect_size
-            && this.size != exp {
-                return Poll::Ready(Err(
-                    this.mismatch(format!("{} bytes where {exp} were expected", this.size))
-                ));
-            }
+            && this.size != exp
+        {
+            return Poll::Ready(Err(
+                this.mismatch(format!("{} bytes where {exp} were expected", this.size))
+            ));
+        }
         if let Some(exp) = &this.expect_sha256
-            && &digest != exp {
-                return Poll::Ready(Err(
-                    this.mismatch(format!("sha256 {digest} where {exp} was expected"))
-                ));
-            }
+            && &digest != exp
+        {
+            return Poll::Ready(Err(
+                this.mismatch(format!("sha256 {digest} where {exp} was expected"))
+            ));
+        }
         Poll::Ready(Ok(()))
     }
 }

@@ -9,6 +9,7 @@ pub mod progress;
 pub mod redact;
 pub mod stream;
 
+pub mod dedupe;
 pub mod env;
 pub mod exec;
 pub mod fs;

@@ -338,13 +338,14 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
         }
         // Never write through whatever is already at the destination path (a symlink could lead out).
         if let Ok(md) = std::fs::symlink_metadata(&dest)
-            && (!md.is_dir() || kind != tar::EntryType::Directory) {
-                if md.is_dir() {
-                    std::fs::remove_dir_all(&dest)?;
-                } else {
-                    std::fs::remove_file(&dest)?;
-                }
+            && (!md.is_dir() || kind != tar::EntryType::Directory)
+        {
+            if md.is_dir() {
+                std::fs::remove_dir_all(&dest)?;
+            } else {
+                std::fs::remove_file(&dest)?;
             }
+        }
         match kind {
             tar::EntryType::Directory => {
                 if !dest.is_dir() {
@@ -378,16 +379,15 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
                     .collect();
                 for c in target.components() {
                     match c {
-                        Component::ParentDir
-                            if depth.pop().is_none() => {
-                                return Err(refuse(
-                                    &raw_name,
-                                    format!(
-                                        "it is a symlink to '{}', outside the destination",
-                                        target.display()
-                                    ),
-                                ));
-                            }
+                        Component::ParentDir if depth.pop().is_none() => {
+                            return Err(refuse(
+                                &raw_name,
+                                format!(
+                                    "it is a symlink to '{}', outside the destination",
+                                    target.display()
+                                ),
+                            ));
+                        }
                         Component::Normal(_) => depth.push(c),
                         _ => {}
                     }
@@ -463,11 +463,12 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
     // No symlink may be left pointing outside (a later entry can change what an earlier link resolves to).
     for l in &links {
         if let Ok(real) = std::fs::canonicalize(l)
-            && !real.starts_with(root) {
-                let _ = std::fs::remove_file(l);
-                let rel = l.strip_prefix(root).unwrap_or(l);
-                return Err(refuse(rel, "this symlink resolves outside the destination"));
-            }
+            && !real.starts_with(root)
+        {
+            let _ = std::fs::remove_file(l);
+            let rel = l.strip_prefix(root).unwrap_or(l);
+            return Err(refuse(rel, "this symlink resolves outside the destination"));
+        }
     }
     for (d, mode, mtime) in dirs.into_iter().rev() {
         use std::os::unix::fs::PermissionsExt;

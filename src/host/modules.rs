@@ -6,6 +6,7 @@ use mlua::{Lua, Table};
 pub type RustModule = fn(&Lua) -> mlua::Result<Table>;
 
 pub const RUST_MODULES: &[(&str, RustModule)] = &[
+    ("rewind.dedupe", crate::dedupe::module),
     ("rewind.env", crate::env::module),
     ("rewind.errors", super::script::errors_module),
     ("rewind.exec", crate::exec::module),
