@@ -7,6 +7,7 @@ pub mod archive;
 pub mod host;
 pub mod progress;
 pub mod redact;
+pub mod storage;
 pub mod stream;
 
 pub mod dedupe;

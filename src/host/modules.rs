@@ -16,6 +16,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.json", crate::json::module),
     ("rewind.log", crate::log::module),
     ("rewind.progress", crate::progress::module),
+    ("rewind.store", crate::storage::module),
     ("rewind.tar", crate::archive::module),
     ("rewind.task", crate::task::module),
     ("rewind.time", crate::time::module),
