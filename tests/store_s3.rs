@@ -308,6 +308,18 @@ end }
     assert!(stderr.contains("pre/some/key.txt"), "{stderr}");
     assert!(stderr.contains("NoSuchBucket"), "{stderr}");
     assert!(t0.elapsed().as_secs() < 10, "not retried");
+    // A missing bucket is not mistaken for a missing key.
+    let script = r#"
+local store = require("rewind.store")
+return { description = "x", params = {}, run = function()
+  store.open("s3://no-such-bucket/pre"):exists("lock")
+end }
+"#;
+    let out = run_script(dir.path(), script, &server.env());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr.contains("NoSuchBucket"), "{stderr}");
+    assert!(stderr.contains("s3://no-such-bucket/pre/lock"), "{stderr}");
     // A missing key on read.
     let script = r#"
 local store = require("rewind.store")
