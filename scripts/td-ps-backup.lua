@@ -2,7 +2,8 @@
 -- (ms_config), its Audience Studio v5 folder tree (folder_config) and every segment, each fetched whole
 -- (all_segments_config), as one snapshot of three JSON objects; optionally also into TD tables.
 local td = require("rewind.td")
-local tdstore = require("rewind.td_store")
+local storemod = require("rewind.store")
+local snapshot = require("rewind.snapshot")
 local json = require("rewind.json")
 local log = require("rewind.log")
 local task = require("rewind.task")
@@ -79,8 +80,8 @@ return {
       return summary
     end
 
-    local store = tdstore.open(store_url)
-    local snap = tdstore.begin(store, { prefix = prefix, procedure = "td-ps-backup", target = "td:" .. p.src_ms_id,
+    local store = storemod.open(store_url)
+    local snap = snapshot.begin(store, { prefix = prefix, procedure = "td-ps-backup", target = "td:" .. p.src_ms_id,
       params = ctx.public_params, tags = { parent_segment = p.src_ms_id } })
     local ok, err = pcall(function()
       for _, name in ipairs({ "ms_config", "folder_config", "all_segments_config" }) do

@@ -3,7 +3,8 @@
 -- every segment in dependency order. Resumable: the old → new id map is kept in the store as it goes.
 local td = require("rewind.td")
 local R = require("rewind.td_restore")
-local tdstore = require("rewind.td_store")
+local storemod = require("rewind.store")
+local snapshot = require("rewind.snapshot")
 local json = require("rewind.json")
 local log = require("rewind.log")
 local errors = require("rewind.errors")
@@ -79,17 +80,17 @@ return {
       end
       source = "td:" .. p.database .. "@" .. id
     else
-      local store = tdstore.open(store_url)
-      local s = tdstore.open_snapshot(store, prefix, p.snapshot)
+      local store = storemod.open(store_url)
+      local s = snapshot.open(store, prefix, p.snapshot)
       for _, name in ipairs(NAMES) do backup[name] = json.decode(s:get(name)) end
       source = store.url .. "/" .. prefix .. "@" .. s.manifest.id
     end
 
     local plan = R.plan(backup, { only = p.only_segments })
-    local state_store = tdstore.open(store_url)
+    local state_store = storemod.open(store_url)
     local state_key = string.format("%s/restore-state/%s.json", prefix,
       (p.ms_name or ("root-" .. p.root_folder_id)):gsub("[^%w._-]", "_"))
-    local state = tdstore.load_state(state_store, state_key) or { source = source, map = {} }
+    local state = state_store:exists(state_key) and json.decode(state_store:get(state_key)) or { source = source, map = {} }
     if state.done and state.source ~= source then
       log.warn("a finished restore under this name exists; reusing its id map", { previous = state.source })
     end
@@ -105,7 +106,7 @@ return {
     end
 
     local r = R.restore({ client = c, backup = backup, ms_name = p.ms_name, root_folder_id = p.root_folder_id,
-      state = state, save = function(st) tdstore.save_state(state_store, state_key, st) end,
+      state = state, save = function(st) state_store:put(state_key, json.encode(st)) end,
       on_conflict = p.on_conflict, concurrency = p.concurrency, only = p.only_segments,
       run_timeout = secs(p.run_timeout), poll = secs(p.poll) })
     r.source = source

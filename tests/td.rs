@@ -58,17 +58,27 @@ fn round_trip_backup_restore_equal_tree_and_key_never_shown() {
         .map(|k| k.as_str().unwrap().to_string())
         .collect();
     assert_eq!(keys.len(), 3);
-    for (k, name) in keys
-        .iter()
-        .zip(["ms_config", "folder_config", "all_segments_config"])
-    {
+    for name in ["ms_config", "folder_config", "all_segments_config"] {
+        let k = keys
+            .iter()
+            .find(|k| {
+                k.rsplit('/')
+                    .next()
+                    .unwrap()
+                    .starts_with(&format!("{name}_"))
+            })
+            .unwrap_or_else(|| panic!("no {name} in {keys:?}"));
         let re = format!("td/ps_{}/", fake.seed["audience_id"].as_str().unwrap());
         assert!(k.starts_with(&re), "{k}");
         let file = k.rsplit('/').next().unwrap();
+        // <name>_HHMMSS.json under a YYYYMMDD directory
         assert!(
-            file.starts_with(&format!("{name}_"))
-                && file.ends_with(".json")
-                && file.len() == name.len() + 12,
+            file.ends_with(".json") && file.len() == name.len() + 12,
+            "{k}"
+        );
+        let day = k.rsplit('/').nth(1).unwrap();
+        assert!(
+            day.len() == 8 && day.chars().all(|c| c.is_ascii_digit()),
             "{k}"
         );
         assert!(dir.path().join(k).exists());
