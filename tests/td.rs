@@ -380,3 +380,84 @@ fn restore_killed_with_sigkill_then_rerun_has_no_duplicates() {
         fake.canon(&root(&fake), "")
     );
 }
+
+#[test]
+fn client_errors_carry_status_and_td_message() {
+    let fake = Fake::start(&["--seed", "roundtrip", "--fail-every", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("client.lua");
+    std::fs::write(
+        &script,
+        r#"
+local td = require("rewind.td")
+return {
+  description = "exercise rewind.td against the fake",
+  params = { endpoint = { type = "string", required = true, doc = "fake URL" } },
+  run = function(p)
+    local c = td.client{ endpoint = p.endpoint, apikey = os.getenv("TD_API_KEY") }
+    local out = {}
+    local root = c:root_folder_id("1001")
+    local f = c:create_folder(root, { name = "tmp", audienceId = "1001" })
+    c:create_segment(f.id, { name = "s", audienceId = "1001", rule = {} })
+    local ok, err = pcall(c.delete_folder, c, f.id)
+    out.delete_non_empty = td.status_of(err)
+    ok, err = pcall(c.create_folder, c, root, { name = "tmp", audienceId = "1001" })
+    out.duplicate = td.status_of(err)
+    out.duplicate_message = tostring(err):find("Name has already been taken", 1, true) ~= nil
+    ok, err = pcall(c.get_segment, c, "999999")
+    out.missing = td.status_of(err)
+    out.no_v5 = c:root_folder_id("999999") == nil
+    local ex = c:run_parent_segment("1001")
+    out.run = c:wait_for_run("1001", { session = ex.workflowSessionId, poll = 0.01 }).status
+    local rows = c:query("db", "SELECT a FROM t") -- no such database
+    return out
+  end,
+}
+"#,
+    )
+    .unwrap();
+    let o = rewind(
+        &[
+            "run",
+            "--json",
+            script.to_str().unwrap(),
+            &format!("endpoint={}", fake.url()),
+        ],
+        Some(KEY),
+    );
+    // the last call fails: the error names the request, the status and TD's message
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("POST /v3/job/issue/presto/db answered 404: Database db not found"),
+        "{t}"
+    );
+    std::fs::write(
+        &script,
+        std::fs::read_to_string(&script)
+            .unwrap()
+            .replace(
+                "local rows = c:query(\"db\", \"SELECT a FROM t\") -- no such database\n",
+                "",
+            )
+            .replace("name = \"tmp\"", "name = \"tmp2\""),
+    )
+    .unwrap();
+    let o = rewind(
+        &[
+            "run",
+            "--json",
+            script.to_str().unwrap(),
+            &format!("endpoint={}", fake.url()),
+        ],
+        Some(KEY),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = json_out(&o);
+    assert_eq!(r["delete_non_empty"], 409, "{r}");
+    assert_eq!(r["duplicate"], 400);
+    assert_eq!(r["duplicate_message"], true);
+    assert_eq!(r["missing"], 404);
+    assert_eq!(r["no_v5"], true);
+    assert_eq!(r["run"], "success");
+}
