@@ -461,3 +461,23 @@ return {
     assert_eq!(r["no_v5"], true);
     assert_eq!(r["run"], "success");
 }
+
+#[test]
+fn only_segments_restores_a_subset_with_what_it_references() {
+    let fake = Fake::start(&["--seed", "roundtrip"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    assert!(backup(&fake, store, &[]).status.success());
+    let o = restore(&fake, store, "ps_subset", &["only_segments=deep"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = json_out(&o);
+    // deep → mid → base, and deep → pred_base → base
+    assert_eq!(r["created"], 4, "{r}");
+    let tree = fake
+        .canon(r["root_folder_id"].as_str().unwrap(), "")
+        .to_string();
+    for name in ["\"deep\"", "\"mid\"", "\"base\"", "\"pred_base\""] {
+        assert!(tree.contains(name), "{name} in {tree}");
+    }
+    assert!(!tree.contains("\"realtime\"") && !tree.contains("\"empty_rule\""));
+}
