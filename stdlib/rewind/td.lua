@@ -214,6 +214,7 @@ function Client:by_folder(folder_id, opts)
   local depth = opts.depth or 10
   local seen, data, included, inc_seen = {}, {}, {}, {}
   local frontier = { tostring(folder_id) }
+  local asked = { [tostring(folder_id)] = true }
   while #frontier > 0 do
     local answers = task.map(frontier, self.concurrency, function(fid)
       return self:by_folder_raw(fid, depth)
@@ -236,13 +237,22 @@ function Client:by_folder(folder_id, opts)
         level[id] = pl + 1
         return level[id]
       end
+      local has_children = {}
+      for _, e in ipairs(items) do
+        local p = M.parent_of(e)
+        if p then has_children[p] = true end
+      end
       for _, e in ipairs(items) do
         local id = tostring(e.id)
         if not seen[id] then
           seen[id] = true
           data[#data + 1] = e
         end
-        if e.type == "folder-segment" and id ~= frontier[i] and lvl(id, 0) and lvl(id, 0) >= depth then
+        -- a folder at the boundary may have children the answer left out: ask from it again. Childless
+        -- folders one level above count too, in case the service counts depth one lower than documented.
+        local l = e.type == "folder-segment" and id ~= frontier[i] and lvl(id, 0)
+        if l and (l >= depth or (l == depth - 1 and not has_children[id])) and not asked[id] then
+          asked[id] = true
           next_frontier[#next_frontier + 1] = id
         end
       end

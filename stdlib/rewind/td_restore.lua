@@ -292,7 +292,7 @@ function M.restore_entities(opts)
     if created_here[new_parent] then return {} end
     if not listings[new_parent] then
       local items = {}
-      local ans = c:by_folder_raw(new_parent, 1)
+      local ans = c:by_folder_raw(new_parent, 2) -- 2: direct children however the service counts depth
       for _, e in ipairs(ans.data or {}) do
         if tostring(e.id) ~= new_parent and parent_of(e) == new_parent then
           items[name_of(e)] = items[name_of(e)] or {}
