@@ -298,6 +298,39 @@ fn source_yaml_settings_are_accepted() {
         state["databases"]["db1"]["s_cfg"].as_array().unwrap().len(),
         1
     );
+
+    // restore_parent_seg.yml for Part 1 leaves root_folder_id empty: not given
+    let ryml = dir.path().join("restore_parent_seg.yml");
+    std::fs::write(
+        &ryml,
+        format!(
+            "ms_name: ps_from_yaml\nms_table_restore: ms_r\nfolder_stg_tbl: f_r\nroot_folder_id:\n\
+             aws_bucket_name: my-bucket\naws_ms_config_path: x/\naws_folder_config_path: y/\n\
+             restore_ps_config_v4: yes\nrestore_folders_and_segments_v5: no\nsrc_ms_id: {}\n",
+            fake.seed["audience_id"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = rewind(
+        &[
+            "run",
+            "td-ps-restore",
+            "--json",
+            "--params-file",
+            ryml.to_str().unwrap(),
+            &format!("endpoint={}", fake.url()),
+            &format!("store={}", store.display()),
+            "dry_run=true",
+        ],
+        Some(KEY),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        json_out(&o)["plan"][0]
+            .as_str()
+            .unwrap()
+            .contains("ps_from_yaml")
+    );
 }
 
 #[test]
