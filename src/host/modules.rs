@@ -12,6 +12,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.fs", crate::fs::module),
     ("rewind.http", crate::http::module),
     ("rewind.json", crate::json::module),
+    ("rewind.kafka", crate::kafka::module),
     ("rewind.log", crate::log::module),
     ("rewind.progress", crate::progress::module),
     ("rewind.task", crate::task::module),
