@@ -382,10 +382,12 @@ impl UserData for Consumer {
                     let mut out: Vec<Msg> = Vec::new();
                     loop {
                         let now = Instant::now();
+                        // Wait for the first message; then gather what arrives within a few ms.
+                        let left = deadline.saturating_duration_since(now);
                         let wait = if out.is_empty() {
-                            deadline.saturating_duration_since(now)
+                            left
                         } else {
-                            Duration::ZERO
+                            left.min(Duration::from_millis(10))
                         };
                         match c.poll(wait) {
                             Some(Ok(m)) => {
