@@ -286,13 +286,19 @@ fn archive_slice(
     let slice_end = Instant::now() + Duration::from_millis(200);
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let mut closed = Vec::new();
+    // A partition is drained when this consumer has read up to the target, or when its fetch position
+    // (local, no request; it starts at the committed offset) is already there.
     let reached = |st: &Archive| -> bool {
-        match &st.targets {
-            Some(t) => t
-                .iter()
-                .all(|(tp, high)| st.consumed.get(tp).copied().unwrap_or(-1) >= *high),
-            None => false,
-        }
+        let Some(t) = &st.targets else { return false };
+        let pos = c.position().ok();
+        t.iter().all(|(tp, high)| {
+            st.consumed.get(tp).copied().unwrap_or(-1) >= *high
+                || pos
+                    .as_ref()
+                    .and_then(|p| p.find_partition(&tp.0, tp.1))
+                    .map(|e| matches!(e.offset(), Offset::Offset(o) if o >= *high))
+                    .unwrap_or(false)
+        })
     };
     let mut done = false;
     loop {
@@ -583,10 +589,19 @@ impl UserData for Consumer {
         });
         // close(): leaves the group. Uncommitted offsets are not committed.
         m.add_async_method("close", |_, this, ()| async move {
+            // Leave the group now (the process may exit without dropping the consumer), so the next
+            // member of the group does not wait for this one's session to time out.
             let c = this.inner.clone();
-            tokio::task::spawn_blocking(move || c.unsubscribe())
-                .await
-                .lua_err()?;
+            tokio::task::spawn_blocking(move || {
+                if c.close_queue().is_ok() {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while !c.closed() && Instant::now() < deadline {
+                        c.poll(Duration::from_millis(100));
+                    }
+                }
+            })
+            .await
+            .lua_err()?;
             Ok(())
         });
         m.add_meta_method("__tostring", |_, this, ()| {
@@ -607,11 +622,6 @@ fn self_targets_missing(a: &Mutex<Archive>) -> bool {
 fn drain_targets(c: &BaseConsumer<Ctx>, topics: &[String]) -> anyhow::Result<HashMap<Tp, i64>> {
     let timeout = Duration::from_secs(10);
     let parts = partitions(c, topics, timeout)?;
-    let mut tpl = TopicPartitionList::new();
-    for (t, p) in &parts {
-        tpl.add_partition(t, *p);
-    }
-    let committed = c.committed_offsets(tpl, timeout)?;
     let mut out = HashMap::new();
     let mut seen = HashSet::new();
     for (t, p) in parts {
@@ -619,11 +629,7 @@ fn drain_targets(c: &BaseConsumer<Ctx>, topics: &[String]) -> anyhow::Result<Has
             continue;
         }
         let (low, high) = c.fetch_watermarks(&t, p, timeout)?;
-        let from = match committed.find_partition(&t, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o.max(low),
-            _ => low,
-        };
-        if high > from {
+        if high > low {
             out.insert((t, p), high);
         }
     }
