@@ -49,6 +49,7 @@ return {
     crash_after_write = { type = "boolean", default = false, doc = "test hook: exit hard after the first write, before its commit" },
   },
   run = function(p)
+    local started = require("rewind.time").monotonic()
     local store = open_store(p.store)
     local c = kafka.consumer({ brokers = p.brokers, group = p.group, topics = p.topics, config = p.config })
     local totals = { batches = 0, records = 0, bytes = 0 }
@@ -91,6 +92,7 @@ return {
     finished = true
     c:close()
     totals.store = store.url
+    totals.seconds = require("rewind.time").monotonic() - started
     return totals
   end,
 }

@@ -78,7 +78,15 @@ impl ClientContext for Ctx {
         let msg = crate::redact::redact(&format!("{error}: {reason}"));
         tracing::debug!(target: "rdkafka", "client error: {msg}");
         if let Ok(mut e) = self.last_error.lock() {
-            *e = Some(msg);
+            // Keep a specific reason ("Connect to ipv4#127.0.0.1:1 failed: Connection refused") next to
+            // the generic one that follows it ("1/1 brokers are down").
+            *e = Some(match e.take() {
+                Some(prev) if prev.contains(&msg) => prev,
+                Some(prev) if msg.contains("brokers are down") && !prev.contains("brokers are down") => {
+                    format!("{prev}; {msg}")
+                }
+                _ => msg,
+            });
         }
     }
 }
