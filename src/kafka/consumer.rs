@@ -99,6 +99,32 @@ struct Archive {
     consumed: HashMap<Tp, i64>,
     /// For drain mode: the high watermark each partition must reach.
     targets: Option<HashMap<Tp, i64>>,
+    /// For drain mode: partitions found at their end with nothing to read.
+    at_end: HashSet<Tp>,
+}
+
+/// PartitionEOF names only the partition number: check the committed offsets of the target partitions
+/// with that number.
+fn eof(c: &BaseConsumer<Ctx>, st: &mut Archive, p: i32) {
+    let Some(targets) = &st.targets else { return };
+    let mut tpl = TopicPartitionList::new();
+    for (tp, high) in targets {
+        if tp.1 == p && !st.at_end.contains(tp) && st.consumed.get(tp).copied().unwrap_or(-1) < *high {
+            tpl.add_partition(&tp.0, tp.1);
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(30)) else { return };
+    for e in committed.elements() {
+        let tp = (e.topic().to_string(), e.partition());
+        if let (Offset::Offset(o), Some(high)) = (e.offset(), targets.get(&tp))
+            && o >= *high
+        {
+            st.at_end.insert(tp);
+        }
+    }
 }
 
 pub struct Consumer {
@@ -175,6 +201,8 @@ impl Consumer {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", reset),
+            // archive_batch{drain = true} learns that a partition has nothing left from these events.
+            ("enable.partition.eof", "true"),
         ];
         let config = super::client_config(&opts, &defaults)?;
         let ctx = Ctx::default();
@@ -286,18 +314,12 @@ fn archive_slice(
     let slice_end = Instant::now() + Duration::from_millis(200);
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     let mut closed = Vec::new();
-    // A partition is drained when this consumer has read up to the target, or when its fetch position
-    // (local, no request; it starts at the committed offset) is already there.
+    // A partition is drained when this consumer has read up to the target, or when librdkafka reports
+    // the end of it (PartitionEOF) and the group's committed offset is already there (nothing to read).
     let reached = |st: &Archive| -> bool {
         let Some(t) = &st.targets else { return false };
-        let pos = c.position().ok();
         t.iter().all(|(tp, high)| {
-            st.consumed.get(tp).copied().unwrap_or(-1) >= *high
-                || pos
-                    .as_ref()
-                    .and_then(|p| p.find_partition(&tp.0, tp.1))
-                    .map(|e| matches!(e.offset(), Offset::Offset(o) if o >= *high))
-                    .unwrap_or(false)
+            st.consumed.get(tp).copied().unwrap_or(-1) >= *high || st.at_end.contains(tp)
         })
     };
     let mut done = false;
@@ -337,6 +359,11 @@ fn archive_slice(
         let timeout = (slice_end - now).min(next_wait).min(Duration::from_millis(100));
         match c.poll(timeout) {
             None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                if o.drain {
+                    eof(c, &mut st, p);
+                }
+            }
             Some(Err(e)) if benign(&e) => {}
             Some(Err(e)) => tracing::warn!("kafka consumer: {}", crate::redact::redact(&e.to_string())),
             Some(Ok(m)) => {
