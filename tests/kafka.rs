@@ -50,7 +50,12 @@ return {
 }
 "#;
 
-fn send_lines_file(k: &MockKafka, dir: &std::path::Path, file: &str, extra: &[&str]) -> serde_json::Value {
+fn send_lines_file(
+    k: &MockKafka,
+    dir: &std::path::Path,
+    file: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let mut params = vec![
         format!("brokers={}", k.brokers),
         "topic=ev".to_string(),
@@ -170,7 +175,10 @@ fn send_lines_counts_malformed_lines_and_sends_the_rest() {
         .filter(|(i, _)| ![2, 6, 15].contains(i))
         .map(|(_, l)| l.clone())
         .collect();
-    let got: Vec<String> = kcat_all(&k.brokers, "ev").into_iter().map(|m| m.value).collect();
+    let got: Vec<String> = kcat_all(&k.brokers, "ev")
+        .into_iter()
+        .map(|m| m.value)
+        .collect();
     assert_eq!(got, valid);
 
     // max_errors: more malformed lines than allowed stops the stream with a clear error.
@@ -179,18 +187,30 @@ fn send_lines_counts_malformed_lines_and_sends_the_rest() {
         .current_dir(dir.path())
         .arg("run")
         .arg(&path)
-        .args([format!("brokers={}", k.brokers), "topic=ev2".into(), "file=ev.jsonl.gz".into(), "max_errors=1".into()])
+        .args([
+            format!("brokers={}", k.brokers),
+            "topic=ev2".into(),
+            "file=ev.jsonl.gz".into(),
+            "max_errors=1".into(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("max_errors = 1") && err.contains("lines 3, 7"), "{err}");
+    assert!(
+        err.contains("max_errors = 1") && err.contains("lines 3, 7"),
+        "{err}"
+    );
 }
 
 #[test]
 fn broker_down_is_a_clear_error_within_the_timeout() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let src = r#"
 local kafka = require("rewind.kafka")
@@ -200,13 +220,24 @@ return { params = { brokers = { type = "string", doc = "b" } }, run = function(p
 end }
 "#;
     let started = Instant::now();
-    let out = run_script(dir.path(), "down", src, &[format!("brokers=127.0.0.1:{port}")]);
+    let out = run_script(
+        dir.path(),
+        "down",
+        src,
+        &[format!("brokers=127.0.0.1:{port}")],
+    );
     let took = started.elapsed();
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(took < Duration::from_secs(20), "took {took:?}");
-    assert!(err.contains("topic ev") && err.contains("timed out"), "{err}");
-    assert!(err.contains(&format!("127.0.0.1:{port}")), "names the broker: {err}");
+    assert!(
+        err.contains("topic ev") && err.contains("timed out"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")),
+        "names the broker: {err}"
+    );
 
     // send_lines too: every message fails, the error says how many and why.
     std::fs::write(dir.path().join("in.jsonl"), "{\"a\":1}\n{\"a\":2}\n").unwrap();
@@ -219,11 +250,19 @@ return { params = { brokers = { type = "string", doc = "b" } }, run = function(p
 end }
 "#;
     let started = Instant::now();
-    let out = run_script(dir.path(), "down2", src2, &[format!("brokers=127.0.0.1:{port}")]);
+    let out = run_script(
+        dir.path(),
+        "down2",
+        src2,
+        &[format!("brokers=127.0.0.1:{port}")],
+    );
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(20));
     let err = text(&out.stderr);
-    assert!(err.contains("2 of 2 messages failed") && err.contains("timed out"), "{err}");
+    assert!(
+        err.contains("2 of 2 messages failed") && err.contains("timed out"),
+        "{err}"
+    );
 }
 
 const POLL: &str = r#"
@@ -254,10 +293,18 @@ fn consumer_commits_only_when_told() {
     let dir = tempfile::tempdir().unwrap();
     kcat_produce(&k.brokers, "cm", &events(10, 50));
     let b = format!("brokers={}", k.brokers);
-    let r1 = run_json(dir.path(), "poll", POLL, &[b.clone(), "commit=false".into()]);
+    let r1 = run_json(
+        dir.path(),
+        "poll",
+        POLL,
+        &[b.clone(), "commit=false".into()],
+    );
     assert_eq!(r1["n"], 10, "first read");
     let r2 = run_json(dir.path(), "poll", POLL, &[b.clone(), "commit=true".into()]);
-    assert_eq!(r2["n"], 10, "nothing was committed, so the group reads everything again");
+    assert_eq!(
+        r2["n"], 10,
+        "nothing was committed, so the group reads everything again"
+    );
     let r3 = run_json(dir.path(), "poll", POLL, &[b.clone(), "commit=true".into()]);
     assert_eq!(r3["n"], 0, "committed: nothing left");
 }
@@ -311,13 +358,20 @@ fn topic_archive_writes_every_event_exactly_once() {
     assert_exactly_once(&got, &lines);
     // The documented layout.
     for o in &objs {
-        let rel = o.strip_prefix(&store).unwrap().to_string_lossy().to_string();
+        let rel = o
+            .strip_prefix(&store)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let parts: Vec<&str> = rel.split('/').collect();
         assert_eq!(parts[0], "kafka");
         assert_eq!(parts[1], "ev");
         assert_eq!(parts[2].len(), 10, "{rel}");
         assert_eq!(parts[3].len(), 2, "{rel}");
-        assert!(parts[4].starts_with("ev-") && parts[4].ends_with(".jsonl.gz"), "{rel}");
+        assert!(
+            parts[4].starts_with("ev-") && parts[4].ends_with(".jsonl.gz"),
+            "{rel}"
+        );
     }
     // Committed: a second run finds nothing new.
     let r2 = json_result(&archive(&k, &store, &["once=true"]));
@@ -333,7 +387,11 @@ fn topic_archive_crash_between_write_and_commit_repeats_never_loses() {
     gzip_lines(&dir.path().join("ev.jsonl.gz"), &lines);
     send_lines_file(&k, dir.path(), "ev.jsonl.gz", &[]);
     let store = dir.path().join("store");
-    let out = archive(&k, &store, &["once=true", "batch=1000", "crash_after_write=true"]);
+    let out = archive(
+        &k,
+        &store,
+        &["once=true", "batch=1000", "crash_after_write=true"],
+    );
     assert!(!out.status.success(), "the hook exits hard");
     let (objs, _) = archived(&store);
     assert_eq!(objs.len(), 1, "one batch written before the crash");
@@ -342,9 +400,17 @@ fn topic_archive_crash_between_write_and_commit_repeats_never_loses() {
     assert_eq!(r["records"], 2500, "the uncommitted batch is read again");
     let (objs, got) = archived(&store);
     assert_eq!(objs.len(), 3);
-    assert!(objs.contains(&crashed_key), "the repeated batch overwrote the same key");
+    assert!(
+        objs.contains(&crashed_key),
+        "the repeated batch overwrote the same key"
+    );
     assert_exactly_once(&got, &lines);
-    assert!(files(&store).iter().all(|p| !p.file_name().unwrap().to_string_lossy().starts_with(".rewind-tmp")));
+    assert!(files(&store).iter().all(|p| {
+        !p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".rewind-tmp")
+    }));
 }
 
 #[test]
@@ -381,5 +447,8 @@ fn topic_archive_closes_a_quiet_batch_after_max_wait_and_flushes_on_sigterm() {
     assert_eq!(objs.len(), 2);
     assert_exactly_once(&got, &all);
     let r = json_result(&archive(&k, &store, &["once=true"]));
-    assert_eq!(r["records"], 0, "offsets of the flushed batch were committed");
+    assert_eq!(
+        r["records"], 0,
+        "offsets of the flushed batch were committed"
+    );
 }

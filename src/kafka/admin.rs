@@ -17,9 +17,10 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(opts: &Table) -> mlua::Result<Admin> {
+        let config = super::client_config(opts, &[])?;
         Ok(Admin {
-            config: super::client_config(opts, &[])?,
-            ctx: Ctx::default(),
+            ctx: Ctx::new(&config),
+            config,
         })
     }
 }
@@ -44,9 +45,9 @@ impl UserData for Admin {
                 .map_err(|e| super::usage(format!("kafka admin: {e}")))?;
             let hint = this.ctx.hint();
             let topics = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let md = consumer.fetch_metadata(None, timeout).map_err(|e| {
-                    anyhow::anyhow!("kafka admin: listing topics failed: {e}")
-                })?;
+                let md = consumer
+                    .fetch_metadata(None, timeout)
+                    .map_err(|e| anyhow::anyhow!("kafka admin: listing topics failed: {e}"))?;
                 let mut out = Vec::new();
                 for t in md.topics() {
                     if t.name().starts_with("__") {
@@ -63,7 +64,11 @@ impl UserData for Admin {
                                     p.id()
                                 )
                             })?;
-                        parts.push(Partition { id: p.id(), low, high });
+                        parts.push(Partition {
+                            id: p.id(),
+                            low,
+                            high,
+                        });
                     }
                     parts.sort_by_key(|p| p.id);
                     out.push((t.name().to_string(), parts));

@@ -109,14 +109,19 @@ fn eof(c: &BaseConsumer<Ctx>, st: &mut Archive, p: i32) {
     let Some(targets) = &st.targets else { return };
     let mut tpl = TopicPartitionList::new();
     for (tp, high) in targets {
-        if tp.1 == p && !st.at_end.contains(tp) && st.consumed.get(tp).copied().unwrap_or(-1) < *high {
+        if tp.1 == p
+            && !st.at_end.contains(tp)
+            && st.consumed.get(tp).copied().unwrap_or(-1) < *high
+        {
             tpl.add_partition(&tp.0, tp.1);
         }
     }
     if tpl.count() == 0 {
         return;
     }
-    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(30)) else { return };
+    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(30)) else {
+        return;
+    };
     for e in committed.elements() {
         let tp = (e.topic().to_string(), e.partition());
         if let (Offset::Offset(o), Some(high)) = (e.offset(), targets.get(&tp))
@@ -194,7 +199,10 @@ impl Consumer {
             Value::Nil => ("earliest", None),
             Value::String(s) if s.to_str()?.as_ref() == "earliest" => ("earliest", None),
             Value::String(s) if s.to_str()?.as_ref() == "latest" => ("latest", None),
-            v => ("earliest", Some(super::timestamp_ms(v, "kafka consumer start")?)),
+            v => (
+                "earliest",
+                Some(super::timestamp_ms(v, "kafka consumer start")?),
+            ),
         };
         let defaults = [
             ("group.id", group.as_str()),
@@ -205,7 +213,7 @@ impl Consumer {
             ("enable.partition.eof", "true"),
         ];
         let config = super::client_config(&opts, &defaults)?;
-        let ctx = Ctx::default();
+        let ctx = Ctx::new(&config);
         let inner: BaseConsumer<Ctx> = config
             .create_with_context(ctx.clone())
             .map_err(|e| super::usage(format!("kafka consumer: {e}")))?;
@@ -356,7 +364,9 @@ fn archive_slice(
             .map(|b| (b.opened + o.wait).saturating_duration_since(now))
             .min()
             .unwrap_or(o.wait);
-        let timeout = (slice_end - now).min(next_wait).min(Duration::from_millis(100));
+        let timeout = (slice_end - now)
+            .min(next_wait)
+            .min(Duration::from_millis(100));
         match c.poll(timeout) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) => {
@@ -365,7 +375,9 @@ fn archive_slice(
                 }
             }
             Some(Err(e)) if benign(&e) => {}
-            Some(Err(e)) => tracing::warn!("kafka consumer: {}", crate::redact::redact(&e.to_string())),
+            Some(Err(e)) => {
+                tracing::warn!("kafka consumer: {}", crate::redact::redact(&e.to_string()))
+            }
             Some(Ok(m)) => {
                 let tp: Tp = (m.topic().to_string(), m.partition());
                 st.consumed.insert(tp.clone(), m.offset() + 1);
@@ -483,7 +495,8 @@ impl UserData for Consumer {
             }
             let mut tpl = TopicPartitionList::new();
             for ((t, p), o) in &offsets {
-                tpl.add_partition_offset(t, *p, Offset::Offset(*o)).lua_err()?;
+                tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                    .lua_err()?;
             }
             let c = this.inner.clone();
             let hint = this.ctx.hint();
@@ -547,55 +560,62 @@ impl UserData for Consumer {
         );
         // archive_batch{max = 1000, wait = "10m", drain = false, level = 1}
         //   -> {batches = { {topic, partition, first_offset, last_offset, count, first_timestamp, data} }, done}
-        m.add_async_method("archive_batch", |lua, this, opts: Option<Table>| async move {
-            let o = match &opts {
-                Some(t) => ArchiveOpts {
-                    max: t.get::<Option<u64>>("max")?.unwrap_or(1000).max(1),
-                    wait: super::duration(&t.get("wait")?, "wait", Duration::from_secs(600))?,
-                    drain: t.get::<Option<bool>>("drain")?.unwrap_or(false),
-                    level: t.get::<Option<u32>>("level")?.unwrap_or(1).min(9),
-                },
-                None => ArchiveOpts {
-                    max: 1000,
-                    wait: Duration::from_secs(600),
-                    drain: false,
-                    level: 1,
-                },
-            };
-            let o = Arc::new(o);
-            if o.drain {
-                let need = self_targets_missing(&this.archive);
-                if need {
-                    let c = this.inner.clone();
-                    let topics = this.topics.clone();
-                    let hint = this.ctx.hint();
-                    let targets = tokio::task::spawn_blocking(move || drain_targets(&c, &topics))
-                        .await
-                        .lua_err()?
-                        .map_err(|e| crate::host::lua_error(e.context(hint)))?;
-                    this.archive.lock().unwrap_or_else(|e| e.into_inner()).targets = Some(targets);
-                }
-            }
-            loop {
-                let c = this.inner.clone();
-                let st = this.archive.clone();
-                let o2 = o.clone();
-                let (batches, done) =
-                    tokio::task::spawn_blocking(move || archive_slice(&c, &st, &o2))
-                        .await
-                        .lua_err()?;
-                if !batches.is_empty() || done {
-                    let t = lua.create_table()?;
-                    let arr = lua.create_table()?;
-                    for b in batches {
-                        arr.push(batch_table(&lua, b)?)?;
+        m.add_async_method(
+            "archive_batch",
+            |lua, this, opts: Option<Table>| async move {
+                let o = match &opts {
+                    Some(t) => ArchiveOpts {
+                        max: t.get::<Option<u64>>("max")?.unwrap_or(1000).max(1),
+                        wait: super::duration(&t.get("wait")?, "wait", Duration::from_secs(600))?,
+                        drain: t.get::<Option<bool>>("drain")?.unwrap_or(false),
+                        level: t.get::<Option<u32>>("level")?.unwrap_or(1).min(9),
+                    },
+                    None => ArchiveOpts {
+                        max: 1000,
+                        wait: Duration::from_secs(600),
+                        drain: false,
+                        level: 1,
+                    },
+                };
+                let o = Arc::new(o);
+                if o.drain {
+                    let need = self_targets_missing(&this.archive);
+                    if need {
+                        let c = this.inner.clone();
+                        let topics = this.topics.clone();
+                        let hint = this.ctx.hint();
+                        let targets =
+                            tokio::task::spawn_blocking(move || drain_targets(&c, &topics))
+                                .await
+                                .lua_err()?
+                                .map_err(|e| crate::host::lua_error(e.context(hint)))?;
+                        this.archive
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .targets = Some(targets);
                     }
-                    t.set("batches", arr)?;
-                    t.set("done", done)?;
-                    return Ok(t);
                 }
-            }
-        });
+                loop {
+                    let c = this.inner.clone();
+                    let st = this.archive.clone();
+                    let o2 = o.clone();
+                    let (batches, done) =
+                        tokio::task::spawn_blocking(move || archive_slice(&c, &st, &o2))
+                            .await
+                            .lua_err()?;
+                    if !batches.is_empty() || done {
+                        let t = lua.create_table()?;
+                        let arr = lua.create_table()?;
+                        for b in batches {
+                            arr.push(batch_table(&lua, b)?)?;
+                        }
+                        t.set("batches", arr)?;
+                        t.set("done", done)?;
+                        return Ok(t);
+                    }
+                }
+            },
+        );
         // take_open() -> batches: closes every open buffer now (for a clean stop).
         m.add_async_method("take_open", |lua, this, ()| async move {
             let st = this.archive.clone();
@@ -642,7 +662,10 @@ impl UserData for Consumer {
 }
 
 fn self_targets_missing(a: &Mutex<Archive>) -> bool {
-    a.lock().unwrap_or_else(|e| e.into_inner()).targets.is_none()
+    a.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .targets
+        .is_none()
 }
 
 /// For drain mode: each partition with something to read, and the high watermark it must reach.

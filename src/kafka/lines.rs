@@ -135,9 +135,7 @@ impl Opts {
             Value::String(s) => {
                 for part in s.to_str()?.split(',') {
                     let (k, v) = part.split_once('=').ok_or_else(|| {
-                        super::usage(format!(
-                            "send_lines: filter {part:?} is not field=value"
-                        ))
+                        super::usage(format!("send_lines: filter {part:?} is not field=value"))
                     })?;
                     filter.push((k.trim().to_string(), v.trim().to_string()));
                 }
@@ -256,7 +254,9 @@ impl AnyOk for IgnoredAny {
     fn deserialize_any_ok(
         de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
     ) -> bool {
-        serde::Deserialize::deserialize(de).map(|_: IgnoredAny| ()).is_ok()
+        serde::Deserialize::deserialize(de)
+            .map(|_: IgnoredAny| ())
+            .is_ok()
     }
 }
 

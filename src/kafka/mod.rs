@@ -48,17 +48,25 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 #[derive(Clone, Default)]
 pub struct Ctx {
     pub last_error: Arc<Mutex<Option<String>>>,
+    pub brokers: Arc<String>,
 }
 
 impl Ctx {
+    pub fn new(config: &ClientConfig) -> Ctx {
+        Ctx {
+            last_error: Default::default(),
+            brokers: Arc::new(config.get("bootstrap.servers").unwrap_or("").to_string()),
+        }
+    }
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
-    /// " (last client error: ...)" or "".
+    /// " (brokers ...; last client error: ...)".
     pub fn hint(&self) -> String {
+        let brokers = crate::redact::redact_url(&self.brokers);
         match self.last_error() {
-            Some(e) => format!(" (last client error: {e})"),
-            None => String::new(),
+            Some(e) => format!(" (brokers {brokers}; last client error: {e})"),
+            None => format!(" (brokers {brokers})"),
         }
     }
 }
@@ -82,7 +90,9 @@ impl ClientContext for Ctx {
             // the generic one that follows it ("1/1 brokers are down").
             *e = Some(match e.take() {
                 Some(prev) if prev.contains(&msg) => prev,
-                Some(prev) if msg.contains("brokers are down") && !prev.contains("brokers are down") => {
+                Some(prev)
+                    if msg.contains("brokers are down") && !prev.contains("brokers are down") =>
+                {
                     format!("{prev}; {msg}")
                 }
                 _ => msg,
@@ -96,9 +106,17 @@ impl ConsumerContext for Ctx {}
 /// Whether a librdkafka setting carries a credential.
 fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "ssl.key.pem", "ssl_key", "sasl.oauthbearer.config", "sasl.jaas"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "ssl.key.pem",
+        "ssl_key",
+        "sasl.oauthbearer.config",
+        "sasl.jaas",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
 }
 
 /// A librdkafka setting value from Lua: strings, numbers and booleans.
@@ -121,7 +139,9 @@ fn setting_value(key: &str, v: Value) -> mlua::Result<String> {
 }
 
 fn usage(msg: impl Into<String>) -> mlua::Error {
-    crate::host::lua_error(anyhow::Error::new(crate::host::errors::UsageError(msg.into())))
+    crate::host::lua_error(anyhow::Error::new(crate::host::errors::UsageError(
+        msg.into(),
+    )))
 }
 
 /// `brokers` as a string ("h1:9092,h2:9092") or an array of strings.
@@ -140,7 +160,9 @@ fn brokers(opts: &Table) -> mlua::Result<String> {
             {
                 return Ok(s);
             }
-            Err(usage("kafka: brokers is required (\"host:port,host:port\")"))
+            Err(usage(
+                "kafka: brokers is required (\"host:port,host:port\")",
+            ))
         }
         other => Err(usage(format!(
             "kafka: brokers must be a string or a list, got {}",

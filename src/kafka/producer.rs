@@ -25,8 +25,8 @@ impl Producer {
     pub fn new(opts: &Table) -> mlua::Result<Producer> {
         let config = super::client_config(opts, DEFAULTS)?;
         let p = Producer {
+            ctx: Ctx::new(&config),
             config,
-            ctx: Ctx::default(),
             future: RefCell::new(None),
         };
         // Create the client now so a bad setting is reported where the producer is made.

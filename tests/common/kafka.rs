@@ -28,7 +28,10 @@ impl MockKafka {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .expect("reading bootstrap servers");
-        assert!(!line.trim().is_empty(), "mock cluster printed no bootstrap servers");
+        assert!(
+            !line.trim().is_empty(),
+            "mock cluster printed no bootstrap servers"
+        );
         MockKafka {
             child,
             brokers: line.trim().to_string(),
@@ -58,7 +61,11 @@ pub fn kcat_all(brokers: &str, topic: &str) -> Vec<KMsg> {
         .args(["-b", brokers, "-C", "-t", topic, "-e", "-q", "-J"])
         .output()
         .expect("running kcat (apt-get install kcat)");
-    assert!(out.status.success(), "kcat failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kcat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -118,9 +125,15 @@ pub fn text(b: &[u8]) -> String {
 pub fn events(n: usize, size: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let base = format!(r#"{{"id":{i},"user":"u{}","type":"click","pad":""}}"#, i % 7);
+            let base = format!(
+                r#"{{"id":{i},"user":"u{}","type":"click","pad":""}}"#,
+                i % 7
+            );
             let pad = "x".repeat(size.saturating_sub(base.len()));
-            format!(r#"{{"id":{i},"user":"u{}","type":"click","pad":"{pad}"}}"#, i % 7)
+            format!(
+                r#"{{"id":{i},"user":"u{}","type":"click","pad":"{pad}"}}"#,
+                i % 7
+            )
         })
         .collect()
 }
