@@ -17,6 +17,7 @@ pub mod fs;
 pub mod hash;
 pub mod http;
 pub mod json;
+pub mod kafka;
 pub mod log;
 pub mod msgpack;
 pub mod task;

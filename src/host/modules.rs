@@ -14,6 +14,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.hash", crate::hash::module),
     ("rewind.http", crate::http::module),
     ("rewind.json", crate::json::module),
+    ("rewind.kafka", crate::kafka::module),
     ("rewind.log", crate::log::module),
     ("rewind.msgpack", crate::msgpack::module),
     ("rewind.progress", crate::progress::module),
