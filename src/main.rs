@@ -282,7 +282,7 @@ fn main() -> ExitCode {
                 Outcome::Usage(msg) => return usage(msg),
                 Outcome::Failed(report) => eprintln!("error: {}", report.render(true)),
                 Outcome::Cancelled => {
-                    eprintln!("error: {script} was cancelled; cleanup handlers ran")
+                    eprintln!("error: {script} was cancelled by a signal")
                 }
             }
             rt.shutdown_timeout(std::time::Duration::from_secs(5));

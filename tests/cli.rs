@@ -715,3 +715,45 @@ end }}
         assert!(r.stderr.contains("cancelled"), "{r:?}");
     }
 }
+
+#[test]
+fn a_second_signal_interrupts_hanging_cleanup() {
+    let d = tempfile::tempdir().unwrap();
+    let started = d.path().join("started");
+    let script = write(
+        d.path(),
+        "hang.lua",
+        &format!(
+            r#"local task = require("rewind.task")
+local fs = require("rewind.fs")
+return {{ description = "cleanup that hangs", params = {{}}, run = function()
+  task.on_exit(function() task.sleep(60) end)
+  fs.write({started:?}, "yes")
+  task.sleep(60)
+end }}
+"#
+        ),
+    );
+    let child = cmd(d.path(), &["run", script.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !started.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the script never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let r = from_output(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{r:?}");
+    assert!(r.stderr.contains("second signal"), "{r:?}");
+}

@@ -64,7 +64,15 @@ pub async fn run(host: &Host, req: RunRequest, cancel: impl Future<Output = ()>)
         Err(errors) => return Outcome::Usage(params_message(&script, &errors)),
     };
     let outcome = call(&lua, &script, &values, cancel).await;
-    run_on_exit(&lua).await;
+    if matches!(outcome, Outcome::Cancelled) {
+        // A second Ctrl-C or SIGTERM while cleaning up stops waiting for the handlers.
+        tokio::select! {
+            _ = run_on_exit(&lua) => {}
+            _ = shutdown_signal() => tracing::warn!("second signal: on_exit handlers were interrupted"),
+        }
+    } else {
+        run_on_exit(&lua).await;
+    }
     outcome
 }
 

@@ -94,9 +94,9 @@ end)
 
 t.test("timeouts fire", function()
   local start = time.monotonic()
-  local err = t.raises(function() http.get(server() .. "/slow?secs=3", { timeout = "300ms", retries = 0 }) end)
+  local err = t.raises(function() http.get(server() .. "/slow?secs=8", { timeout = "300ms", retries = 0 }) end)
   t.contains(err:lower(), "timed out")
-  t.ok(time.monotonic() - start < 2, "the timeout did not cut the request short")
+  t.ok(time.monotonic() - start < 5, "the timeout did not cut the request short")
 end)
 
 t.test("connection errors are retried, then raised", function()

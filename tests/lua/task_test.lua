@@ -16,7 +16,7 @@ t.test("map keeps the order of items and runs concurrently", function()
   end)
   for i = 1, 20 do t.eq(out[i], i * 11) end
   t.eq(peak, 5)
-  t.ok(time.monotonic() - start < 1.0)
+  t.ok(time.monotonic() - start < 3.0, "map did not run concurrently")
 end)
 
 t.test("map raises the first error and starts nothing after it", function()
