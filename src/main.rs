@@ -285,6 +285,10 @@ fn main() -> ExitCode {
                     eprintln!("error: {script} was cancelled by a signal")
                 }
             }
+            // Dropped writers abort their uploads in the background: let that finish before exiting.
+            rt.block_on(rewind::stream::wait_cleanups(
+                std::time::Duration::from_secs(30),
+            ));
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
             ExitCode::from(code as u8)
         }

@@ -112,9 +112,40 @@ impl Drop for Writer {
         if let Some(sink) = self.inner.get_mut().take() {
             // Never leave a partial object: an uncommitted writer is aborted.
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(sink.abort());
+                let task = handle.spawn(sink.abort());
+                track_cleanup(async move {
+                    let _ = task.await;
+                });
             }
         }
+    }
+}
+
+/// Background cleanups (aborting uploads of dropped writers) that must finish before the process exits:
+/// a runtime shutting down would cancel them half-way and leave partial uploads behind.
+static CLEANUPS: std::sync::Mutex<Vec<BoxFuture<'static, ()>>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a cleanup that `wait_cleanups` waits for.
+pub fn track_cleanup(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    CLEANUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Box::pin(fut));
+}
+
+/// Waits (at most `limit`) for every registered cleanup; called before the runtime shuts down.
+pub async fn wait_cleanups(limit: std::time::Duration) {
+    let pending: Vec<_> = std::mem::take(&mut *CLEANUPS.lock().unwrap_or_else(|e| e.into_inner()));
+    if pending.is_empty() {
+        return;
+    }
+    if tokio::time::timeout(limit, futures::future::join_all(pending))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "gave up waiting for background cleanups (aborting uploads) after {limit:?}"
+        );
     }
 }
 

@@ -512,8 +512,14 @@ impl Sink for S3Sink {
 
 impl Drop for S3Sink {
     fn drop(&mut self) {
-        // Dropping the decision sender makes the task abort the upload on its own.
+        // Dropping the decision sender makes the task abort the upload on its own; the process waits for
+        // that abort before it exits.
         self.decision.take();
+        if let Some(task) = self.task.take() {
+            crate::stream::track_cleanup(async move {
+                let _ = task.await;
+            });
+        }
     }
 }
 
