@@ -17,3 +17,5 @@ pub mod log;
 pub mod task;
 pub mod time;
 pub mod yaml;
+
+pub mod daemon;
