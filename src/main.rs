@@ -128,7 +128,12 @@ fn init_logging(cli: &Cli) {
     use tracing_subscriber::util::SubscriberInitExt;
     let runs = rewind::daemon::history::RunLogLayer;
     match cli.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).finish().with(runs).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(runs)
+            .init(),
         LogFormat::Human => builder
             .with_ansi(std::io::stderr().is_terminal())
             .compact()

@@ -47,9 +47,7 @@ fn routes() -> Router<Api> {
 }
 
 pub fn unix_router(api: Api) -> Router {
-    routes()
-        .route("/healthz", get(healthz))
-        .with_state(api)
+    routes().route("/healthz", get(healthz)).with_state(api)
 }
 
 pub fn tcp_router(api: Api) -> Router {
@@ -73,7 +71,10 @@ async fn guard(
     let ip = addr.ip().to_canonical();
     if !api.allow.iter().any(|n| n.contains(&ip)) {
         tracing::warn!("API: refused {ip}: not in the allowlist");
-        return error(StatusCode::FORBIDDEN, format!("{ip} is not in the allowlist"));
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("{ip} is not in the allowlist"),
+        );
     }
     let given = req
         .headers()
@@ -105,7 +106,10 @@ async fn metrics(State(api): State<Api>) -> Response {
     let errors = s.file_errors.len() + s.jobs.values().filter(|j| j.error.is_some()).count();
     let text = s.metrics.render(s.jobs.len(), errors);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()
@@ -134,7 +138,12 @@ async fn run_job(
     for a in body.args {
         match a.split_once('=') {
             Some((k, v)) if !k.is_empty() => args.push((k.to_string(), v.to_string())),
-            _ => return error(StatusCode::BAD_REQUEST, format!("params are key=value; '{a}' has no '='")),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("params are key=value; '{a}' has no '='"),
+                );
+            }
         }
     }
     let (tx, rx) = oneshot::channel();

@@ -111,7 +111,11 @@ pub fn daemon_main(host: Host, args: DaemonArgs) -> ExitCode {
             .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
         match parsed {
             Ok(n) => allow.push(n),
-            Err(_) => return usage(format!("--allow {a}: not an address or CIDR network (like 10.0.0.0/8)")),
+            Err(_) => {
+                return usage(format!(
+                    "--allow {a}: not an address or CIDR network (like 10.0.0.0/8)"
+                ));
+            }
         }
     }
     let token = match &args.token_file {
@@ -120,7 +124,9 @@ pub fn daemon_main(host: Host, args: DaemonArgs) -> ExitCode {
             Ok(_) => return usage(format!("--token-file {}: the file is empty", f.display())),
             Err(e) => return usage(format!("--token-file {}: {e}", f.display())),
         },
-        None => std::env::var("REWIND_DAEMON_TOKEN").ok().filter(|t| !t.is_empty()),
+        None => std::env::var("REWIND_DAEMON_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     if let Some(t) = &token {
         crate::redact::register(t);
@@ -216,7 +222,9 @@ pub fn jobs_main(args: JobsArgs) -> ExitCode {
                     print!("{t}");
                     ExitCode::SUCCESS
                 }
-                Err(_) if state.join("runs").join(format!("{run_id}.json")).exists() => ExitCode::SUCCESS,
+                Err(_) if state.join("runs").join(format!("{run_id}.json")).exists() => {
+                    ExitCode::SUCCESS
+                }
                 Err(_) => usage(format!("no run {run_id} in {}", state.display())),
             }
         }
@@ -233,7 +241,10 @@ pub fn jobs_main(args: JobsArgs) -> ExitCode {
                 .take(limit)
                 .collect();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&runs).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).unwrap_or_default()
+                );
             } else {
                 for r in runs {
                     println!(
@@ -241,7 +252,9 @@ pub fn jobs_main(args: JobsArgs) -> ExitCode {
                         r.id,
                         r.job,
                         r.status.as_str(),
-                        r.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_default(),
+                        r.duration_ms
+                            .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+                            .unwrap_or_default(),
                         r.error.as_deref().unwrap_or("")
                     );
                 }
@@ -263,10 +276,16 @@ fn list(state: &Path, json: bool) -> ExitCode {
     }
     let alive = !st.stopped && unsafe { libc::kill(st.pid as i32, 0) } == 0;
     if !alive {
-        println!("(the daemon is not running; state as of {})", st.updated.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!(
+            "(the daemon is not running; state as of {})",
+            st.updated.format("%Y-%m-%d %H:%M:%S UTC")
+        );
     }
     let now = Utc::now();
-    println!("{:<24} {:<18} {:<22} LAST RUN", "JOB", "SCHEDULE", "NEXT RUN");
+    println!(
+        "{:<24} {:<18} {:<22} LAST RUN",
+        "JOB", "SCHEDULE", "NEXT RUN"
+    );
     for j in &st.jobs {
         let next = match j.next_run {
             Some(t) => format!("{} (in {})", t.format("%H:%M:%S"), ago(t - now)),
@@ -279,7 +298,10 @@ fn list(state: &Path, json: bool) -> ExitCode {
                 r.status.as_str(),
                 ago(now - r.started),
                 r.duration_ms.unwrap_or(0) as f64 / 1000.0,
-                r.error.as_ref().map(|e| format!(": {}", e.lines().next().unwrap_or(""))).unwrap_or_default()
+                r.error
+                    .as_ref()
+                    .map(|e| format!(": {}", e.lines().next().unwrap_or("")))
+                    .unwrap_or_default()
             ),
             (None, None) => "never".into(),
         };
@@ -317,7 +339,9 @@ fn trigger(state: &Path, name: &str, params: Vec<String>) -> ExitCode {
         .build()
         .expect("runtime");
     let res = rt.block_on(async {
-        let client = reqwest::Client::builder().unix_socket(socket.clone()).build()?;
+        let client = reqwest::Client::builder()
+            .unix_socket(socket.clone())
+            .build()?;
         let resp = client
             .post(format!("http://daemon/api/jobs/{name}/run"))
             .json(&serde_json::json!({"args": params}))
@@ -342,7 +366,10 @@ fn trigger(state: &Path, name: &str, params: Vec<String>) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("error: cannot reach the daemon at {}: {e}", socket.display());
+            eprintln!(
+                "error: cannot reach the daemon at {}: {e}",
+                socket.display()
+            );
             ExitCode::from(1)
         }
     }

@@ -71,7 +71,13 @@ pub fn new_run_id(job: &str) -> String {
     let now = Utc::now();
     let safe: String = job
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!(
         "{}-{safe}-{:04x}",
@@ -99,7 +105,11 @@ pub struct History {
 
 impl History {
     /// Loads every record under `<state>/runs`; records left `running` by a crash become `failed`.
-    pub fn open(state: &Path, keep_per_job: usize, max_age: chrono::Duration) -> anyhow::Result<History> {
+    pub fn open(
+        state: &Path,
+        keep_per_job: usize,
+        max_age: chrono::Duration,
+    ) -> anyhow::Result<History> {
         let dir = state.join("runs");
         std::fs::create_dir_all(&dir)?;
         set_runs_dir(&dir);
@@ -250,7 +260,8 @@ where
             return;
         };
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(RunLog(Arc::new(Mutex::new(f))));
+            span.extensions_mut()
+                .insert(RunLog(Arc::new(Mutex::new(f))));
         }
     }
 

@@ -135,14 +135,13 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
         format!("{shown}:{line}: {e}")
     })?;
     let at = |key: &str, msg: String| format!("{shown}:{}: {msg}", line_of(text, key));
-    let schedule =
-        Schedule::parse(&job.schedule, job.timezone.as_deref()).map_err(|e| {
-            if e.contains("timezone") {
-                at("timezone", e)
-            } else {
-                at("schedule", e)
-            }
-        })?;
+    let schedule = Schedule::parse(&job.schedule, job.timezone.as_deref()).map_err(|e| {
+        if e.contains("timezone") {
+            at("timezone", e)
+        } else {
+            at("schedule", e)
+        }
+    })?;
     let jitter = parse_jitter(job.jitter.as_deref()).map_err(|e| at("jitter", e))?;
     let Some(source) = host.search.find_script(&job.script) else {
         return Err(at(
@@ -154,8 +153,13 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
             ),
         ));
     };
-    let (deps, _) = check_script(host, &source, &job.params, file)
-        .map_err(|e| if e.starts_with("bad params") { at("params", e) } else { e })?;
+    let (deps, _) = check_script(host, &source, &job.params, file).map_err(|e| {
+        if e.starts_with("bad params") {
+            at("params", e)
+        } else {
+            e
+        }
+    })?;
     let notify = |n: Option<YamlNotify>| {
         n.map(|n| Notify::Slack {
             webhook_env: n.slack.webhook_env,
@@ -189,11 +193,14 @@ fn check_script(
     let lua = host
         .new_state()
         .map_err(|e| format!("cannot create a Lua state: {e}"))?;
-    let s = script::load(&lua, source).map_err(|e| {
-        crate::host::errors::Report::from_lua(&e).message
-    })?;
+    let s = script::load(&lua, source)
+        .map_err(|e| crate::host::errors::Report::from_lua(&e).message)?;
     if let Err(errs) = params::resolve(&s.params, &[], Some(values), &|k| std::env::var(k).ok()) {
-        return Err(format!("bad params for {}: {}", s.source.name, errs.join("; ")));
+        return Err(format!(
+            "bad params for {}: {}",
+            s.source.name,
+            errs.join("; ")
+        ));
     }
     let mut deps = vec![job_file.to_path_buf()];
     if let Origin::File(p) = &source.origin {

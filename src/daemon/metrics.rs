@@ -42,10 +42,18 @@ impl Metrics {
     /// `jobs`: loaded job count; `load_errors`: files currently failing to load.
     pub fn render(&self, jobs: usize, load_errors: usize) -> String {
         let mut o = String::new();
-        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
         o.push_str("# HELP rewind_runs_total Runs by job and final status.\n# TYPE rewind_runs_total counter\n");
         for ((job, status), n) in &self.runs {
-            let _ = writeln!(o, "rewind_runs_total{{job=\"{}\",status=\"{status}\"}} {n}", esc(job));
+            let _ = writeln!(
+                o,
+                "rewind_runs_total{{job=\"{}\",status=\"{status}\"}} {n}",
+                esc(job)
+            );
         }
         o.push_str("# HELP rewind_run_failures_total Failed runs by job.\n# TYPE rewind_run_failures_total counter\n");
         for ((job, status), n) in &self.runs {
@@ -57,15 +65,29 @@ impl Metrics {
         for (job, (buckets, sum, count)) in &self.durations {
             let j = esc(job);
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(o, "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"{b}\"}} {}", buckets[i]);
+                let _ = writeln!(
+                    o,
+                    "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"{b}\"}} {}",
+                    buckets[i]
+                );
             }
-            let _ = writeln!(o, "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                o,
+                "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(o, "rewind_run_duration_seconds_sum{{job=\"{j}\"}} {sum}");
-            let _ = writeln!(o, "rewind_run_duration_seconds_count{{job=\"{j}\"}} {count}");
+            let _ = writeln!(
+                o,
+                "rewind_run_duration_seconds_count{{job=\"{j}\"}} {count}"
+            );
         }
         o.push_str("# HELP rewind_last_success_timestamp_seconds When each job last succeeded.\n# TYPE rewind_last_success_timestamp_seconds gauge\n");
         for (job, t) in &self.last_success {
-            let _ = writeln!(o, "rewind_last_success_timestamp_seconds{{job=\"{}\"}} {t}", esc(job));
+            let _ = writeln!(
+                o,
+                "rewind_last_success_timestamp_seconds{{job=\"{}\"}} {t}",
+                esc(job)
+            );
         }
         let _ = write!(
             o,

@@ -186,7 +186,10 @@ impl Daemon {
         };
         if let Ok(bytes) = serde_json::to_vec_pretty(&st) {
             if let Err(e) = history::write_atomic(&self.state_dir.join("jobs.json"), &bytes) {
-                tracing::error!("cannot write {}: {e}", self.state_dir.join("jobs.json").display());
+                tracing::error!(
+                    "cannot write {}: {e}",
+                    self.state_dir.join("jobs.json").display()
+                );
             }
         }
     }
@@ -237,20 +240,38 @@ impl Daemon {
             let mut s = self.lock();
             let mut skipped = Vec::new();
             for j in s.jobs.values_mut() {
-                let Some(l) = last.get(&j.def.name) else { continue };
+                let Some(l) = last.get(&j.def.name) else {
+                    continue;
+                };
                 j.last_fire = Some(*l);
-                let Some(due) = j.def.schedule.next_after(*l) else { continue };
+                let Some(due) = j.def.schedule.next_after(*l) else {
+                    continue;
+                };
                 if due >= now - chrono::Duration::seconds(2) {
                     continue;
                 }
                 match j.def.on_missed {
                     OnMissed::RunOnce => {
-                        tracing::info!("job {}: missed its run at {due} while the daemon was down; running it once now", j.def.name);
+                        tracing::info!(
+                            "job {}: missed its run at {due} while the daemon was down; running it once now",
+                            j.def.name
+                        );
                         to_run.push((j.def.name.clone(), due));
                     }
                     OnMissed::Skip => {
-                        tracing::info!("job {}: missed its run at {due} while the daemon was down; skipped (on_missed: skip)", j.def.name);
-                        skipped.push(skip_record(&j.def.name, "missed", Some(due), format!("missed the run at {} while the daemon was down (on_missed: skip)", due.to_rfc3339())));
+                        tracing::info!(
+                            "job {}: missed its run at {due} while the daemon was down; skipped (on_missed: skip)",
+                            j.def.name
+                        );
+                        skipped.push(skip_record(
+                            &j.def.name,
+                            "missed",
+                            Some(due),
+                            format!(
+                                "missed the run at {} while the daemon was down (on_missed: skip)",
+                                due.to_rfc3339()
+                            ),
+                        ));
                     }
                 }
             }
@@ -307,12 +328,20 @@ impl Daemon {
                         if j.error.take().is_some() {
                             tracing::info!("job {name}: {} loads again", file.display());
                         }
-                        tracing::info!("job {name}: reloaded ({}), next run {}", def.schedule_text, fmt_time(j.next));
+                        tracing::info!(
+                            "job {name}: reloaded ({}), next run {}",
+                            def.schedule_text,
+                            fmt_time(j.next)
+                        );
                         j.def = def;
                     }
                     None => {
                         let (next_base, next) = first_next(&def, now);
-                        tracing::info!("job {name}: scheduled ({}), next run {}", def.schedule_text, fmt_time(next));
+                        tracing::info!(
+                            "job {name}: scheduled ({}), next run {}",
+                            def.schedule_text,
+                            fmt_time(next)
+                        );
                         let last = s.history.last_for(&name).cloned();
                         s.jobs.insert(
                             name,
@@ -450,7 +479,9 @@ impl Daemon {
                 rec.id,
                 def.name,
                 rec.trigger,
-                rec.lateness().map(|l| format!(", {l:.3}s after its time")).unwrap_or_default()
+                rec.lateness()
+                    .map(|l| format!(", {l:.3}s after its time"))
+                    .unwrap_or_default()
             );
             this.lock().history.save(&rec);
             let (mut params, args) = extra.unwrap_or_default();
@@ -565,7 +596,12 @@ fn fmt_time(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-fn skip_record(job: &str, trigger: &str, scheduled: Option<DateTime<Utc>>, why: String) -> RunRecord {
+fn skip_record(
+    job: &str,
+    trigger: &str,
+    scheduled: Option<DateTime<Utc>>,
+    why: String,
+) -> RunRecord {
     let now = Utc::now();
     RunRecord {
         id: history::new_run_id(job),
@@ -651,7 +687,12 @@ require("rewind.notify").slack(url, __text)"#,
 }
 
 /// The daemon's main future, run inside a `LocalSet`.
-pub async fn serve(d: Rc<Daemon>, grace: Duration, token: Option<String>, allow: Vec<ipnet::IpNet>) -> anyhow::Result<()> {
+pub async fn serve(
+    d: Rc<Daemon>,
+    grace: Duration,
+    token: Option<String>,
+    allow: Vec<ipnet::IpNet>,
+) -> anyhow::Result<()> {
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<Trigger>();
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
 

@@ -20,15 +20,17 @@ impl Schedule {
         let text = text.trim();
         let tz: Tz = match timezone {
             None => Tz::UTC,
-            Some(name) => name
-                .parse()
-                .map_err(|_| format!("unknown timezone '{name}' (use an IANA name like Europe/Paris)"))?,
+            Some(name) => name.parse().map_err(|_| {
+                format!("unknown timezone '{name}' (use an IANA name like Europe/Paris)")
+            })?,
         };
         if let Some(rest) = text.strip_prefix("every ") {
             let secs = crate::host::params::parse_duration(rest.trim())
                 .map_err(|e| format!("bad interval in schedule '{text}': {e}"))?;
             if secs < 1.0 {
-                return Err(format!("schedule '{text}': the interval must be at least 1s"));
+                return Err(format!(
+                    "schedule '{text}': the interval must be at least 1s"
+                ));
             }
             return Ok(Schedule::Every(Duration::from_secs_f64(secs)));
         }

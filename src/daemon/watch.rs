@@ -8,10 +8,16 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::mpsc::UnboundedSender;
 
-pub type Watcher =
-    notify_debouncer_full::Debouncer<notify::RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
+pub type Watcher = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
 
-pub fn start(dirs: &[PathBuf], jobs_dir: &Path, tx: UnboundedSender<Vec<PathBuf>>) -> anyhow::Result<Watcher> {
+pub fn start(
+    dirs: &[PathBuf],
+    jobs_dir: &Path,
+    tx: UnboundedSender<Vec<PathBuf>>,
+) -> anyhow::Result<Watcher> {
     let mut debouncer = new_debouncer(
         Duration::from_millis(200),
         Some(Duration::from_millis(50)),
@@ -20,7 +26,11 @@ pub fn start(dirs: &[PathBuf], jobs_dir: &Path, tx: UnboundedSender<Vec<PathBuf>
                 let paths: Vec<PathBuf> = events
                     .into_iter()
                     // Our own reads of a file raise access events: only changes count.
-                    .filter(|e| e.event.kind.is_create() || e.event.kind.is_modify() || e.event.kind.is_remove())
+                    .filter(|e| {
+                        e.event.kind.is_create()
+                            || e.event.kind.is_modify()
+                            || e.event.kind.is_remove()
+                    })
                     .flat_map(|e| e.event.paths)
                     .collect();
                 if !paths.is_empty() {
