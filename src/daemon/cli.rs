@@ -322,7 +322,7 @@ fn list(state: &Path, json: bool) -> ExitCode {
 
 fn trigger(state: &Path, name: &str, params: Vec<String>) -> ExitCode {
     for p in &params {
-        if !p.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+        if p.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
             return usage(format!("params are key=value; '{p}' has no '='"));
         }
     }

@@ -116,17 +116,16 @@ impl History {
         let mut runs = Vec::new();
         for e in std::fs::read_dir(&dir)? {
             let p = e?.path();
-            if p.extension().is_some_and(|x| x == "json") {
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    if let Ok(mut r) = serde_json::from_str::<RunRecord>(&text) {
-                        if r.status == Status::Running {
-                            r.status = Status::Failed;
-                            r.error = Some("the daemon stopped during this run".into());
-                            let _ = write_atomic(&p, &serde_json::to_vec_pretty(&r)?);
-                        }
-                        runs.push(r);
-                    }
+            if p.extension().is_some_and(|x| x == "json")
+                && let Ok(text) = std::fs::read_to_string(&p)
+                && let Ok(mut r) = serde_json::from_str::<RunRecord>(&text)
+            {
+                if r.status == Status::Running {
+                    r.status = Status::Failed;
+                    r.error = Some("the daemon stopped during this run".into());
+                    let _ = write_atomic(&p, &serde_json::to_vec_pretty(&r)?);
                 }
+                runs.push(r);
             }
         }
         runs.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
@@ -145,10 +144,10 @@ impl History {
     /// Saves a record (new or updated) and prunes the job's history.
     pub fn save(&mut self, r: &RunRecord) {
         let path = self.dir.join(format!("{}.json", r.id));
-        if let Ok(bytes) = serde_json::to_vec_pretty(r) {
-            if let Err(e) = write_atomic(&path, &bytes) {
-                tracing::error!("cannot write run record {}: {e}", path.display());
-            }
+        if let Ok(bytes) = serde_json::to_vec_pretty(r)
+            && let Err(e) = write_atomic(&path, &bytes)
+        {
+            tracing::error!("cannot write run record {}: {e}", path.display());
         }
         match self.runs.iter_mut().rev().find(|x| x.id == r.id) {
             Some(x) => *x = r.clone(),
@@ -169,9 +168,7 @@ impl History {
                 return true;
             }
             let drop = excess > 0 || r.started < cutoff;
-            if excess > 0 {
-                excess -= 1;
-            }
+            excess = excess.saturating_sub(1);
             if drop {
                 let _ = std::fs::remove_file(dir.join(format!("{}.json", r.id)));
                 let _ = std::fs::remove_file(dir.join(format!("{}.log", r.id)));

@@ -99,10 +99,7 @@ fn line_of(text: &str, key: &str) -> usize {
     text.lines()
         .position(|l| {
             let t = l.trim_start();
-            t.starts_with(key)
-                && t[key.len()..]
-                    .trim_start()
-                    .starts_with(|c| c == ':' || c == '=')
+            t.starts_with(key) && t[key.len()..].trim_start().starts_with([':', '='])
         })
         .map(|i| i + 1)
         .unwrap_or(1)
@@ -203,10 +200,10 @@ fn check_script(
         ));
     }
     let mut deps = vec![job_file.to_path_buf()];
-    if let Origin::File(p) = &source.origin {
-        if p != job_file {
-            deps.push(p.clone());
-        }
+    if let Origin::File(p) = &source.origin
+        && p != job_file
+    {
+        deps.push(p.clone());
     }
     deps.extend(state_info(&lua).borrow().loaded_files.iter().cloned());
     let fields = (|| -> mlua::Result<LuaJobFields> {

@@ -37,10 +37,10 @@ pub use cli::{DaemonArgs, JobsArgs, daemon_main, jobs_main};
 
 /// The default state directory: `$XDG_STATE_HOME/rewind/daemon` or `~/.local/state/rewind/daemon`.
 pub fn default_state_dir() -> PathBuf {
-    if let Ok(x) = std::env::var("XDG_STATE_HOME") {
-        if !x.is_empty() {
-            return PathBuf::from(x).join("rewind/daemon");
-        }
+    if let Ok(x) = std::env::var("XDG_STATE_HOME")
+        && !x.is_empty()
+    {
+        return PathBuf::from(x).join("rewind/daemon");
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
     PathBuf::from(home).join(".local/state/rewind/daemon")
@@ -129,6 +129,9 @@ impl Shared {
     }
 }
 
+/// Params given to a manual run: JSON values and key=value strings.
+pub type Extra = (Map<String, Json>, Vec<(String, String)>);
+
 /// A request to run a job now (from the API).
 pub struct Trigger {
     pub job: String,
@@ -184,13 +187,13 @@ impl Daemon {
             jobs,
             load_errors,
         };
-        if let Ok(bytes) = serde_json::to_vec_pretty(&st) {
-            if let Err(e) = history::write_atomic(&self.state_dir.join("jobs.json"), &bytes) {
-                tracing::error!(
-                    "cannot write {}: {e}",
-                    self.state_dir.join("jobs.json").display()
-                );
-            }
+        if let Ok(bytes) = serde_json::to_vec_pretty(&st)
+            && let Err(e) = history::write_atomic(&self.state_dir.join("jobs.json"), &bytes)
+        {
+            tracing::error!(
+                "cannot write {}: {e}",
+                self.state_dir.join("jobs.json").display()
+            );
         }
     }
 
@@ -420,7 +423,7 @@ impl Daemon {
         name: &str,
         scheduled: Option<DateTime<Utc>>,
         trigger: &str,
-        extra: Option<(Map<String, Json>, Vec<(String, String)>)>,
+        extra: Option<Extra>,
     ) -> Result<String, (u16, String)> {
         let mut s = self.lock();
         if s.stopping {
@@ -463,12 +466,7 @@ impl Daemon {
         Ok(id)
     }
 
-    async fn execute(
-        self: Rc<Self>,
-        def: JobDef,
-        mut rec: RunRecord,
-        extra: Option<(Map<String, Json>, Vec<(String, String)>)>,
-    ) {
+    async fn execute(self: Rc<Self>, def: JobDef, mut rec: RunRecord, extra: Option<Extra>) {
         let span = tracing::info_span!("run", run_id = %rec.id, job = %def.name);
         let this = self.clone();
         async move {
@@ -523,11 +521,11 @@ impl Daemon {
                 Status::Done => def.on_success.clone(),
                 _ => None,
             };
-            if let Some(action) = action {
-                if let Err(e) = notify(&this.host, &def, &rec, &action).await {
-                    tracing::error!("run {}: notification failed: {e}", rec.id);
-                    rec.notify_error = Some(e);
-                }
+            if let Some(action) = action
+                && let Err(e) = notify(&this.host, &def, &rec, &action).await
+            {
+                tracing::error!("run {}: notification failed: {e}", rec.id);
+                rec.notify_error = Some(e);
             }
             {
                 let mut s = this.lock();
