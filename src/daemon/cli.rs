@@ -38,7 +38,7 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub grace: String,
     /// Runs kept per job in the history.
-    #[arg(long, value_name = "N", default_value_t = 200)]
+    #[arg(long, value_name = "N", default_value_t = 100)]
     pub keep_runs: usize,
     /// Runs older than this are dropped from the history.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
@@ -167,6 +167,7 @@ pub fn daemon_main(host: Host, args: DaemonArgs) -> ExitCode {
         sem: Arc::new(tokio::sync::Semaphore::new(args.max_concurrent)),
         cancel: Default::default(),
         search_dirs,
+        status_pending: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -150,6 +150,8 @@ pub struct Daemon {
     pub sem: Arc<Semaphore>,
     pub cancel: CancellationToken,
     pub search_dirs: Vec<PathBuf>,
+    /// A status write is scheduled (writes are coalesced: at most one per 100 ms).
+    pub status_pending: std::cell::Cell<bool>,
 }
 
 /// Canonical form of a path whose file may not exist any more.
@@ -197,6 +199,19 @@ impl Daemon {
         }
     }
 
+    /// Schedules a `jobs.json` write within 100 ms, coalescing bursts (1,000 jobs make a large file).
+    pub fn write_status_soon(self: &Rc<Self>) {
+        if self.status_pending.replace(true) {
+            return;
+        }
+        let this = self.clone();
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            this.status_pending.set(false);
+            this.write_status(false);
+        });
+    }
+
     fn job_files(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = std::fs::read_dir(&self.jobs_dir)
             .map(|rd| {
@@ -233,7 +248,7 @@ impl Daemon {
         if let Some(last) = startup {
             self.missed_runs(last);
         }
-        self.write_status(false);
+        self.write_status_soon();
     }
 
     fn missed_runs(self: &Rc<Self>, last: &BTreeMap<String, DateTime<Utc>>) {
@@ -413,7 +428,7 @@ impl Daemon {
             self.reload_file(f);
         }
         if !files.is_empty() {
-            self.write_status(false);
+            self.write_status_soon();
         }
     }
 
@@ -544,7 +559,7 @@ impl Daemon {
                     j.last = Some(rec.clone());
                 }
             }
-            this.write_status(false);
+            this.write_status_soon();
         }
         .instrument(span)
         .await
@@ -576,7 +591,7 @@ impl Daemon {
             let _ = self.fire(name, Some(*t), "schedule", None);
         }
         if !due.is_empty() {
-            self.write_status(false);
+            self.write_status_soon();
         }
     }
 
