@@ -272,7 +272,13 @@ fn list(state: &Path, json: bool) -> ExitCode {
         Err(e) => return usage(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
+        use std::io::Write;
+        // A reader that stops early (grep -q) is not an error.
+        let _ = writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(&st).unwrap_or_default()
+        );
         return ExitCode::SUCCESS;
     }
     let alive = !st.stopped && unsafe { libc::kill(st.pid as i32, 0) } == 0;

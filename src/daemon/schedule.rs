@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::CronParser;
@@ -54,10 +54,13 @@ impl Schedule {
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Every(d) => Some(t + chrono::Duration::from_std(*d).ok()?),
-            Schedule::Cron { cron, tz } => cron
-                .find_next_occurrence(&t.with_timezone(tz), false)
-                .ok()
-                .map(|n| n.with_timezone(&Utc)),
+            // Cron times are whole seconds: croner keeps the sub-second part of its start time.
+            Schedule::Cron { cron, tz } => {
+                let whole = t.with_nanosecond(0)?;
+                cron.find_next_occurrence(&whole.with_timezone(tz), false)
+                    .ok()
+                    .and_then(|n| n.with_timezone(&Utc).with_nanosecond(0))
+            }
         }
     }
 }
@@ -86,7 +89,7 @@ mod tests {
         assert!(Schedule::parse("every soon", None).is_err());
         assert!(Schedule::parse("0 3 * * *", Some("Mars/Base")).is_err());
         let s = Schedule::parse("0 3 * * *", None).unwrap();
-        let t: DateTime<Utc> = "2026-01-01T04:00:00Z".parse().unwrap();
+        let t: DateTime<Utc> = "2026-01-01T04:00:00.250Z".parse().unwrap();
         assert_eq!(
             s.next_after(t).unwrap().to_rfc3339(),
             "2026-01-02T03:00:00+00:00"
