@@ -141,6 +141,11 @@ impl History {
         self.dir.join(format!("{id}.log"))
     }
 
+    /// Keeps a record in memory only (a run waiting for its start; saved when it starts).
+    pub fn remember(&mut self, r: &RunRecord) {
+        self.runs.push(r.clone());
+    }
+
     /// Saves a record (new or updated) and prunes the job's history.
     pub fn save(&mut self, r: &RunRecord) {
         let path = self.dir.join(format!("{}.json", r.id));

@@ -150,7 +150,7 @@ pub struct Daemon {
     pub sem: Arc<Semaphore>,
     pub cancel: CancellationToken,
     pub search_dirs: Vec<PathBuf>,
-    /// A status write is scheduled (writes are coalesced: at most one per 100 ms).
+    /// A status write is scheduled (writes are coalesced: at most one per 250 ms).
     pub status_pending: std::cell::Cell<bool>,
 }
 
@@ -199,14 +199,14 @@ impl Daemon {
         }
     }
 
-    /// Schedules a `jobs.json` write within 100 ms, coalescing bursts (1,000 jobs make a large file).
+    /// Schedules a `jobs.json` write within 250 ms, coalescing bursts (1,000 jobs make a large file).
     pub fn write_status_soon(self: &Rc<Self>) {
         if self.status_pending.replace(true) {
             return;
         }
         let this = self.clone();
         tokio::task::spawn_local(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             this.status_pending.set(false);
             this.write_status(false);
         });
@@ -474,7 +474,7 @@ impl Daemon {
             error: None,
             notify_error: None,
         };
-        s.history.save(&rec);
+        s.history.remember(&rec);
         s.metrics.running += 1;
         drop(s);
         tokio::task::spawn_local(self.clone().execute(def, rec, extra));
