@@ -248,7 +248,8 @@ impl Daemon {
         if let Some(last) = startup {
             self.missed_runs(last);
         }
-        self.write_status_soon();
+        // Reloads are rare: the job table shows them at once.
+        self.write_status(false);
     }
 
     fn missed_runs(self: &Rc<Self>, last: &BTreeMap<String, DateTime<Utc>>) {
@@ -428,7 +429,7 @@ impl Daemon {
             self.reload_file(f);
         }
         if !files.is_empty() {
-            self.write_status_soon();
+            self.write_status(false);
         }
     }
 
