@@ -23,3 +23,5 @@ pub mod msgpack;
 pub mod task;
 pub mod time;
 pub mod yaml;
+
+pub mod daemon;

@@ -88,6 +88,10 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Run jobs on schedules, reload them on edits, record runs (see README "Daemon").
+    Daemon(rewind::daemon::DaemonArgs),
+    /// List the daemon's jobs; `jobs run NAME`, `jobs log RUN_ID`, `jobs runs`.
+    Jobs(rewind::daemon::JobsArgs),
     /// Work with the bundled standard library.
     Stdlib {
         #[command(subcommand)]
@@ -119,11 +123,22 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingWriter::default);
+    // RunLogLayer copies the events of each daemon run into that run's log file.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let runs = rewind::daemon::history::RunLogLayer;
     match cli.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(runs)
+            .init(),
         LogFormat::Human => builder
             .with_ansi(std::io::stderr().is_terminal())
             .compact()
+            .finish()
+            .with(runs)
             .init(),
     }
     let bar = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Human);
@@ -414,6 +429,8 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Daemon(args) => rewind::daemon::daemon_main(host, args),
+        Command::Jobs(args) => rewind::daemon::jobs_main(args),
         Command::Stdlib {
             action: StdlibAction::Export { dir, force },
         } => match host::search::export(&dir, force) {
