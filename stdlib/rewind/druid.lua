@@ -168,10 +168,10 @@ end
 --- Returns {checked, datasources = {name=true}, missing = { {datasource, interval, path, problem} }}.
 function M.check_segments(conn, path_map)
   local sql = [[
-select json_build_object('id', id, 'ds', "dataSource", 'start', start, 'end', "end",
+select json_build_object('id', id, 'ds', dataSource, 'start', start, 'end', "end",
   'ls', case when payload is null then null
              else convert_from(payload, 'UTF8')::json -> 'loadSpec' end)
-from druid_segments where used order by "dataSource", start, id]]
+from druid_segments where used order by dataSource, start, id]]
   local rows = M.query_lines(conn, sql)
   local res = { checked = 0, datasources = {}, missing = {} }
   for _, line in ipairs(rows) do
