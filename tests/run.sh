@@ -13,6 +13,10 @@ need() { command -v "$1" >/dev/null 2>&1 || apt_needed+=("$2"); }
 need zstd zstd
 need cmake cmake
 need pkg-config pkg-config
+# druid tests: a throwaway PostgreSQL cluster (server binaries live in /usr/lib/postgresql/<ver>/bin), python3 fakes
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_needed+=(postgresql)
+need pg_dump postgresql-client
+need python3 python3
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
