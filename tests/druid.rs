@@ -48,11 +48,20 @@ impl Env {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "expected success, got {:?}:\n{}", o.status.code(), text(o));
+    assert!(
+        o.status.success(),
+        "expected success, got {:?}:\n{}",
+        o.status.code(),
+        text(o)
+    );
     text(o)
 }
 
@@ -60,13 +69,19 @@ fn ok(o: &Output) -> String {
 fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                out.push((p.strip_prefix(base).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(base).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
@@ -92,7 +107,10 @@ fn backup(e: &Env) -> String {
 #[test]
 fn retention_lua_tests_pass() {
     let o = Command::new(BIN)
-        .args(["test", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/retention_test.lua")])
+        .args([
+            "test",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/retention_test.lua"),
+        ])
         .output()
         .unwrap();
     let t = ok(&o);
@@ -108,10 +126,18 @@ fn round_trip_restores_identical_database_and_files() {
     assert!(before_files.len() > 24);
 
     let out = backup(&e);
-    assert!(!out.contains(pg::PASSWORD), "password in backup output:\n{out}");
+    assert!(
+        !out.contains(pg::PASSWORD),
+        "password in backup output:\n{out}"
+    );
     let ms = manifests(&e.store());
     assert_eq!(ms.len(), 1);
-    let names: Vec<&str> = ms[0]["objects"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = ms[0]["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["druid_metadata_dump", "druid_shared"]);
 
     // wipe
@@ -119,8 +145,15 @@ fn round_trip_restores_identical_database_and_files() {
     std::fs::remove_dir_all(e.deep()).unwrap();
 
     let out = ok(&e.run("druid-restore", &[&e.deep_arg(), &e.path_map()]));
-    assert!(!out.contains(pg::PASSWORD), "password in restore output:\n{out}");
-    assert_eq!(e.pg.data_dump(DB), before_db, "database content differs after restore");
+    assert!(
+        !out.contains(pg::PASSWORD),
+        "password in restore output:\n{out}"
+    );
+    assert_eq!(
+        e.pg.data_dump(DB),
+        before_db,
+        "database content differs after restore"
+    );
     assert_eq!(tree(&e.deep()), before_files, "files differ after restore");
     let used = segs.iter().filter(|s| s.used).count();
     assert!(used > 0);
@@ -128,7 +161,9 @@ fn round_trip_restores_identical_database_and_files() {
     // The password never reaches the store.
     for (p, bytes) in tree(&e.store()) {
         assert!(
-            !bytes.windows(pg::PASSWORD.len()).any(|w| w == pg::PASSWORD.as_bytes()),
+            !bytes
+                .windows(pg::PASSWORD.len())
+                .any(|w| w == pg::PASSWORD.as_bytes()),
             "password found in store object {p}"
         );
     }
@@ -139,7 +174,11 @@ fn restore_checks_segments_with_path_map_and_lists_missing_files() {
     let e = Env::new();
     let segs = pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 6);
     // A used segment whose file is gone before the backup: the restore's check must catch it.
-    let gone = segs.iter().find(|s| s.used && s.datasource == "kafka_metrics").unwrap().clone();
+    let gone = segs
+        .iter()
+        .find(|s| s.used && s.datasource == "kafka_metrics")
+        .unwrap()
+        .clone();
     std::fs::remove_file(e.deep().join(&gone.rel_path)).unwrap();
     backup(&e);
     e.pg.dropdb(DB);
@@ -149,14 +188,27 @@ fn restore_checks_segments_with_path_map_and_lists_missing_files() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "expected exit 1:\n{t}");
     assert!(t.contains("1 of "), "{t}");
-    assert!(t.contains(&format!("kafka_metrics {}", gone.interval)), "missing segment not listed:\n{t}");
-    assert!(!t.contains("wikipedia 2019"), "only the missing one is listed:\n{t}");
+    assert!(
+        t.contains(&format!("kafka_metrics {}", gone.interval)),
+        "missing segment not listed:\n{t}"
+    );
+    assert!(
+        !t.contains("wikipedia 2019"),
+        "only the missing one is listed:\n{t}"
+    );
 
     // Without path_map the /opt/shared paths do not exist here: every used segment is reported.
-    let o = e.run("druid-restore", &[&e.deep_arg(), "replace=true", "safety_backup=false"]);
+    let o = e.run(
+        "druid-restore",
+        &[&e.deep_arg(), "replace=true", "safety_backup=false"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let used = segs.iter().filter(|s| s.used).count();
-    assert!(text(&o).contains(&format!("{used} of {used} used segments have no file")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{used} of {used} used segments have no file")),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -165,7 +217,10 @@ fn corrupted_snapshot_is_refused_before_anything_is_overwritten() {
     pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 6);
     backup(&e);
     // Change the live state after the backup, so a restore would visibly change it.
-    e.pg.psql(DB, "delete from druid_segments where dataSource = 'wikipedia'");
+    e.pg.psql(
+        DB,
+        "delete from druid_segments where dataSource = 'wikipedia'",
+    );
     std::fs::write(e.deep().join("indexing-logs/new.log"), "after the backup\n").unwrap();
     let db_before = e.pg.data_dump(DB);
     let files_before = tree(&e.deep());
@@ -181,14 +236,21 @@ fn corrupted_snapshot_is_refused_before_anything_is_overwritten() {
     bytes[mid] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
 
-    let o = e.run("druid-restore", &[&e.deep_arg(), &e.path_map(), "replace=true"]);
+    let o = e.run(
+        "druid-restore",
+        &[&e.deep_arg(), &e.path_map(), "replace=true"],
+    );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "expected failure:\n{t}");
     assert!(t.contains("druid_shared"), "the bad object is named:\n{t}");
     assert!(t.contains("nothing was changed"), "{t}");
     assert_eq!(e.pg.data_dump(DB), db_before, "database was changed");
     assert_eq!(tree(&e.deep()), files_before, "deep storage was changed");
-    assert_eq!(manifests(&e.store()).len(), 1, "no safety snapshot for a refused restore");
+    assert_eq!(
+        manifests(&e.store()).len(),
+        1,
+        "no safety snapshot for a refused restore"
+    );
 }
 
 #[test]
@@ -198,29 +260,45 @@ fn refuses_a_database_with_druid_tables_unless_replace_and_takes_a_safety_snapsh
     let original_db = e.pg.data_dump(DB);
     let original_files = tree(&e.deep());
     backup(&e);
-    e.pg.psql(DB, "update druid_config set payload = convert_to('{}', 'UTF8')");
+    e.pg.psql(
+        DB,
+        "update druid_config set payload = convert_to('{}', 'UTF8')",
+    );
     let changed_db = e.pg.data_dump(DB);
 
     let o = e.run("druid-restore", &[&e.deep_arg(), &e.path_map()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "expected a usage refusal:\n{t}");
-    assert!(t.contains("already has") && t.contains("replace=true"), "{t}");
+    assert!(
+        t.contains("already has") && t.contains("replace=true"),
+        "{t}"
+    );
     assert_eq!(e.pg.data_dump(DB), changed_db);
 
     // dry run: prints the plan, changes nothing
-    let o = e.run("druid-restore", &[&e.deep_arg(), &e.path_map(), "replace=true", "dry_run=true"]);
+    let o = e.run(
+        "druid-restore",
+        &[&e.deep_arg(), &e.path_map(), "replace=true", "dry_run=true"],
+    );
     let t = ok(&o);
     assert!(t.contains("safety snapshot") && t.contains("verify"), "{t}");
     assert_eq!(e.pg.data_dump(DB), changed_db);
 
-    ok(&e.run("druid-restore", &[&e.deep_arg(), &e.path_map(), "replace=true"]));
+    ok(&e.run(
+        "druid-restore",
+        &[&e.deep_arg(), &e.path_map(), "replace=true"],
+    ));
     assert_eq!(e.pg.data_dump(DB), original_db);
     assert_eq!(tree(&e.deep()), original_files);
     let ms = manifests(&e.store());
     assert_eq!(ms.len(), 2, "a safety snapshot was added");
     let safety: Vec<_> = ms
         .iter()
-        .filter(|m| m["tags"].as_array().is_some_and(|t| t.iter().any(|x| x == "safety")))
+        .filter(|m| {
+            m["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "safety"))
+        })
         .collect();
     assert_eq!(safety.len(), 1, "one snapshot tagged safety");
 }
@@ -236,13 +314,18 @@ impl Drop for Fake {
 fn fake_coordinator(args: &[&str]) -> Fake {
     use std::io::BufRead;
     let mut child = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes/druid_coordinator.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fakes/druid_coordinator.py"
+        ))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
     Fake(child, port)
 }
@@ -254,7 +337,12 @@ fn waits_for_the_coordinator_and_runs_the_start_command() {
     backup(&e);
     e.pg.dropdb(DB);
     std::fs::remove_dir_all(e.deep()).unwrap();
-    let fake = fake_coordinator(&["--datasources", "wikipedia,kafka_metrics", "--ready-after", "2"]);
+    let fake = fake_coordinator(&[
+        "--datasources",
+        "wikipedia,kafka_metrics",
+        "--ready-after",
+        "2",
+    ]);
     let marker = e.tmp.path().join("started");
     let o = e.run(
         "druid-restore",
@@ -273,7 +361,12 @@ fn waits_for_the_coordinator_and_runs_the_start_command() {
     assert_eq!(v["loaded"], serde_json::json!(true), "{t}");
 
     // A datasource stuck at 50%: the restore fails after the timeout and names it.
-    let stuck = fake_coordinator(&["--datasources", "wikipedia,kafka_metrics", "--stuck", "kafka_metrics"]);
+    let stuck = fake_coordinator(&[
+        "--datasources",
+        "wikipedia,kafka_metrics",
+        "--stuck",
+        "kafka_metrics",
+    ]);
     let o = e.run(
         "druid-restore",
         &[
@@ -298,7 +391,12 @@ fn fake_snapshot(store: &Path, prefix: &str, id: &str, tags: &[&str]) {
     std::fs::write(store.join(&key), id.as_bytes()).unwrap();
     let started = format!(
         "{}-{}-{}T{}:{}:{}Z",
-        &day[0..4], &day[4..6], &day[6..8], &hms[0..2], &hms[2..4], &hms[4..6]
+        &day[0..4],
+        &day[4..6],
+        &day[6..8],
+        &hms[0..2],
+        &hms[2..4],
+        &hms[4..6]
     );
     let m = serde_json::json!({
         "format": "rewind.snapshot/1", "id": id, "prefix": prefix, "procedure": "druid-backup",
@@ -314,14 +412,28 @@ fn prune_dry_run_explains_and_real_prune_deletes_manifest_and_objects() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     for d in 1..=20 {
-        fake_snapshot(&store, "druid", &format!("202611{d:02}-030000"), if d == 2 { &["safety"] } else { &[] });
+        fake_snapshot(
+            &store,
+            "druid",
+            &format!("202611{d:02}-030000"),
+            if d == 2 { &["safety"] } else { &[] },
+        );
     }
     // An incomplete snapshot (objects, no manifest) from long ago.
     std::fs::create_dir_all(store.join("druid/20261101")).unwrap();
-    std::fs::write(store.join("druid/20261101/druid_shared_120000.tar.zst"), b"partial").unwrap();
+    std::fs::write(
+        store.join("druid/20261101/druid_shared_120000.tar.zst"),
+        b"partial",
+    )
+    .unwrap();
     let run = |args: &[&str]| {
         Command::new(BIN)
-            .args(["run", "prune", &format!("store={}", store.display()), "prefix=druid"])
+            .args([
+                "run",
+                "prune",
+                &format!("store={}", store.display()),
+                "prefix=druid",
+            ])
             .args(args)
             .env("HOME", tmp.path())
             .output()
@@ -333,7 +445,10 @@ fn prune_dry_run_explains_and_real_prune_deletes_manifest_and_objects() {
     assert!(t.contains("keep-daily 2026-11-20"), "{t}");
     assert!(t.contains("keep-tag safety"), "{t}");
     assert!(t.contains("would remove 20261115-030000"), "{t}");
-    assert!(t.contains("20261101-120000") && t.contains("incomplete"), "{t}");
+    assert!(
+        t.contains("20261101-120000") && t.contains("incomplete"),
+        "{t}"
+    );
     assert_eq!(manifests(&store).len(), 20, "dry run deletes nothing");
 
     // No policy: refused.
@@ -341,13 +456,30 @@ fn prune_dry_run_explains_and_real_prune_deletes_manifest_and_objects() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     ok(&run(&["keep_daily=5", "tags=safety"]));
-    let mut ids: Vec<String> = manifests(&store).iter().map(|m| m["id"].as_str().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = manifests(&store)
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
     ids.sort();
-    assert_eq!(ids, vec!["20261102-030000", "20261116-030000", "20261117-030000", "20261118-030000", "20261119-030000", "20261120-030000"]);
+    assert_eq!(
+        ids,
+        vec![
+            "20261102-030000",
+            "20261116-030000",
+            "20261117-030000",
+            "20261118-030000",
+            "20261119-030000",
+            "20261120-030000"
+        ]
+    );
     let objects: Vec<String> = tree(&store)
         .into_iter()
         .map(|(p, _)| p)
         .filter(|p| p.contains("druid_shared_"))
         .collect();
-    assert_eq!(objects.len(), 6, "objects of removed and incomplete snapshots deleted: {objects:?}");
+    assert_eq!(
+        objects.len(),
+        6,
+        "objects of removed and incomplete snapshots deleted: {objects:?}"
+    );
 }

@@ -56,8 +56,12 @@ impl Pg {
     }
 
     pub fn start() -> Pg {
-        let bin = bin_dir().expect("PostgreSQL server binaries not found (tests/run.sh installs postgresql)");
-        let dir = tempfile::Builder::new().prefix("rewind-pg-").tempdir().unwrap();
+        let bin = bin_dir()
+            .expect("PostgreSQL server binaries not found (tests/run.sh installs postgresql)");
+        let dir = tempfile::Builder::new()
+            .prefix("rewind-pg-")
+            .tempdir()
+            .unwrap();
         let port = 20000 + (std::process::id() % 20000) as u16;
         let pg = Pg { dir, bin, port };
         let pwfile = pg.dir.path().join("pw");
@@ -74,11 +78,24 @@ impl Pg {
             .server_cmd("initdb")
             .arg("-D")
             .arg(pg.data())
-            .args(["-U", USER, "-A", "scram-sha-256", "-E", "UTF8", "--no-sync", "--locale=C"])
+            .args([
+                "-U",
+                USER,
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .unwrap();
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -p {} -c fsync=off -c max_connections=20",
             pg.socket_dir().display(),
@@ -93,8 +110,12 @@ impl Pg {
             .args(["-o", &opts, "-w", "start"])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_ctl start: {}{}", String::from_utf8_lossy(&out.stdout),
-            std::fs::read_to_string(pg.dir.path().join("log")).unwrap_or_default());
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(pg.dir.path().join("log")).unwrap_or_default()
+        );
         pg
     }
 
@@ -122,7 +143,11 @@ impl Pg {
     /// Runs SQL in `db` and returns psql's unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self.try_psql(db, sql);
-        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -130,7 +155,18 @@ impl Pg {
         use std::io::Write;
         let mut child = self
             .client("psql")
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", "-"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-f",
+                "-",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -151,7 +187,10 @@ impl Pg {
     }
 
     pub fn dropdb(&self, db: &str) {
-        self.psql("postgres", &format!("drop database if exists \"{db}\" with (force)"));
+        self.psql(
+            "postgres",
+            &format!("drop database if exists \"{db}\" with (force)"),
+        );
     }
 
     /// `pg_dump --data-only` of a database, for comparing contents.
@@ -161,7 +200,11 @@ impl Pg {
             .args(["--data-only", "--no-owner", "--no-acl", "-d", db])
             .output()
             .unwrap();
-        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 }
@@ -209,13 +252,20 @@ pub struct Segment {
 
 /// Creates the Druid schema in `db` with `per_ds` daily segments for two datasources, and writes their
 /// files (plus indexing logs) under `deep`. loadSpec paths name `load_root` (e.g. /opt/shared).
-pub fn druid_fixture(pg: &Pg, db: &str, deep: &Path, load_root: &str, per_ds: usize) -> Vec<Segment> {
+pub fn druid_fixture(
+    pg: &Pg,
+    db: &str,
+    deep: &Path,
+    load_root: &str,
+    per_ds: usize,
+) -> Vec<Segment> {
     let mut sql = String::from(DRUID_SCHEMA);
     let mut segs = Vec::new();
     let version = "2019-12-03T10:00:00.000Z";
     for ds in ["wikipedia", "kafka_metrics"] {
         for d in 0..per_ds {
-            let day = chrono::NaiveDate::from_ymd_opt(2019, 12, 1).unwrap() + chrono::Duration::days(d as i64);
+            let day = chrono::NaiveDate::from_ymd_opt(2019, 12, 1).unwrap()
+                + chrono::Duration::days(d as i64);
             let next = day + chrono::Duration::days(1);
             let start = format!("{}T00:00:00.000Z", day.format("%Y-%m-%d"));
             let end = format!("{}T00:00:00.000Z", next.format("%Y-%m-%d"));
@@ -238,7 +288,12 @@ pub fn druid_fixture(pg: &Pg, db: &str, deep: &Path, load_root: &str, per_ds: us
                 "insert into druid_segments values ('{id}', '{ds}', '2019-12-03T10:00:00.000Z', '{start}', '{end}', true, '{version}', {used}, convert_to('{}', 'UTF8'), '2019-12-03T10:00:00.000Z');\n",
                 payload.to_string().replace('\'', "''")
             ));
-            segs.push(Segment { datasource: ds.into(), interval: format!("{start}/{end}"), rel_path: rel, used });
+            segs.push(Segment {
+                datasource: ds.into(),
+                interval: format!("{start}/{end}"),
+                rel_path: rel,
+                used,
+            });
         }
         sql.push_str(&format!(
             "insert into druid_rules values ('{ds}_2019', '{ds}', '2019', convert_to('[{{\"type\":\"loadForever\"}}]', 'UTF8'));
@@ -254,6 +309,10 @@ insert into druid_audit (audit_key, type, author, comment, created_date, payload
     pg.createdb(db);
     pg.psql(db, &sql);
     std::fs::create_dir_all(deep.join("indexing-logs")).unwrap();
-    std::fs::write(deep.join("indexing-logs/index_wikipedia_1.log"), "task log\n").unwrap();
+    std::fs::write(
+        deep.join("indexing-logs/index_wikipedia_1.log"),
+        "task log\n",
+    )
+    .unwrap();
     segs
 }
