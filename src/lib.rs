@@ -6,6 +6,7 @@
 pub mod host;
 pub mod progress;
 pub mod redact;
+pub mod storage;
 pub mod stream;
 
 pub mod env;

@@ -114,7 +114,7 @@ fn init_logging(cli: &Cli) {
         ["info", "debug", "trace"][cli.verbose.min(2) as usize]
     };
     let filter = EnvFilter::try_from_env("REWIND_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},aws_config=warn,aws_smithy_runtime=warn,rdkafka=warn,hyper=warn,h2=warn,reqwest=warn,rustls=warn"))
+        EnvFilter::new(format!("{level},aws_config=warn,aws_smithy_runtime=warn,rdkafka=warn,hyper=warn,h2=warn,reqwest=warn,rustls=warn,mio=info,tokio=info,runtime=info,want=info,tokio_util=info"))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

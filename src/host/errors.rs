@@ -60,7 +60,8 @@ impl Report {
             };
         }
         let (message, traceback) = split(e);
-        let message = crate::redact::redact(&message);
+        let message = crate::redact::redact(&strip_async_poll(&message));
+        let traceback = traceback.map(|t| clean_traceback(&t));
         Report {
             message,
             traceback: traceback.map(|t| crate::redact::redact(&t)),
@@ -81,6 +82,7 @@ fn split(e: &mlua::Error) -> (String, Option<String>) {
     match e {
         mlua::Error::CallbackError { traceback, cause } => {
             let (inner, inner_tb) = split(cause);
+            let inner = strip_async_poll(&inner);
             let tb = inner_tb.unwrap_or_else(|| traceback.clone());
             // An error raised by a primitive has no position; take the innermost Lua frame of the traceback.
             let msg = if has_position(&inner) {
@@ -118,7 +120,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-fn has_position(msg: &str) -> bool {
+pub fn has_position(msg: &str) -> bool {
     // "name.lua:12: ..." or "[string \"...\"]:3: ..."
     let head = msg.split(": ").next().unwrap_or("");
     head.rsplit_once(':').is_some_and(|(file, line)| {
@@ -126,9 +128,50 @@ fn has_position(msg: &str) -> bool {
     })
 }
 
+/// mlua's async wrapper is a Lua chunk named `__mlua_async_poll`; an error raised by an async primitive
+/// carries its position ("__mlua_async_poll:29: ..."), which means nothing to a user.
+fn strip_async_poll(msg: &str) -> String {
+    let mut m = msg;
+    loop {
+        let rest = m.strip_prefix("runtime error: ").unwrap_or(m);
+        match rest.strip_prefix("__mlua_async_poll:") {
+            Some(after) => {
+                let digits =
+                    after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                m = after[digits..]
+                    .strip_prefix(": ")
+                    .unwrap_or(&after[digits..]);
+            }
+            None => return m.to_string(),
+        }
+    }
+}
+
+/// Drops the frames of mlua's async wrapper from a traceback.
+fn clean_traceback(tb: &str) -> String {
+    tb.lines()
+        .filter(|l| l.trim() != "[C]: in local 'poll'")
+        .map(
+            |l| match l.trim_start().strip_prefix("__mlua_async_poll:") {
+                Some(rest) => format!(
+                    "\t[rust]:{}",
+                    rest.trim_start_matches(|c: char| c.is_ascii_digit())
+                        .trim_start_matches(':')
+                ),
+                None => l.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn first_lua_frame(traceback: &str) -> Option<String> {
     traceback.lines().skip(1).map(str::trim).find_map(|l| {
-        if l.starts_with("[C]") || l.starts_with("[string \"?\"]") {
+        if l.starts_with("[C]")
+            || l.starts_with("[string \"?\"]")
+            || l.starts_with("__mlua_async_poll:")
+            || l.starts_with("(...tail calls")
+        {
             return None;
         }
         let mut parts = l.splitn(3, ':');

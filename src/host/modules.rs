@@ -14,6 +14,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.json", crate::json::module),
     ("rewind.log", crate::log::module),
     ("rewind.progress", crate::progress::module),
+    ("rewind.store", crate::storage::module),
     ("rewind.task", crate::task::module),
     ("rewind.time", crate::time::module),
     ("rewind.yaml", crate::yaml::module),

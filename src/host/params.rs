@@ -183,19 +183,22 @@ pub fn resolve(
             Some((raw, source)) => match convert(spec, raw) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    let shown = if spec.secret {
-                        String::new()
-                    } else {
-                        String::new()
-                    };
+                    errors.push(format!("param '{}' (from the {source}): {e}", spec.name));
+                    continue;
+                }
+            },
+            // Defaults go through the same conversion: `default = "10m"` reaches the script as 600.
+            None => match spec.default.clone().map(|d| convert(spec, Raw::Json(d))) {
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
                     errors.push(format!(
-                        "param '{}' (from the {source}): {e}{shown}",
+                        "param '{}': bad default in the script: {e}",
                         spec.name
                     ));
                     continue;
                 }
+                None => None,
             },
-            None => spec.default.clone(),
         };
         match value {
             Some(v) => {

@@ -48,6 +48,10 @@ pub async fn run(host: &Host, req: RunRequest, cancel: impl Future<Output = ()>)
     };
     let script = match script::load(&lua, &req.source) {
         Ok(s) => s,
+        // A script that does not compile is bad input, as `rewind check` reports it.
+        Err(e @ mlua::Error::SyntaxError { .. }) => {
+            return Outcome::Usage(Report::from_lua(&e).message);
+        }
         Err(e) => return failure(&e),
     };
     let values = match params::resolve(
@@ -101,12 +105,23 @@ async fn call(
         res = fut => match res {
             Ok(v) => match crate::json::from_lua(lua, &v) {
                 Ok(j) => Outcome::Done(j),
-                Err(e) => failure(&e),
+                Err(e) => failure(&mlua::ErrorContext::context(e, format!("{}: the result", where_(script)))),
             },
-            Err(e) => failure(&e),
+            Err(e) => match failure(&e) {
+                // Tail calls can hide every Lua frame; still name the script.
+                Outcome::Failed(mut r) if !super::errors::has_position(&r.message) => {
+                    r.message = format!("{}: {}", where_(script), r.message);
+                    Outcome::Failed(r)
+                }
+                other => other,
+            },
         },
         _ = cancel => Outcome::Cancelled,
     }
+}
+
+fn where_(script: &Script) -> &str {
+    script.source.chunk_name.trim_start_matches('@')
 }
 
 fn failure(e: &mlua::Error) -> Outcome {

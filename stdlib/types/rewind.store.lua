@@ -1,0 +1,132 @@
+---@meta
+-- rewind.store: object stores with one interface. `file:///path` or a plain path (the local default),
+-- `s3://bucket/prefix` (AWS S3 and S3-compatible servers), `az://container/prefix` (Azure Blob Storage).
+-- Keys are relative to the store's prefix, use '/', and may not contain '.' or '..' components.
+-- Bytes stream in Rust with bounded memory; writes are atomic (nothing partial is ever visible).
+
+---@class rewind.store.OpenOpts
+---@field region? string           S3 region (else AWS_REGION / the profile's region)
+---@field endpoint? string         S3-compatible endpoint URL (else AWS_ENDPOINT_URL)
+---@field path_style? boolean      S3 path-style addressing (needed by most S3-compatible servers)
+---@field profile? string          AWS profile name (else AWS_PROFILE)
+---@field sse? "AES256"|"aws:kms"  S3 server-side encryption
+---@field kms_key_id? string       KMS key for sse="aws:kms"
+---@field part_size? integer       multipart part size in bytes (S3/Azure; default 8 MiB, at least 5 MiB)
+---@field concurrency? integer     parts (or ranged GETs) in flight (default 4)
+---@field account? string          Azure storage account (else AZURE_STORAGE_ACCOUNT)
+---@field access_key? string       Azure account key (else AZURE_STORAGE_KEY); a secret
+---@field sas_token? string        Azure SAS token (else AZURE_STORAGE_SAS_TOKEN); a secret
+---@field connection_string? string Azure connection string (else AZURE_STORAGE_CONNECTION_STRING); a secret
+---@field endpoint_url? string     Azure blob endpoint (Azurite: http://127.0.0.1:10000/devstoreaccount1)
+---@field use_emulator? boolean    Azure: talk to Azurite with its well-known account
+
+---@class rewind.store.Object
+---@field key string        relative to the store's prefix
+---@field size integer
+---@field mtime? number     seconds since the epoch
+---@field etag? string
+
+---@class rewind.store.PutResult
+---@field key string
+---@field size integer
+---@field etag? string
+
+---@class rewind.store.CasResult
+---@field sha256 string     sha256 of the original (uncompressed) bytes
+---@field key string        `<prefix>/<aa>/<sha256>`
+---@field new boolean       false when the object already existed (nothing was uploaded)
+---@field size integer      original size
+---@field stored_size? integer  bytes stored (after compression), when uploaded
+---@field compression string
+
+---An open store.
+---@class rewind.Store
+---@field url string
+local Store = {}
+
+---Stores a string or streams a reader into `key` (atomic).
+---@param key string
+---@param data string|rewind.Reader
+---@param opts? table
+---@return rewind.store.PutResult
+function Store:put(key, data, opts) end
+
+---Uploads a local file.
+---@param key string
+---@param path string
+---@return rewind.store.PutResult
+function Store:put_file(key, path) end
+
+---Reads a whole (small) object into a string.
+---@param key string
+---@return string
+function Store:get(key) end
+
+---Downloads an object into a local file (atomic).
+---@param key string
+---@param path string
+---@return {key: string, path: string, size: integer}
+function Store:get_file(key, path) end
+
+---A reader over an object or a byte range of it.
+---@param key string
+---@param opts? {offset?: integer, length?: integer}
+---@return rewind.Reader
+function Store:reader(key, opts) end
+
+---A writer into `key`; `close()` commits it and returns `{key, bytes, etag}`, an unclosed writer is aborted.
+---@param key string
+---@param opts? table
+---@return rewind.Writer
+function Store:writer(key, opts) end
+
+---Iterates objects under a key prefix in key order, fetched page by page.
+---@param prefix? string
+---@return fun(): rewind.store.Object?
+function Store:list(prefix) end
+
+---Metadata of one object, or nil.
+---@param key string
+---@return rewind.store.Object?
+function Store:head(key) end
+
+---@param key string
+---@return boolean
+function Store:exists(key) end
+
+---Deletes one key or a list of keys (batched); missing keys are not an error.
+---@param keys string|string[]
+---@return integer deleted
+function Store:delete(keys) end
+
+---Copies an object (server-side where possible).
+---@param from string
+---@param to string
+function Store:copy(from, to) end
+
+---Writes `data` only if `key` does not exist (atomic conditional create).
+---@param key string
+---@param data string
+---@return boolean created
+function Store:create_if_absent(key, data) end
+
+---Content-addressed put under `<prefix>/<aa>/<sha256>`; skips the upload when the object exists.
+---@param input string|rewind.Reader|{file: string}
+---@param opts? {prefix?: string, compression?: "none"|"gzip"|"zstd"}
+---@return rewind.store.CasResult
+function Store:put_cas(input, opts) end
+
+local M = {}
+
+---Opens a store. nil opens the default: `REWIND_STORE`, else `$XDG_DATA_HOME/rewind/store`
+---(`~/.local/share/rewind/store`).
+---@param url? string
+---@param opts? rewind.store.OpenOpts
+---@return rewind.Store
+function M.open(url, opts) end
+
+---The default store URL (see `open`).
+---@return string
+function M.default_url() end
+
+return M

@@ -1,0 +1,204 @@
+-- The store API suite, run against every backend. A *_test.lua file loads it with
+--   dofile("tests/lua/store_suite.lua")(t, open)
+-- where `open()` returns a fresh, empty store (a new temp dir or a new prefix).
+local fs = require("rewind.fs")
+local exec = require("rewind.exec")
+
+return function(t, open)
+  t.test("put, get, head, exists", function()
+    local s = open()
+    local r = s:put("a/b.txt", "hello")
+    t.eq(r.key, "a/b.txt")
+    t.eq(r.size, 5)
+    t.ok(r.etag)
+    t.eq(s:get("a/b.txt"), "hello")
+    local h = s:head("a/b.txt")
+    t.eq(h.size, 5)
+    t.eq(h.key, "a/b.txt")
+    t.ok(type(h.mtime) == "number")
+    t.eq(s:exists("a/b.txt"), true)
+    t.eq(s:exists("a/c.txt"), false)
+    t.eq(s:head("nope"), nil)
+    -- overwrite replaces
+    s:put("a/b.txt", "bye")
+    t.eq(s:get("a/b.txt"), "bye")
+  end)
+
+  t.test("empty object", function()
+    local s = open()
+    t.eq(s:put("empty", "").size, 0)
+    t.eq(s:get("empty"), "")
+    t.eq(s:head("empty").size, 0)
+  end)
+
+  t.test("missing object is an error naming the key", function()
+    local s = open()
+    t.raises(function() s:get("no/such/key") end, "no/such/key")
+  end)
+
+  t.test("bad keys are refused", function()
+    local s = open()
+    t.raises(function() s:put("../escape", "x") end, "..")
+    t.raises(function() s:put("a/../../escape", "x") end, "..")
+    t.raises(function() s:put("/abs", "x") end, "absolute")
+    t.raises(function() s:put("", "x") end, "empty")
+    t.raises(function() s:get("a/./b") end, "'.'")
+  end)
+
+  t.test("reader with ranges and writer", function()
+    local s = open()
+    local w = s:writer("w/obj")
+    w:write("0123456789")
+    w:write("abcdef")
+    local c = w:close()
+    t.eq(c.key, "w/obj")
+    t.eq(c.bytes, 16)
+    t.eq(s:get("w/obj"), "0123456789abcdef")
+    t.eq(s:reader("w/obj"):read_all(), "0123456789abcdef")
+    t.eq(s:reader("w/obj", { offset = 10 }):read_all(), "abcdef")
+    t.eq(s:reader("w/obj", { offset = 2, length = 3 }):read_all(), "234")
+    t.eq(s:reader("w/obj", { length = 4 }):read_all(), "0123")
+  end)
+
+  t.test("an aborted writer leaves nothing", function()
+    local s = open()
+    local w = s:writer("aborted/obj")
+    w:write("partial")
+    w:abort()
+    t.eq(s:exists("aborted/obj"), false)
+    local n = 0
+    for _ in s:list("aborted/") do n = n + 1 end
+    t.eq(n, 0)
+  end)
+
+  t.test("reader into put (streaming copy between keys)", function()
+    local s = open()
+    s:put("src", string.rep("x", 300000))
+    local r = s:put("dst", s:reader("src"))
+    t.eq(r.size, 300000)
+    t.eq(s:get("dst"), string.rep("x", 300000))
+  end)
+
+  t.test("put_file and get_file", function()
+    local s = open()
+    local dir = fs.temp_dir("store")
+    fs.write(dir .. "/in.bin", "file content\0with nul")
+    t.eq(s:put_file("f/in.bin", dir .. "/in.bin").size, 21)
+    local g = s:get_file("f/in.bin", dir .. "/out/out.bin")
+    t.eq(g.size, 21)
+    t.eq(fs.read(dir .. "/out/out.bin"), "file content\0with nul")
+  end)
+
+  t.test("list is in key order with metadata, filtered by prefix", function()
+    local s = open()
+    for _, k in ipairs({ "p/b", "p/a/2", "p/a/1", "p/a.x", "p/c/d/e", "q/z", "pz" }) do
+      s:put(k, k)
+    end
+    local keys = {}
+    for o in s:list("p/") do
+      keys[#keys + 1] = o.key
+      t.eq(o.size, #o.key)
+      t.ok(o.etag)
+      t.ok(type(o.mtime) == "number")
+    end
+    t.eq(keys, { "p/a.x", "p/a/1", "p/a/2", "p/b", "p/c/d/e" })
+    keys = {}
+    for o in s:list("p") do keys[#keys + 1] = o.key end
+    t.eq(keys, { "p/a.x", "p/a/1", "p/a/2", "p/b", "p/c/d/e", "pz" })
+    keys = {}
+    for o in s:list("p/a") do keys[#keys + 1] = o.key end
+    t.eq(keys, { "p/a.x", "p/a/1", "p/a/2" })
+    keys = {}
+    for o in s:list() do keys[#keys + 1] = o.key end
+    t.eq(#keys, 7)
+    keys = {}
+    for o in s:list("nothing/") do keys[#keys + 1] = o.key end
+    t.eq(keys, {})
+  end)
+
+  t.test("list pages through more keys than a page", function()
+    local s = open()
+    local task = require("rewind.task")
+    local items = {}
+    for i = 1, 2500 do items[i] = i end
+    task.map(items, 16, function(i) s:put(string.format("many/%05d", i), "") end)
+    local n, last = 0, ""
+    for o in s:list("many/") do
+      n = n + 1
+      t.ok(o.key > last, "keys in order")
+      last = o.key
+    end
+    t.eq(n, 2500)
+    -- batched delete
+    local keys = {}
+    for i = 1, 2500 do keys[i] = string.format("many/%05d", i) end
+    keys[#keys + 1] = "many/missing"
+    t.eq(s:delete(keys), 2500)
+    n = 0
+    for _ in s:list("many/") do n = n + 1 end
+    t.eq(n, 0)
+  end)
+
+  t.test("delete one key, copy", function()
+    local s = open()
+    s:put("c/1", "one")
+    s:copy("c/1", "c/2")
+    t.eq(s:get("c/2"), "one")
+    t.eq(s:delete("c/1"), 1)
+    t.eq(s:exists("c/1"), false)
+    t.raises(function() s:copy("c/1", "c/3") end, "c/1")
+  end)
+
+  t.test("create_if_absent", function()
+    local s = open()
+    t.eq(s:create_if_absent("locks/x", "first"), true)
+    t.eq(s:create_if_absent("locks/x", "second"), false)
+    t.eq(s:get("locks/x"), "first")
+  end)
+
+  t.test("create_if_absent race: exactly one of many wins", function()
+    local s = open()
+    local task = require("rewind.task")
+    local items = {}
+    for i = 1, 16 do items[i] = i end
+    local results = task.map(items, 16, function(i) return s:create_if_absent("race", "w" .. i) end)
+    local wins = 0
+    for _, r in ipairs(results) do if r then wins = wins + 1 end end
+    t.eq(wins, 1)
+  end)
+
+  t.test("put_cas: strings, readers, files, dedupe and compression", function()
+    local s = open()
+    local sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" -- sha256("hello")
+    local r = s:put_cas("hello", { prefix = "cas" })
+    t.eq(r.sha256, sha)
+    t.eq(r.key, "cas/2c/" .. sha)
+    t.eq(r.new, true)
+    t.eq(r.size, 5)
+    t.eq(s:get(r.key), "hello")
+    r = s:put_cas(s:reader(r.key), { prefix = "cas" })
+    t.eq(r.sha256, sha)
+    t.eq(r.new, false)
+    local dir = fs.temp_dir("cas")
+    fs.write(dir .. "/f", "hello")
+    r = s:put_cas({ file = dir .. "/f" }, { prefix = "cas" })
+    t.eq(r.new, false)
+    t.eq(r.key, "cas/2c/" .. sha)
+    -- compressed: the hash is of the original bytes, the object holds zstd
+    local big = string.rep("abcdefgh", 100000)
+    r = s:put_cas(big, { prefix = "z", compression = "zstd" })
+    t.eq(r.size, #big)
+    t.eq(r.new, true)
+    t.ok(r.stored_size < #big / 10)
+    fs.write(dir .. "/z.zst", s:get(r.key))
+    local out = exec.run({ "zstd", "-dc", dir .. "/z.zst" })
+    t.eq(out.stdout == big, true)
+    local sum = exec.run({ "sha256sum", dir .. "/z.zst" })
+    t.ok(sum.stdout:sub(1, 64) ~= r.sha256)
+    r = s:put_cas(big, { prefix = "g", compression = "gzip" })
+    fs.write(dir .. "/g.gz", s:get(r.key))
+    out = exec.run({ "gzip", "-dc", dir .. "/g.gz" })
+    t.eq(out.stdout == big, true)
+    t.raises(function() s:put_cas("x", { compression = "lz4" }) end, "lz4")
+  end)
+end
