@@ -105,19 +105,6 @@ fn backup(e: &Env) -> String {
 }
 
 #[test]
-fn retention_lua_tests_pass() {
-    let o = Command::new(BIN)
-        .args([
-            "test",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/retention_test.lua"),
-        ])
-        .output()
-        .unwrap();
-    let t = ok(&o);
-    assert!(t.contains(" 0 failed"), "{t}");
-}
-
-#[test]
 fn round_trip_restores_identical_database_and_files() {
     let e = Env::new();
     let segs = pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 12);
