@@ -84,11 +84,10 @@ end
 function M.tar_into(snap, name, dir, opts)
   opts = opts or {}
   local w = snap:writer(name, M.TAR_EXT)
-  local ok, res = pcall(tar.create, { from = { dir }, to = w, compression = opts.compression or "zstd",
-    level = opts.level })
-  if not ok then error(res, 0) end
-  local entry = w:close()
-  return entry, res
+  -- tar.create consumes and commits the writer; `object` is what its close() reported.
+  local res = tar.create({ from = dir, to = w, compression = opts.compression or "zstd", level = opts.level,
+    flat = true })
+  return res.object, res
 end
 
 --- One backup snapshot (no lock: callers hold it). opts: store, prefix, conn, deep_storage, metabase_dir,
