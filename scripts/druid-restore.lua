@@ -159,6 +159,7 @@ return {
           local sdir = p.deep_storage
           if not has_dir then sdir = fs.temp_dir("empty") end
           local sm = druid.backup(st, { prefix = p.prefix, target = p.target, conn = conn, deep_storage = sdir,
+            skip_metadata = not druid.database_exists(conn, conn.database),
             tags = { "safety" }, params = ctx.public_params, procedure = "druid-backup" })
           safety_id = sm.id
           log.info("safety snapshot taken", { snapshot = safety_id })

@@ -30,9 +30,11 @@ impl Env {
     }
     fn run(&self, script: &str, args: &[&str]) -> Output {
         let mut c = Command::new(BIN);
-        c.arg("run").arg(script);
+        c.arg("run");
+        c.args(args.iter().filter(|a| a.starts_with("--")));
+        c.arg(script);
         c.arg(format!("store={}", self.store().display()));
-        c.args(args);
+        c.args(args.iter().filter(|a| !a.starts_with("--")));
         c.envs(self.pg.env());
         c.env("PGDATABASE", DB);
         c.env("REWIND_STORE", self.store());
@@ -252,6 +254,8 @@ fn refuses_a_database_with_druid_tables_unless_replace_and_takes_a_safety_snapsh
         "update druid_config set payload = convert_to('{}', 'UTF8')",
     );
     let changed_db = e.pg.data_dump(DB);
+    // Snapshot ids have one-second resolution: keep the safety snapshot in a later second than the backup.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let o = e.run("druid-restore", &[&e.deep_arg(), &e.path_map()]);
     let t = text(&o);

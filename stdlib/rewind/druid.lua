@@ -100,7 +100,8 @@ function M.backup(st, opts)
     target = opts.target, params = opts.params, tags = opts.tags })
   local ok, res = pcall(function()
     local t0 = time.monotonic()
-    local dump = M.dump_into(snap, M.OBJECTS.metadata, opts.conn)
+    local dump
+    if not opts.skip_metadata then dump = M.dump_into(snap, M.OBJECTS.metadata, opts.conn) end
     log.info("metadata dumped", { bytes = dump and dump.size, seconds = time.monotonic() - t0 })
     local t1 = time.monotonic()
     local shared, stats = M.tar_into(snap, M.OBJECTS.shared, opts.deep_storage, opts)
