@@ -108,5 +108,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     t.set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
+    t.set(
+        "rewind_version",
+        lua.create_function(|_, ()| Ok(env!("CARGO_PKG_VERSION")))?,
+    )?;
     Ok(t)
 }

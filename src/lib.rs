@@ -3,15 +3,18 @@
 //! The host (`host/`) builds Lua states, resolves scripts and modules through the search path and checks
 //! params. Every other top-level module is one primitive exposed to Lua as `rewind.<name>`.
 
+pub mod archive;
 pub mod host;
 pub mod progress;
 pub mod redact;
 pub mod storage;
 pub mod stream;
 
+pub mod dedupe;
 pub mod env;
 pub mod exec;
 pub mod fs;
+pub mod hash;
 pub mod http;
 pub mod json;
 pub mod log;

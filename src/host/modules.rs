@@ -6,15 +6,18 @@ use mlua::{Lua, Table};
 pub type RustModule = fn(&Lua) -> mlua::Result<Table>;
 
 pub const RUST_MODULES: &[(&str, RustModule)] = &[
+    ("rewind.dedupe", crate::dedupe::module),
     ("rewind.env", crate::env::module),
     ("rewind.errors", super::script::errors_module),
     ("rewind.exec", crate::exec::module),
     ("rewind.fs", crate::fs::module),
+    ("rewind.hash", crate::hash::module),
     ("rewind.http", crate::http::module),
     ("rewind.json", crate::json::module),
     ("rewind.log", crate::log::module),
     ("rewind.progress", crate::progress::module),
     ("rewind.store", crate::storage::module),
+    ("rewind.tar", crate::archive::module),
     ("rewind.task", crate::task::module),
     ("rewind.time", crate::time::module),
     ("rewind.yaml", crate::yaml::module),

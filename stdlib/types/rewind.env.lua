@@ -39,6 +39,10 @@ function M.redact(text) end
 ---@return string
 function M.hostname() end
 
+---rewind's version (manifests record it).
+---@return string
+function M.rewind_version() end
+
 ---This process's id.
 ---@return integer
 function M.pid() end

@@ -1,0 +1,331 @@
+-- rewind.snapshot: a set of objects under a prefix, then a manifest written last.
+--
+--   objects:  <prefix>/<YYYYMMDD>/<name>_<HHMMSS>.<ext>    (UTC start time)
+--   manifest: <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json  (written last; id = YYYYMMDD-HHMMSS)
+--
+-- A date/time group with objects but no manifest is an incomplete snapshot: `list` ignores it, `open`
+-- refuses it, `incomplete` reports it. Readers from `open` check size and sha256 while streaming and fail
+-- at the end of the stream on a mismatch.
+--
+--   local snap = snapshot.begin(store, {prefix = "dirs/data", procedure = "backup-dir", params = ...})
+--   local w = snap:writer("data", "tar.zst")      -- or snap:put(name, ext, string|reader)
+--   tar.create{from = {"./data"}, to = w}
+--   local manifest = snap:commit({files = 10})
+
+local time = require("rewind.time")
+local json = require("rewind.json")
+local hash = require("rewind.hash")
+local env = require("rewind.env")
+local task = require("rewind.task")
+
+local M = {}
+M.FORMAT = "rewind.snapshot/1"
+
+local function trim(prefix)
+  prefix = (prefix or ""):gsub("^/+", ""):gsub("/+$", "")
+  return prefix
+end
+
+local function under(prefix, rest)
+  if prefix == "" then return rest end
+  return prefix .. "/" .. rest
+end
+
+local function check_name(what, s)
+  if type(s) ~= "string" or s == "" or s:find("[/%c]") or s == "." or s == ".." then
+    error(what .. " must be a non-empty name without '/', got " .. tostring(s), 3)
+  end
+end
+
+local Snap = {}
+Snap.__index = Snap
+
+--- Starts a snapshot: picks its id from the current UTC time (waiting for the next second when that id
+--- is taken) and returns a handle to add objects to.
+function M.begin(store, opts)
+  opts = opts or {}
+  local prefix = trim(opts.prefix)
+  if prefix == "" then error("snapshot.begin: prefix is required", 2) end
+  local now, day, hms
+  for _ = 1, 5 do
+    now = time.now()
+    day, hms = time.format(now, "%Y%m%d"), time.format(now, "%H%M%S")
+    local taken = false
+    for obj in store:list(under(prefix, day .. "/")) do
+      if obj.key:find("_" .. hms .. "%.[^/]*$") then taken = true break end
+    end
+    if not taken then break end
+    task.sleep(1.05 - (now % 1))
+    hms = nil
+  end
+  if not hms then error("snapshot.begin: could not find a free snapshot id under " .. prefix, 2) end
+  return setmetatable({
+    store = store,
+    prefix = prefix,
+    id = day .. "-" .. hms,
+    day = day,
+    hms = hms,
+    started = now,
+    started_at = time.format(now),
+    procedure = opts.procedure,
+    target = opts.target,
+    params = opts.params or {},
+    tags = opts.tags or {},
+    objects = {},
+    pending = {},
+    keys = {},
+    names = {},
+    committed = false,
+  }, Snap)
+end
+
+function Snap:key(name, ext)
+  return under(self.prefix, self.day .. "/" .. name .. "_" .. self.hms .. "." .. ext)
+end
+
+function Snap:_claim(name, ext)
+  if self.committed then error("snapshot " .. self.id .. " is already committed", 3) end
+  check_name("object name", name)
+  check_name("object extension", ext)
+  if name == "manifest" then error("'manifest' is reserved for the snapshot's manifest", 3) end
+  if self.names[name] then error("snapshot " .. self.id .. " already has an object named " .. name, 3) end
+  self.names[name] = true
+  local key = self:key(name, ext)
+  self.keys[#self.keys + 1] = key
+  return key
+end
+
+--- Stores a string or streams a reader as one object; returns its manifest entry.
+function Snap:put(name, ext, data)
+  local key = self:_claim(name, ext)
+  local entry
+  if type(data) == "string" then
+    self.store:put(key, data)
+    entry = { name = name, key = key, size = #data, sha256 = hash.sha256(data), ext = ext }
+  else
+    local r, digest = hash.reader(data)
+    self.store:put(key, r)
+    entry = { name = name, key = key, size = digest:size(), sha256 = digest:sha256(), ext = ext }
+  end
+  self.objects[#self.objects + 1] = entry
+  return entry
+end
+
+--- A writer for one object; size and sha256 are recorded when it is closed (by Lua or by a primitive
+--- that consumed it, such as tar.create).
+function Snap:writer(name, ext)
+  local key = self:_claim(name, ext)
+  local w, digest = hash.writer(self.store:writer(key))
+  self.pending[#self.pending + 1] = { name = name, key = key, ext = ext, digest = digest }
+  return w
+end
+
+--- Writes the manifest (last) and returns it. `extra` fields are added to the manifest.
+function Snap:commit(extra)
+  if self.committed then error("snapshot " .. self.id .. " is already committed", 2) end
+  for _, p in ipairs(self.pending) do
+    if not p.digest:done() then
+      error("snapshot " .. self.id .. ": object " .. p.name .. " was never closed; nothing committed", 2)
+    end
+    self.objects[#self.objects + 1] =
+      { name = p.name, key = p.key, size = p.digest:size(), sha256 = p.digest:sha256(), ext = p.ext }
+  end
+  self.pending = {}
+  table.sort(self.objects, function(a, b) return a.name < b.name end)
+  local now = time.now()
+  local manifest = {
+    format = M.FORMAT,
+    id = self.id,
+    prefix = self.prefix,
+    procedure = self.procedure,
+    target = self.target,
+    host = env.hostname(),
+    started_at = self.started_at,
+    finished_at = time.format(now),
+    duration_seconds = math.floor((now - self.started) * 1000) / 1000,
+    params = self.params,
+    tags = self.tags,
+    rewind_version = env.rewind_version(),
+    objects = json.array(self.objects),
+  }
+  for k, v in pairs(extra or {}) do
+    if manifest[k] ~= nil then error("snapshot:commit: extra field '" .. k .. "' would replace a manifest field", 2) end
+    manifest[k] = v
+  end
+  local key = under(self.prefix, self.day .. "/manifest_" .. self.hms .. ".json")
+  if not self.store:create_if_absent(key, json.encode(manifest, { pretty = true })) then
+    error("snapshot " .. self.id .. ": a manifest already exists at " .. key, 2)
+  end
+  self.committed = true
+  return manifest
+end
+
+--- Deletes what this snapshot wrote (an uncommitted snapshot leaves nothing behind).
+function Snap:abort()
+  if self.committed then return 0 end
+  local n = 0
+  if #self.keys > 0 then n = self.store:delete(self.keys) end
+  self.keys, self.objects, self.pending = {}, {}, {}
+  return n
+end
+
+local function parse_id(id)
+  local day, hms = tostring(id):match("^(%d%d%d%d%d%d%d%d)%-(%d%d%d%d%d%d)$")
+  return day, hms
+end
+
+local function manifest_key(prefix, id)
+  local day, hms = parse_id(id)
+  if not day then
+    local errors = require("rewind.errors")
+    errors.usage("snapshot id must look like YYYYMMDD-HHMMSS, got '" .. tostring(id) .. "'")
+  end
+  return under(prefix, day .. "/manifest_" .. hms .. ".json")
+end
+
+--- Every complete snapshot's manifest under `prefix`, oldest first.
+function M.list(store, prefix)
+  prefix = trim(prefix)
+  local out = {}
+  local pat = "^" .. (prefix == "" and "" or (prefix:gsub("%p", "%%%0") .. "/")) .. "(%d%d%d%d%d%d%d%d)/manifest_(%d%d%d%d%d%d)%.json$"
+  for obj in store:list(prefix == "" and "" or (prefix .. "/")) do
+    if obj.key:match(pat) then
+      local ok, m = pcall(function() return json.decode(store:get(obj.key)) end)
+      if ok and type(m) == "table" and m.format == M.FORMAT then
+        m.manifest_key = obj.key
+        out[#out + 1] = m
+      else
+        require("rewind.log").warn("ignoring an unreadable manifest", { key = obj.key })
+      end
+    end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
+end
+
+--- Date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest first.
+function M.incomplete(store, prefix)
+  prefix = trim(prefix)
+  local base = prefix == "" and "" or (prefix:gsub("%p", "%%%0") .. "/")
+  local groups, manifests, order = {}, {}, {}
+  for obj in store:list(prefix == "" and "" or (prefix .. "/")) do
+    local day, rest = obj.key:match("^" .. base .. "(%d%d%d%d%d%d%d%d)/([^/]+)$")
+    if day then
+      local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
+      if mh then
+        manifests[day .. "-" .. mh] = true
+      else
+        local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
+        if hms then
+          local id = day .. "-" .. hms
+          if not groups[id] then groups[id] = {}; order[#order + 1] = id end
+          table.insert(groups[id], obj.key)
+        end
+      end
+    end
+  end
+  local out = {}
+  table.sort(order)
+  for _, id in ipairs(order) do
+    if not manifests[id] then
+      local day, hms = parse_id(id)
+      local t = time.parse(day .. hms, "%Y%m%d%H%M%S")
+      out[#out + 1] = { id = id, keys = groups[id], started_at = time.format(t) }
+    end
+  end
+  return out
+end
+
+--- The newest complete snapshot's manifest, or nil.
+function M.latest(store, prefix)
+  local all = M.list(store, prefix)
+  return all[#all]
+end
+
+local Opened = {}
+Opened.__index = Opened
+
+--- Opens a complete snapshot (the newest when id is nil). An id without a manifest is refused.
+function M.open(store, prefix, id)
+  prefix = trim(prefix)
+  local manifest
+  if id == nil or id == "" then
+    manifest = M.latest(store, prefix)
+    if not manifest then error("no complete snapshot under " .. store.url .. " " .. prefix, 2) end
+  else
+    local key = manifest_key(prefix, id)
+    if not store:exists(key) then
+      local errors = require("rewind.errors")
+      for _, inc in ipairs(M.incomplete(store, prefix)) do
+        if inc.id == id then
+          error("snapshot " .. id .. " under " .. prefix .. " is incomplete (no manifest); refusing to use it", 2)
+        end
+      end
+      errors.usage("no snapshot " .. id .. " under " .. prefix)
+    end
+    manifest = json.decode(store:get(key))
+    manifest.manifest_key = key
+    if manifest.format ~= M.FORMAT then
+      error("snapshot " .. id .. ": unknown manifest format " .. tostring(manifest.format), 2)
+    end
+  end
+  local by_name = {}
+  for _, o in ipairs(manifest.objects or {}) do by_name[o.name] = o end
+  return setmetatable({ store = store, prefix = prefix, id = manifest.id, manifest = manifest, by_name = by_name }, Opened)
+end
+
+function Opened:object(name)
+  local o = self.by_name[name]
+  if not o then error("snapshot " .. self.id .. " has no object named " .. tostring(name), 2) end
+  return o
+end
+
+--- A reader over one object that fails at its end if size or sha256 differ from the manifest.
+function Opened:reader(name)
+  local o = self:object(name)
+  local r = hash.reader(self.store:reader(o.key), { size = o.size, sha256 = o.sha256, label = o.key })
+  return r
+end
+
+--- One object as a verified string (small objects).
+function Opened:get(name)
+  return self:reader(name):read_all()
+end
+
+--- Re-reads every object, checking size and sha256.
+function Opened:verify()
+  local result = { ok = true, id = self.id, objects = {} }
+  for _, o in ipairs(self.manifest.objects or {}) do
+    local entry = { name = o.name, key = o.key, ok = true }
+    local ok, err = pcall(function()
+      local sum, size = hash.sha256_reader(self.store:reader(o.key))
+      if size ~= o.size then
+        error(string.format("%s is corrupt: %d bytes where %d were expected", o.key, size, o.size), 0)
+      end
+      if sum ~= o.sha256 then
+        error(string.format("%s is corrupt: sha256 %s where %s was expected", o.key, sum, o.sha256), 0)
+      end
+    end)
+    if not ok then
+      entry.ok, entry.error = false, tostring(err)
+      result.ok = false
+    end
+    result.objects[#result.objects + 1] = entry
+  end
+  return result
+end
+
+--- Deletes a snapshot: its manifest first (so it turns incomplete, never half-listed), then its objects.
+--- Also removes an incomplete snapshot's objects.
+function M.delete(store, prefix, id)
+  prefix = trim(prefix)
+  local key = manifest_key(prefix, id)
+  local deleted = 0
+  if store:exists(key) then deleted = store:delete(key) end
+  for _, inc in ipairs(M.incomplete(store, prefix)) do
+    if inc.id == id then deleted = deleted + store:delete(inc.keys) end
+  end
+  return { id = id, deleted = deleted }
+end
+
+return M

@@ -1,0 +1,109 @@
+---@meta
+-- rewind.snapshot: objects at <prefix>/<YYYYMMDD>/<name>_<HHMMSS>.<ext> (UTC), manifest written last at
+-- <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json; id = YYYYMMDD-HHMMSS. No manifest = incomplete.
+local M = {}
+
+---@class rewind.snapshot.Object
+---@field name string
+---@field key string
+---@field size integer
+---@field sha256 string
+---@field ext string
+
+---@class rewind.snapshot.Manifest
+---@field format string      "rewind.snapshot/1"
+---@field id string
+---@field prefix string
+---@field procedure? string
+---@field target? string
+---@field host string
+---@field started_at string  RFC 3339
+---@field finished_at string RFC 3339
+---@field params table       without secrets
+---@field tags table
+---@field rewind_version string
+---@field objects rewind.snapshot.Object[]
+
+---A snapshot being written.
+---@class rewind.snapshot.Snap
+---@field id string
+---@field started_at string
+local Snap = {}
+---Stores a string or streams a reader as one object; returns its manifest entry.
+---@param name string
+---@param ext string
+---@param data string|rewind.Reader
+---@return rewind.snapshot.Object
+function Snap:put(name, ext, data) end
+---A writer for one object; size and sha256 are recorded when it is closed (or committed by a primitive).
+---@param name string
+---@param ext string
+---@return rewind.Writer
+function Snap:writer(name, ext) end
+---Writes the manifest last and returns it; `extra` fields are added to it.
+---@param extra? table
+---@return rewind.snapshot.Manifest
+function Snap:commit(extra) end
+---Deletes what this (uncommitted) snapshot wrote; returns how many objects.
+---@return integer
+function Snap:abort() end
+
+---A complete snapshot opened for reading.
+---@class rewind.snapshot.Opened
+---@field id string
+---@field manifest rewind.snapshot.Manifest
+local Opened = {}
+---A reader over one object that fails at its end if the size or sha256 differ from the manifest.
+---@param name string
+---@return rewind.Reader
+function Opened:reader(name) end
+---One object as a verified string.
+---@param name string
+---@return string
+function Opened:get(name) end
+---Re-reads every object and checks size and sha256.
+---@return {ok: boolean, id: string, objects: {name: string, key: string, ok: boolean, error?: string}[]}
+function Opened:verify() end
+---@param name string
+---@return rewind.snapshot.Object
+function Opened:object(name) end
+
+---Starts a snapshot.
+---@param store rewind.Store
+---@param opts {prefix: string, procedure?: string, target?: string, params?: table, tags?: table}
+---@return rewind.snapshot.Snap
+function M.begin(store, opts) end
+
+---Complete snapshots' manifests under prefix, oldest first.
+---@param store rewind.Store
+---@param prefix string
+---@return rewind.snapshot.Manifest[]
+function M.list(store, prefix) end
+
+---Groups of objects without a manifest.
+---@param store rewind.Store
+---@param prefix string
+---@return {id: string, keys: string[], started_at: string}[]
+function M.incomplete(store, prefix) end
+
+---The newest complete snapshot's manifest, or nil.
+---@param store rewind.Store
+---@param prefix string
+---@return rewind.snapshot.Manifest?
+function M.latest(store, prefix) end
+
+---Opens a complete snapshot (newest when id is nil); an incomplete one is refused.
+---@param store rewind.Store
+---@param prefix string
+---@param id? string
+---@return rewind.snapshot.Opened
+function M.open(store, prefix, id) end
+
+---Deletes a snapshot: manifest first, then its objects (also removes an incomplete one).
+---@param store rewind.Store
+---@param prefix string
+---@param id string
+---@return {id: string, deleted: integer}
+function M.delete(store, prefix, id) end
+
+return M

@@ -1,0 +1,155 @@
+//! Helpers for the archive tests: run a Lua snippet through the real binary, build trees, compare trees.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn rewind() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rewind"));
+    c.env_remove("REWIND_PATH");
+    c
+}
+
+/// Runs `body` (the inside of `run = function(p) ... end`) with string params `p.*`.
+pub fn run_lua(dir: &Path, body: &str, params: &[(&str, &str)]) -> Output {
+    let mut decl = String::new();
+    for (k, _) in params {
+        decl.push_str(&format!("{k} = {{ type = \"string\", doc = \"{k}\" }}, "));
+    }
+    let script = format!(
+        "return {{ description = \"test\", params = {{ {decl} }}, run = function(p)\n{body}\nend }}\n"
+    );
+    let path = dir.join(format!("t{}.lua", rand_suffix()));
+    std::fs::write(&path, script).unwrap();
+    let mut c = rewind();
+    c.arg("run").arg("--json").arg(&path);
+    for (k, v) in params {
+        c.arg(format!("{k}={v}"));
+    }
+    c.output().unwrap()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) + std::process::id() as u64 * 1000
+}
+
+pub fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "rewind failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn set_mtime(p: &Path, secs: i64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
+    let f = std::fs::File::open(p).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(t))
+        .unwrap();
+}
+
+/// A small tree with nested dirs, odd modes, old mtimes, a symlink, an empty dir and a binary file.
+pub fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("top.txt"), "hello\n").unwrap();
+    std::fs::write(root.join("a/one.log"), "log line\n".repeat(1000)).unwrap();
+    let bin: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("a/b/bin.dat"), &bin).unwrap();
+    std::fs::write(root.join("a/b/c/exec.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        root.join("a/b/c/exec.sh"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    std::fs::write(root.join("a/secret"), "x").unwrap();
+    std::fs::set_permissions(
+        root.join("a/secret"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(root.join(format!("long_{}", "n".repeat(150))), "long name").unwrap();
+    std::os::unix::fs::symlink("a/b/bin.dat", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("../top.txt", root.join("a/up")).unwrap();
+    for (i, p) in [
+        "top.txt",
+        "a/one.log",
+        "a/b/bin.dat",
+        "a/b/c/exec.sh",
+        "a/secret",
+    ]
+    .iter()
+    .enumerate()
+    {
+        set_mtime(&root.join(p), 1_600_000_000 + i as i64 * 1000);
+    }
+    for (i, p) in ["a/b/c", "a/b", "a", "empty"].iter().enumerate() {
+        set_mtime(&root.join(p), 1_500_000_000 + i as i64);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Node {
+    File {
+        mode: u32,
+        mtime: i64,
+        data: Vec<u8>,
+    },
+    Dir {
+        mode: u32,
+        mtime: i64,
+    },
+    Link {
+        target: PathBuf,
+    },
+}
+
+/// Everything a user would compare: bytes, modes, mtimes (seconds), symlink targets.
+pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut m = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+        let md = e.path().symlink_metadata().unwrap();
+        let node = if md.file_type().is_symlink() {
+            Node::Link {
+                target: std::fs::read_link(e.path()).unwrap(),
+            }
+        } else if md.is_dir() {
+            Node::Dir {
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+            }
+        } else {
+            Node::File {
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime(),
+                data: std::fs::read(e.path()).unwrap(),
+            }
+        };
+        m.insert(rel, node);
+    }
+    m
+}
+
+/// Every path under `dir` (to check that nothing was written there).
+pub fn listing(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect()
+}
