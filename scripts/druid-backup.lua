@@ -28,7 +28,7 @@ return {
     target = { type = "string", default = "druid", doc = "name of the backed-up stack (groups snapshots for retention)" },
     compression = { type = "string", default = "zstd", choices = { "zstd", "gzip", "none" }, doc = "compression of the tars" },
     level = { type = "integer", default = 1, doc = "compression level of the tars" },
-    tags = { type = "list", default = {}, doc = "tags recorded in the manifest (e.g. nightly)" },
+    tags = { type = "list", doc = "tags recorded in the manifest (e.g. nightly)" },
     dry_run = { type = "boolean", default = false, doc = "print what would be backed up, write nothing" },
   }),
   run = function(p, ctx)
@@ -53,7 +53,7 @@ return {
       local m = druid.backup(st, {
         prefix = p.prefix, target = p.target, conn = conn, deep_storage = p.deep_storage,
         metabase_dir = p.metabase_dir, metabase_pg_database = p.metabase_pg_database,
-        compression = p.compression, level = p.level, tags = p.tags, params = ctx.public_params,
+        compression = p.compression, level = p.level, tags = p.tags or {}, params = ctx.public_params,
       })
       local objects = {}
       for _, o in ipairs(m.objects or {}) do objects[#objects + 1] = { name = o.name, key = o.key, size = o.size } end

@@ -77,7 +77,7 @@ return {
     restore_metabase = { type = "boolean", default = false, doc = "also restore Metabase (default: leave it, as the source allows)" },
     replace = { type = "boolean", default = false, doc = "overwrite a database that has druid_ tables / a non-empty deep-storage dir" },
     safety_backup = { type = "boolean", default = true, doc = "snapshot the current state (tag safety) before overwriting" },
-    path_map = { type = "list", default = {}, doc = "FROM=TO prefix rewrites for loadSpec paths (default: backed-up dir=deep_storage)" },
+    path_map = { type = "list", doc = "FROM=TO prefix rewrites for loadSpec paths (default: backed-up dir=deep_storage)" },
     coordinator_url = { type = "string", doc = "Druid coordinator URL; when set, wait until every restored datasource is 100% loaded" },
     load_timeout = { type = "duration", default = "10m", doc = "how long to wait for the coordinator" },
     start_command = { type = "string", doc = "shell command run after the restore (e.g. docker-compose up -d)" },
@@ -90,7 +90,7 @@ return {
     if p.restore_metabase and not (p.metabase_dir or p.metabase_pg_database) then
       errors.usage("restore_metabase=true needs metabase_dir or metabase_pg_database")
     end
-    local user_map = druid.parse_path_map(p.path_map)
+    local user_map = druid.parse_path_map(p.path_map or {})
     local st = store.open(p.store)
 
     return lock.with(st, p.prefix, function()

@@ -33,7 +33,7 @@ return {
     keep_monthly = count_param("keep_monthly", "keep the newest snapshot of each of the last N months that have one"),
     keep_yearly = count_param("keep_yearly", "keep the newest snapshot of each of the last N years that have one"),
     keep_within = { type = "duration", doc = "keep every snapshot within this duration of the group's newest (e.g. 60d)" },
-    tags = { type = "list", default = {}, doc = "snapshots carrying any of these tags are kept forever (e.g. safety)" },
+    tags = { type = "list", doc = "snapshots carrying any of these tags are kept forever (e.g. safety)" },
     timezone = { type = "string", default = "UTC", doc = "IANA timezone for hour/day/week/month/year buckets" },
     grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
     dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
@@ -42,7 +42,7 @@ return {
     local policy = {
       keep_last = p.keep_last, keep_hourly = p.keep_hourly, keep_daily = p.keep_daily,
       keep_weekly = p.keep_weekly, keep_monthly = p.keep_monthly, keep_yearly = p.keep_yearly,
-      keep_within = p.keep_within, keep_tags = p.tags, timezone = p.timezone, grace = p.grace,
+      keep_within = p.keep_within, keep_tags = p.tags or {}, timezone = p.timezone, grace = p.grace,
     }
     if not retention.has_rules(policy) then
       errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")

@@ -445,6 +445,7 @@ fn prune_dry_run_explains_and_real_prune_deletes_manifest_and_objects() {
     // No policy: refused.
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no retention policy"), "{}", text(&o));
 
     ok(&run(&["keep_daily=5", "tags=safety"]));
     let mut ids: Vec<String> = manifests(&store)

@@ -205,7 +205,13 @@ impl Pg {
             "pg_dump: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap()
+        // pg_dump 15.14+ brackets the script with `\restrict <random key>`: not content.
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
