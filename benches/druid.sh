@@ -73,8 +73,23 @@ RATIO=$(python3 -c "print(round($RW/$REF,3))")
 echo "druid-backup: rewind ${RW}s vs pg_dump|zstd + tar|zstd ${REF}s -> ratio ${RATIO} (bar <= 1.15); peak RSS ${RSS_MB} MB (bar < 150)"
 echo "sizes: rewind $(du -sb "$WORK/store" | cut -f1) bytes, reference $(du -sb "$WORK/ref" | cut -f1) bytes"
 
-# Prune
-if [ -n "${S3_BENCH_URL:-}" ]; then PSTORE=$S3_BENCH_URL; KIND="S3 server ($S3_BENCH_URL)"; else PSTORE=$WORK/prune-store; KIND="LOCAL store (no S3_BENCH_URL set)"; fi
+# Prune: in moto's S3 server (installed by tests/run.sh) when available, else the local store.
+MOTO=${MOTO_SERVER:-$HOME/.cache/rewind-tests/moto/bin/moto_server}
+if [ -n "${S3_BENCH_URL:-}" ]; then
+  PSTORE=$S3_BENCH_URL; KIND="S3 server ($S3_BENCH_URL)"
+elif [ -x "$MOTO" ]; then
+  MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  (cd "$WORK" && exec "$MOTO" -H 127.0.0.1 -p "$MPORT" >"$WORK/moto.log" 2>&1) &
+  MOTO_PID=$!
+  trap 'kill $MOTO_PID 2>/dev/null || true; cleanup' EXIT
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$MPORT" && break; sleep 0.2; done
+  curl -s -X PUT "http://127.0.0.1:$MPORT/bench" >/dev/null
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL=http://127.0.0.1:$MPORT AWS_EC2_METADATA_DISABLED=true
+  PSTORE=s3://bench/rewind; KIND="S3 server (moto)"
+else
+  PSTORE=$WORK/prune-store; KIND="LOCAL store (no S3 server available)"
+fi
 "$REWIND" run benches/druid_seed.lua -q store="$PSTORE" prefix=bench n="$SNAPS" >/dev/null
 "$REWIND" run prune -q --json store="$PSTORE" prefix=bench keep_daily=7 keep_weekly=4 keep_monthly=12 keep_within=2d > "$WORK/prune.json" 2>/dev/null \
   || { echo "prune failed"; exit 1; }
