@@ -475,3 +475,72 @@ fn prune_dry_run_explains_and_real_prune_deletes_manifest_and_objects() {
         "objects of removed and incomplete snapshots deleted: {objects:?}"
     );
 }
+
+#[test]
+fn metabase_is_restored_only_when_asked_as_a_directory_or_a_database() {
+    let e = Env::new();
+    pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 3);
+    let mb = e.tmp.path().join("metabase-data");
+    std::fs::create_dir_all(mb.join("plugins")).unwrap();
+    std::fs::write(mb.join("metabase.db.mv.db"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(mb.join("plugins/x.jar"), b"jar").unwrap();
+    let mb_files = tree(&mb);
+    ok(&e.run(
+        "druid-backup",
+        &[&e.deep_arg(), &format!("metabase_dir={}", mb.display())],
+    ));
+
+    // restore_metabase=false (the default) leaves Metabase alone.
+    std::fs::write(mb.join("metabase.db.mv.db"), b"changed").unwrap();
+    let changed = tree(&mb);
+    ok(&e.run(
+        "druid-restore",
+        &[
+            &e.deep_arg(),
+            &e.path_map(),
+            "replace=true",
+            "safety_backup=false",
+        ],
+    ));
+    assert_eq!(
+        tree(&mb),
+        changed,
+        "Metabase untouched without restore_metabase=true"
+    );
+    // restore_metabase=true brings the backed-up files back.
+    ok(&e.run(
+        "druid-restore",
+        &[
+            &e.deep_arg(),
+            &e.path_map(),
+            "replace=true",
+            "safety_backup=false",
+            "restore_metabase=true",
+            &format!("metabase_dir={}", mb.display()),
+        ],
+    ));
+    assert_eq!(tree(&mb), mb_files);
+
+    // Metabase in PostgreSQL: dumped and restored as a database.
+    e.pg.createdb("metabase");
+    e.pg.psql("metabase", "create table report_card (id serial primary key, name text); insert into report_card (name) values ('a'), ('b');");
+    let mb_db = e.pg.data_dump("metabase");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok(&e.run(
+        "druid-backup",
+        &[&e.deep_arg(), "metabase_pg_database=metabase"],
+    ));
+    e.pg.dropdb("metabase");
+    ok(&e.run(
+        "druid-restore",
+        &[
+            &e.deep_arg(),
+            &e.path_map(),
+            "replace=true",
+            "safety_backup=false",
+            "restore_metabase=true",
+            "metabase_pg_database=metabase",
+        ],
+    ));
+    assert_eq!(e.pg.data_dump("metabase"), mb_db);
+}
