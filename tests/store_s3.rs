@@ -308,6 +308,18 @@ end }
     assert!(stderr.contains("pre/some/key.txt"), "{stderr}");
     assert!(stderr.contains("NoSuchBucket"), "{stderr}");
     assert!(t0.elapsed().as_secs() < 10, "not retried");
+    // A missing bucket is not mistaken for a missing key.
+    let script = r#"
+local store = require("rewind.store")
+return { description = "x", params = {}, run = function()
+  store.open("s3://no-such-bucket/pre"):exists("lock")
+end }
+"#;
+    let out = run_script(dir.path(), script, &server.env());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr.contains("NoSuchBucket"), "{stderr}");
+    assert!(stderr.contains("s3://no-such-bucket/pre/lock"), "{stderr}");
     // A missing key on read.
     let script = r#"
 local store = require("rewind.store")
@@ -346,4 +358,52 @@ end }
     );
     assert!(!all.contains("wJalrXUtnFEMI-super-secret-value"), "{all}");
     assert!(t0.elapsed().as_secs() < 10, "not retried");
+}
+
+#[test]
+fn server_side_encryption_options_reach_the_server() {
+    let server = S3Server::start();
+    server.create_bucket("sse-test");
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+local store = require("rewind.store")
+return {{ description = "sse", params = {{}}, run = function()
+  local s = store.open("s3://sse-test/p", {{ sse = "AES256", part_size = {PART} }})
+  s:put("small", "x")
+  s:put("multi", string.rep("m", {PART} + 1))
+  s:create_if_absent("lock", "1")
+  s:copy("small", "copied")
+  local k = store.open("s3://sse-test/p", {{ sse = "aws:kms", kms_key_id = "my-key-id" }})
+  k:put("kms", "y")
+  return {{}}
+end }}
+"#
+    );
+    let out = run_script(dir.path(), &script, &server.env());
+    assert!(out.status.success(), "{}", text(&out));
+    for key in ["small", "multi", "lock", "copied"] {
+        let h = server.head_headers(&format!("/sse-test/p/{key}"));
+        assert!(
+            h.iter()
+                .any(|(k, v)| k == "x-amz-server-side-encryption" && v == "AES256"),
+            "{key}: {h:?}"
+        );
+    }
+    let h = server.head_headers("/sse-test/p/kms");
+    assert!(
+        h.iter()
+            .any(|(k, v)| k == "x-amz-server-side-encryption" && v == "aws:kms"),
+        "{h:?}"
+    );
+    // A bad value is refused before anything is sent.
+    let out = run_script(
+        dir.path(),
+        r#"return { description = "x", params = {}, run = function()
+  require("rewind.store").open("s3://sse-test/p", { sse = "rot13" })
+end }"#,
+        &server.env(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rot13"));
 }

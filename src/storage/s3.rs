@@ -37,7 +37,6 @@ const DEFAULT_CONCURRENCY: usize = 4;
 /// DeleteObjects takes at most 1000 keys per call.
 const DELETE_BATCH: usize = 1000;
 
-#[derive(Clone)]
 struct Cfg {
     client: Client,
     bucket: String,
@@ -46,6 +45,8 @@ struct Cfg {
     concurrency: usize,
     sse: Option<String>,
     kms_key_id: Option<String>,
+    /// Set once HeadBucket succeeded.
+    bucket_ok: std::sync::atomic::AtomicBool,
 }
 
 pub struct S3Backend {
@@ -90,6 +91,7 @@ where
             };
             let msg = err.message().unwrap_or("");
             let hint = match code {
+                _ if !msg.is_empty() && code == "NoSuchBucket" => "",
                 "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
                     " (check the credentials and the bucket policy)"
                 }
@@ -219,6 +221,7 @@ impl S3Backend {
                 concurrency,
                 sse,
                 kms_key_id,
+                bucket_ok: false.into(),
             }),
         })
     }
@@ -774,6 +777,7 @@ impl Backend for S3Backend {
 }
 
 async fn head_object(cfg: &Cfg, key: &str) -> anyhow::Result<Option<ObjectMeta>> {
+    let what = cfg.url(key);
     let res = cfg
         .client
         .head_object()
@@ -788,31 +792,36 @@ async fn head_object(cfg: &Cfg, key: &str) -> anyhow::Result<Option<ObjectMeta>>
             mtime: o.last_modified().map(|t| t.as_secs_f64()),
             etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
         })),
-        Err(e) if status_of(&e) == Some(404) && !is_no_such_bucket(&e) => Ok(None),
-        Err(e) => {
-            let what = cfg.url(key);
-            if status_of(&e) == Some(404) {
-                bail!(
-                    "S3 HeadObject {what}: NoSuchBucket: bucket '{}' does not exist",
-                    cfg.bucket
-                );
-            }
-            if status_of(&e) == Some(403) {
-                bail!(
-                    "S3 HeadObject {what}: AccessDenied (HTTP 403; check the credentials and the bucket policy)"
-                );
-            }
-            Err(s3_error("HeadObject", &what, e))
+        Err(e) if status_of(&e) == Some(404) => {
+            // HEAD answers have no body: a missing bucket looks like a missing key. Tell them apart
+            // once per store with HeadBucket, so that a wrong bucket is an error, not "absent".
+            check_bucket(cfg, &what).await?;
+            Ok(None)
         }
+        Err(e) if status_of(&e) == Some(403) => bail!(
+            "S3 HeadObject {what}: AccessDenied (HTTP 403; check the credentials and the bucket policy)"
+        ),
+        Err(e) => Err(s3_error("HeadObject", &what, e)),
     }
 }
 
-/// HEAD answers have no body, so a missing bucket looks like a missing key; S3 sets no code either.
-/// Some servers send the error code in a header; otherwise we tell the two apart by listing.
-fn is_no_such_bucket<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    match e {
-        SdkError::ServiceError(ctx) => ctx.err().code() == Some("NoSuchBucket"),
-        _ => false,
+async fn check_bucket(cfg: &Cfg, what: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    if cfg.bucket_ok.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match cfg.client.head_bucket().bucket(&cfg.bucket).send().await {
+        Ok(_) => {
+            cfg.bucket_ok.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) if status_of(&e) == Some(404) => bail!(
+            "S3 HeadObject {what}: NoSuchBucket: bucket '{}' does not exist",
+            cfg.bucket
+        ),
+        // Without ListBucket/HeadBucket permission the key is simply absent.
+        Err(e) if status_of(&e) == Some(403) => Ok(()),
+        Err(e) => Err(s3_error("HeadBucket", what, e)),
     }
 }
 

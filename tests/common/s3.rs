@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// moto routes requests by the service in the credential scope and, unless auth is enforced, does
+/// not check signatures: this header only tells it "s3".
+const AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
 pub struct S3Server {
     child: Child,
     pub port: u16,
@@ -97,6 +101,25 @@ impl S3Server {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// The response headers of an unsigned HEAD, lower-cased names.
+    pub fn head_headers(&self, path: &str) -> Vec<(String, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{AUTH}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect()
     }
 
     pub fn create_bucket(&self, bucket: &str) {
