@@ -10,11 +10,58 @@ local retention = require("rewind.retention")
 local time = require("rewind.time")
 local log = require("rewind.log")
 local errors = require("rewind.errors")
+local task = require("rewind.task")
+local json = require("rewind.json")
 
 local BATCH = 1000
 
 local function manifest_key(prefix, id)
   return string.format("%s/%s/manifest_%s.json", prefix, id:sub(1, 8), id:sub(10, 15))
+end
+
+-- One listing pass for both complete and incomplete snapshots, manifests fetched `concurrency` at a time
+-- (what snapshot.list and snapshot.incomplete give, without listing twice or reading manifests one by one).
+local function scan(st, prefix, concurrency)
+  local base = prefix:gsub("%p", "%%%0") .. "/"
+  local manifest_keys, groups, order, has_manifest = {}, {}, {}, {}
+  for obj in st:list(prefix .. "/") do
+    local day, rest = obj.key:match("^" .. base .. "(%d%d%d%d%d%d%d%d)/([^/]+)$")
+    if day then
+      local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
+      if mh then
+        manifest_keys[#manifest_keys + 1] = obj.key
+        has_manifest[day .. "-" .. mh] = true
+      else
+        local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
+        if hms then
+          local id = day .. "-" .. hms
+          if not groups[id] then groups[id] = {}; order[#order + 1] = id end
+          table.insert(groups[id], obj.key)
+        end
+      end
+    end
+  end
+  local fetched = task.map(manifest_keys, concurrency, function(key)
+    local ok, m = pcall(function() return json.decode(st:get(key)) end)
+    if ok and type(m) == "table" and m.format == snapshot.FORMAT then
+      m.manifest_key = key
+      return m
+    end
+    log.warn("ignoring an unreadable manifest", { key = key })
+    return false
+  end)
+  local manifests = {}
+  for _, m in ipairs(fetched) do
+    if m then manifests[#manifests + 1] = m end
+  end
+  local incomplete = {}
+  table.sort(order)
+  for _, id in ipairs(order) do
+    if not has_manifest[id] then
+      incomplete[#incomplete + 1] = { id = id, keys = groups[id], started_at = retention.id_time(id) }
+    end
+  end
+  return manifests, incomplete
 end
 
 local function count_param(name, doc)
@@ -37,6 +84,7 @@ return {
     timezone = { type = "string", default = "UTC", doc = "IANA timezone for hour/day/week/month/year buckets" },
     grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
     dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
+    concurrency = { type = "integer", default = 32, doc = "manifests read at once" },
   },
   run = function(p)
     local policy = {
@@ -50,8 +98,7 @@ return {
     local st = store.open(p.store)
     local function work()
       local t0 = time.monotonic()
-      local manifests = snapshot.list(st, p.prefix)
-      local incomplete = snapshot.incomplete(st, p.prefix)
+      local manifests, incomplete = scan(st, (p.prefix:gsub("/+$", "")), p.concurrency)
       local t_list = time.monotonic() - t0
       local plan = retention.plan(manifests, policy, time.now(), incomplete)
       local t_decide = time.monotonic() - t0
@@ -91,7 +138,7 @@ return {
       local manifests_keys, object_keys = {}, {}
       for _, e in ipairs(plan.remove) do
         local m = e.manifest
-        manifests_keys[#manifests_keys + 1] = m.key or manifest_key(m.prefix or p.prefix, m.id)
+        manifests_keys[#manifests_keys + 1] = m.manifest_key or manifest_key(m.prefix or p.prefix, m.id)
         for _, o in ipairs(m.objects or {}) do object_keys[#object_keys + 1] = o.key end
       end
       for _, e in ipairs(plan.incomplete_remove) do
