@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then GIB_MB=64; ROWS=2000; SNAPS=1000; else GIB_MB=2048; ROWS=100000; SNAPS=10000; fi
-cargo build --release --quiet
-REWIND=$PWD/target/release/rewind
+if [ -z "${REWIND:-}" ]; then cargo build --release --quiet; REWIND=$PWD/target/release/rewind; fi
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 WORK=$(mktemp -d /tmp/rewind-bench-druid.XXXXXX)
+chmod 755 "$WORK"
 cleanup() {
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -95,7 +95,8 @@ fi
   || { echo "prune failed"; exit 1; }
 python3 - "$WORK/prune.json" "$KIND" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+text = open(sys.argv[1]).read()
+r = json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else text)
 r = r.get("result", r)
 print(f"prune over {r['snapshots']} snapshots in the {sys.argv[2]}: decided in {r['decide_seconds']:.2f}s (bar < 5 s), "
       f"kept {r['kept']}, removed {r['removed']}, deleted {r['deleted_keys']} keys in {r['delete_batches']} batches, "

@@ -11,6 +11,9 @@ local time = require("rewind.time")
 local log = require("rewind.log")
 local errors = require("rewind.errors")
 local task = require("rewind.task")
+local fs = require("rewind.fs")
+local env = require("rewind.env")
+local hash = require("rewind.hash")
 local json = require("rewind.json")
 
 local BATCH = 1000
@@ -21,7 +24,20 @@ end
 
 -- One listing pass for both complete and incomplete snapshots, manifests fetched `concurrency` at a time
 -- (what snapshot.list and snapshot.incomplete give, without listing twice or reading manifests one by one).
-local function scan(st, prefix, concurrency)
+-- Manifests never change once written, so a local cache keyed by (key, etag, size) spares re-reading
+-- thousands of them on every prune; the listing still decides what exists.
+local function cache_path(st, prefix)
+  local root = env.get("XDG_CACHE_HOME") or ((env.get("HOME") or "/tmp") .. "/.cache")
+  return root .. "/rewind/manifests/" .. hash.sha256(tostring(st.url) .. "\n" .. prefix) .. ".json"
+end
+
+local function load_cache(path)
+  if not path or not fs.exists(path) then return {} end
+  local ok, c = pcall(function() return json.decode(fs.read(path)) end)
+  return (ok and type(c) == "table") and c or {}
+end
+
+local function scan(st, prefix, concurrency, cache_file)
   local base = prefix:gsub("%p", "%%%0") .. "/"
   local manifest_keys, groups, order, has_manifest = {}, {}, {}, {}
   for obj in st:list(prefix .. "/") do
@@ -29,7 +45,7 @@ local function scan(st, prefix, concurrency)
     if day then
       local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
       if mh then
-        manifest_keys[#manifest_keys + 1] = obj.key
+        manifest_keys[#manifest_keys + 1] = obj
         has_manifest[day .. "-" .. mh] = true
       else
         local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
@@ -41,10 +57,21 @@ local function scan(st, prefix, concurrency)
       end
     end
   end
-  local fetched = task.map(manifest_keys, concurrency, function(key)
+  local cache = load_cache(cache_file)
+  local fresh, hits = {}, 0
+  local fetched = task.map(manifest_keys, concurrency, function(obj)
+    local key = obj.key
+    local tag = tostring(obj.etag or "") .. ":" .. tostring(obj.size or "")
+    local c = cache[key]
+    if c and c.tag == tag and type(c.m) == "table" then
+      hits = hits + 1
+      fresh[key] = c
+      return c.m
+    end
     local ok, m = pcall(function() return json.decode(st:get(key)) end)
     if ok and type(m) == "table" and m.format == snapshot.FORMAT then
       m.manifest_key = key
+      fresh[key] = { tag = tag, m = m }
       return m
     end
     log.warn("ignoring an unreadable manifest", { key = key })
@@ -61,7 +88,14 @@ local function scan(st, prefix, concurrency)
       incomplete[#incomplete + 1] = { id = id, keys = groups[id], started_at = retention.id_time(id) }
     end
   end
-  return manifests, incomplete
+  if cache_file then
+    local ok, err = pcall(function()
+      fs.mkdir((cache_file:match("^(.*)/[^/]+$")))
+      fs.write(cache_file, json.encode(fresh))
+    end)
+    if not ok then log.warn("could not write the manifest cache", { path = cache_file, error = tostring(err) }) end
+  end
+  return manifests, incomplete, hits
 end
 
 local function count_param(name, doc)
@@ -85,6 +119,7 @@ return {
     grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
     dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
     concurrency = { type = "integer", default = 32, doc = "manifests read at once" },
+    cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
   },
   run = function(p)
     local policy = {
@@ -98,11 +133,12 @@ return {
     local st = store.open(p.store)
     local function work()
       local t0 = time.monotonic()
-      local manifests, incomplete = scan(st, (p.prefix:gsub("/+$", "")), p.concurrency)
+      local prefix = (p.prefix:gsub("/+$", ""))
+      local manifests, incomplete, hits = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
       local t_list = time.monotonic() - t0
       local plan = retention.plan(manifests, policy, time.now(), incomplete)
       local t_decide = time.monotonic() - t0
-      log.info("prune plan", { prefix = p.prefix, snapshots = #manifests, incomplete = #incomplete,
+      log.info("prune plan", { prefix = p.prefix, snapshots = #manifests, incomplete = #incomplete, cached = hits,
         keep = #plan.keep, remove = #plan.remove, list_seconds = t_list, decide_seconds = t_decide })
 
       local verb = p.dry_run and "would remove" or "remove"
@@ -123,7 +159,7 @@ return {
         prefix = p.prefix, dry_run = p.dry_run, snapshots = #manifests,
         kept = #plan.keep, removed = #plan.remove,
         incomplete_kept = #plan.incomplete_keep, incomplete_removed = #plan.incomplete_remove,
-        decide_seconds = t_decide, deleted_keys = 0, delete_batches = 0,
+        decide_seconds = t_decide, list_seconds = t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
       }
       if p.dry_run then return result end
 
