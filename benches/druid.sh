@@ -105,7 +105,7 @@ r = json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else tex
 r = r.get("result", r)
 what = "dry run, cold manifest cache" if sys.argv[3] == "prune-cold" else "real prune, warm manifest cache"
 print(f"prune ({what}) over {r['snapshots']} snapshots in the {sys.argv[2]}: decided in {r['decide_seconds']:.2f}s "
-      f"(listing+reading {r['list_seconds']:.2f}s, {r['manifests_cached']} manifests from cache; bar < 5 s), "
+      f"(listing+reading {r['list_seconds']:.2f}s with {r['manifests_cached']} manifests from cache, plan {r['plan_seconds']:.2f}s; bar < 5 s), "
       f"kept {r['kept']}, removed {r['removed']}, deleted {r['deleted_keys']} keys in {r['delete_batches']} batches, "
       f"delete {r.get('delete_seconds', 0):.2f}s")
 PY

@@ -159,7 +159,7 @@ return {
         prefix = p.prefix, dry_run = p.dry_run, snapshots = #manifests,
         kept = #plan.keep, removed = #plan.remove,
         incomplete_kept = #plan.incomplete_keep, incomplete_removed = #plan.incomplete_remove,
-        decide_seconds = t_decide, list_seconds = t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
+        decide_seconds = t_decide, list_seconds = t_list, plan_seconds = t_decide - t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
       }
       if p.dry_run then return result end
 
