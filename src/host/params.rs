@@ -260,6 +260,8 @@ fn flatten(
             {
                 flatten(&name, inner, declared, out)
             }
+            // `key:` with no value (as settings files leave optional keys) means not given.
+            Json::Null => {}
             _ => out.push((name, v.clone())),
         }
     }

@@ -1,0 +1,81 @@
+---@meta
+-- rewind.kafka: Kafka producer, consumer and admin (librdkafka).
+local M = {}
+
+---@class kafka.Batch
+---@field topic string
+---@field partition integer
+---@field first_offset integer
+---@field last_offset integer
+---@field count integer
+---@field first_timestamp number|nil epoch seconds
+---@field last_timestamp number|nil
+---@field bytes integer uncompressed bytes
+---@field data string gzipped JSONL (one message value per line)
+
+---@class kafka.Producer
+local Producer = {}
+---Sends one message and waits for its delivery; raises with topic, partition and the librdkafka error.
+---@param topic string
+---@param value string
+---@param opts? {key?: string, headers?: table<string,string>, partition?: integer}
+---@return {partition: integer, offset: integer}
+function Producer:send(topic, value, opts) end
+---Waits until queued messages are delivered (default 30 s).
+---@param timeout? number|string
+function Producer:flush(timeout) end
+---Streams newline-delimited records (gzip/zstd auto-detected) into a topic, in Rust.
+---@param reader any a Reader (store object, file, exec stdout) or a string
+---@param opts {topic: string, key_field?: string, format?: "jsonl"|"lines", filter?: string|table, transform?: fun(record: any): any, max_errors?: integer, max_failures?: integer, compression?: "auto"|"gzip"|"zstd"|"none"}
+---@return {read: integer, sent: integer, failed: integer, skipped: integer, malformed: integer, bytes: integer, first_malformed_lines: integer[], seconds: number}
+function Producer:send_lines(reader, opts) end
+
+---@class kafka.Consumer
+local Consumer = {}
+---@param max? integer default 500
+---@param timeout? number|string default 1 s
+---@return {topic: string, partition: integer, offset: integer, key: string|nil, value: string|nil, timestamp: number|nil, headers: table<string,string>}[]
+function Consumer:poll(max, timeout) end
+---Commits synchronously what poll returned, or the given next offsets.
+---@param offsets? {topic: string, partition: integer, offset: integer}[]
+---@return integer partitions committed
+function Consumer:commit(offsets) end
+---@param topic string
+---@param partition integer
+---@param to integer|"earliest"|"latest"|string|{time: number|string}
+function Consumer:seek(topic, partition, to) end
+---Gathers messages into per-partition gzipped JSONL batches (Rust); returns when one closes or a drain ends.
+---@param opts? {max?: integer, wait?: number|string, drain?: boolean, level?: integer}
+---@return {batches: kafka.Batch[], done: boolean}
+function Consumer:archive_batch(opts) end
+---Closes every open archive buffer and returns them.
+---@return kafka.Batch[]
+function Consumer:take_open() end
+function Consumer:close() end
+
+---@class kafka.Admin
+local Admin = {}
+---@param opts? {timeout?: number|string}
+---@return {name: string, messages: integer, partitions: {id: integer, low: integer, high: integer}[]}[]
+function Admin:topics(opts) end
+---@param name string
+---@param partitions? integer
+---@param opts? {replication?: integer, config?: table<string, string>}
+---@return boolean
+function Admin:create_topic(name, partitions, opts) end
+
+---Idempotent, acks=all producer; every librdkafka setting in config passes through.
+---@param opts {brokers: string|string[], config?: table<string, string|number|boolean>}
+---@return kafka.Producer
+function M.producer(opts) end
+
+---Consumer with manual commits (enable.auto.commit=false, enable.auto.offset.store=false).
+---@param opts {brokers: string|string[], group: string, topics: string|string[], config?: table, start?: "earliest"|"latest"|number|string}
+---@return kafka.Consumer
+function M.consumer(opts) end
+
+---@param opts {brokers: string|string[], config?: table}
+---@return kafka.Admin
+function M.admin(opts) end
+
+return M
