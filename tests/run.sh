@@ -16,6 +16,9 @@ need pkg-config pkg-config
 need python3 python3   # tests/fakes/*.py (fake HTTP services)
 need openssl openssl
 need kcat kcat
+# druid tests: a throwaway PostgreSQL cluster (server binaries live in /usr/lib/postgresql/<ver>/bin)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_needed+=(postgresql)
+need pg_dump postgresql-client
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
 
 # S3-protocol server for tests/store_s3.rs: moto's server, pinned (5.2.1's CompleteMultipartUpload answer

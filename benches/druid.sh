@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Druid backup and prune benchmarks (issue 5). Runs rewind and the reference tools in the same run and
+# prints ratios. QUICK=1: small sizes (smoke). Needs PostgreSQL server binaries, zstd, GNU time, python3.
+#
+# 1) druid-backup of a deep-storage tree (2 GiB; QUICK: 64 MiB) + a metadata DB with 100,000 segment rows
+#    (QUICK: 2,000) vs `pg_dump | zstd -1 -T0` then `tar -cf - | zstd -1 -T0`, one after the other.
+#    Bar: wall ≤ 1.15× the reference, peak RSS < 150 MB.
+# 2) prune over 10,000 snapshots (QUICK: 1,000): decide time and delete batches. In an S3 server when
+#    S3_BENCH_URL (s3://bucket/prefix, with AWS_* variables for the endpoint) is set, else the local store.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then GIB_MB=64; ROWS=2000; SNAPS=1000; else GIB_MB=2048; ROWS=100000; SNAPS=10000; fi
+if [ -z "${REWIND:-}" ]; then cargo build --release --quiet; REWIND=$PWD/target/release/rewind; fi
+
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+WORK=$(mktemp -d /tmp/rewind-bench-druid.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$WORK/pg"
+[ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
+as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U druid -A trust -E UTF8 --locale=C --no-sync >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w \
+  -o "-c listen_addresses='' -c unix_socket_directories='$WORK/pg' -p 5433 -c fsync=off" start >/dev/null
+export PGHOST=$WORK/pg PGPORT=5433 PGUSER=druid PGDATABASE=druid
+"$PGBIN/psql" -q -d postgres -c "create database druid"
+python3 - "$ROWS" > "$WORK/schema.sql" <<'PY'
+import sys
+rows = int(sys.argv[1])
+print(open("tests/common/pg.rs").read().split('DRUID_SCHEMA: &str = r#"')[1].split('"#;')[0])
+print(f"""insert into druid_segments
+select 'wikipedia_' || i, 'wikipedia', '2019-12-03T10:00:00.000Z',
+  to_char(timestamp '2019-01-01' + i * interval '1 hour', 'YYYY-MM-DD"T"HH24:MI:SS.000Z'),
+  to_char(timestamp '2019-01-01' + (i + 1) * interval '1 hour', 'YYYY-MM-DD"T"HH24:MI:SS.000Z'),
+  true, 'v1', true,
+  convert_to(json_build_object('dataSource','wikipedia','version','v1','binaryVersion',9,'size',1048576,
+    'dimensions','page,user,country,city,channel,namespace','metrics','count,added,deleted,delta',
+    'shardSpec',json_build_object('type','numbered','partitionNum',0,'partitions',1),
+    'loadSpec',json_build_object('type','local','path','/opt/shared/segments/wikipedia/' || i || '/index.zip'))::text, 'UTF8'),
+  '2019-12-03T10:00:00.000Z'
+from generate_series(1, {rows}) i;""")
+PY
+"$PGBIN/psql" -q -v ON_ERROR_STOP=1 -f "$WORK/schema.sql" >/dev/null
+# Deep storage: 1 MiB incompressible files (segments are zips) plus some compressible indexing logs.
+DEEP=$WORK/shared
+mkdir -p "$DEEP/segments/wikipedia" "$DEEP/indexing-logs"
+head -c $((GIB_MB * 1024 * 1024)) /dev/urandom | split -b 1048576 -a 5 - "$DEEP/segments/wikipedia/index_"
+for i in $(seq 1 50); do seq 1 20000 > "$DEEP/indexing-logs/task_$i.log"; done
+sync
+echo "fixture: $(du -sh "$DEEP" | cut -f1) deep storage, $ROWS segment rows"
+
+secs() { python3 -c 'import time; print(time.time())'; }
+# Reference: pg_dump | zstd, then tar | zstd.
+mkdir -p "$WORK/ref"
+t0=$(secs)
+pg_dump | zstd -q -1 -T0 > "$WORK/ref/dump.sql.zst"
+tar -C "$DEEP" -cf - . | zstd -q -1 -T0 > "$WORK/ref/shared.tar.zst"
+t1=$(secs)
+REF=$(python3 -c "print(round($t1-$t0,3))")
+# rewind
+t0=$(secs)
+/usr/bin/time -f "%M" -o "$WORK/rss" "$REWIND" run druid-backup -q store="$WORK/store" deep_storage="$DEEP" >/dev/null
+t1=$(secs)
+RW=$(python3 -c "print(round($t1-$t0,3))")
+RSS_MB=$(( $(cat "$WORK/rss") / 1024 ))
+RATIO=$(python3 -c "print(round($RW/$REF,3))")
+echo "druid-backup: rewind ${RW}s vs pg_dump|zstd + tar|zstd ${REF}s -> ratio ${RATIO} (bar <= 1.15); peak RSS ${RSS_MB} MB (bar < 150)"
+echo "sizes: rewind $(du -sb "$WORK/store" | cut -f1) bytes, reference $(du -sb "$WORK/ref" | cut -f1) bytes"
+
+# Prune: in moto's S3 server (installed by tests/run.sh) when available, else the local store.
+MOTO=${MOTO_SERVER:-$HOME/.cache/rewind-tests/moto/bin/moto_server}
+if [ -n "${S3_BENCH_URL:-}" ]; then
+  PSTORE=$S3_BENCH_URL; KIND="S3 server ($S3_BENCH_URL)"
+elif [ -x "$MOTO" ]; then
+  MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  (cd "$WORK" && exec "$MOTO" -H 127.0.0.1 -p "$MPORT" >"$WORK/moto.log" 2>&1) &
+  MOTO_PID=$!
+  trap 'kill $MOTO_PID 2>/dev/null || true; cleanup' EXIT
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$MPORT" && break; sleep 0.2; done
+  curl -s -X PUT "http://127.0.0.1:$MPORT/bench" >/dev/null
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL=http://127.0.0.1:$MPORT AWS_EC2_METADATA_DISABLED=true
+  PSTORE=s3://bench/rewind; KIND="S3 server (moto)"
+else
+  PSTORE=$WORK/prune-store; KIND="LOCAL store (no S3 server available)"
+fi
+"$REWIND" run benches/druid_seed.lua -q store="$PSTORE" prefix=bench n="$SNAPS" >/dev/null
+export XDG_CACHE_HOME=$WORK/cache
+# Cold: every manifest is read once (and cached: manifests never change); warm: the real prune.
+"$REWIND" run prune -q --json store="$PSTORE" prefix=bench keep_daily=7 keep_weekly=4 keep_monthly=12 keep_within=2d dry_run=true > "$WORK/prune-cold.json" 2>/dev/null \
+  || { echo "prune (dry run) failed"; exit 1; }
+"$REWIND" run prune -q --json store="$PSTORE" prefix=bench keep_daily=7 keep_weekly=4 keep_monthly=12 keep_within=2d > "$WORK/prune.json" 2>/dev/null \
+  || { echo "prune failed"; exit 1; }
+for f in prune-cold prune; do
+python3 - "$WORK/$f.json" "$KIND" "$f" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+r = json.loads(text[text.index("\n{") + 1:] if not text.startswith("{") else text)
+r = r.get("result", r)
+what = "dry run, cold manifest cache" if sys.argv[3] == "prune-cold" else "real prune, warm manifest cache"
+print(f"prune ({what}) over {r['snapshots']} snapshots in the {sys.argv[2]}: decided in {r['decide_seconds']:.2f}s "
+      f"(listing+reading {r['list_seconds']:.2f}s with {r['manifests_cached']} manifests from cache, plan {r['plan_seconds']:.2f}s; bar < 5 s), "
+      f"kept {r['kept']}, removed {r['removed']}, deleted {r['deleted_keys']} keys in {r['delete_batches']} batches, "
+      f"delete {r.get('delete_seconds', 0):.2f}s")
+PY
+done

@@ -1,0 +1,192 @@
+-- prune: apply a retention policy (restic `forget` semantics, see stdlib/rewind/retention.lua) to the
+-- snapshots under a prefix. Runs under the prefix's lock, so it never races a backup or a restore.
+-- Deletes each removed snapshot's manifest FIRST, then its objects: a prune cut off half way leaves
+-- objects without a manifest (an incomplete snapshot, removed by a later prune), never a manifest that
+-- points at missing objects.
+local store = require("rewind.store")
+local snapshot = require("rewind.snapshot")
+local lock = require("rewind.lock")
+local retention = require("rewind.retention")
+local time = require("rewind.time")
+local log = require("rewind.log")
+local errors = require("rewind.errors")
+local task = require("rewind.task")
+local fs = require("rewind.fs")
+local env = require("rewind.env")
+local hash = require("rewind.hash")
+local json = require("rewind.json")
+
+local BATCH = 1000
+
+local function manifest_key(prefix, id)
+  return string.format("%s/%s/manifest_%s.json", prefix, id:sub(1, 8), id:sub(10, 15))
+end
+
+-- One listing pass for both complete and incomplete snapshots, manifests fetched `concurrency` at a time
+-- (what snapshot.list and snapshot.incomplete give, without listing twice or reading manifests one by one).
+-- Manifests never change once written, so a local cache keyed by (key, etag, size) spares re-reading
+-- thousands of them on every prune; the listing still decides what exists.
+local function cache_path(st, prefix)
+  local root = env.get("XDG_CACHE_HOME") or ((env.get("HOME") or "/tmp") .. "/.cache")
+  return root .. "/rewind/manifests/" .. hash.sha256(tostring(st.url) .. "\n" .. prefix) .. ".json"
+end
+
+local function load_cache(path)
+  if not path or not fs.exists(path) then return {} end
+  local ok, c = pcall(function() return json.decode(fs.read(path)) end)
+  return (ok and type(c) == "table") and c or {}
+end
+
+local function scan(st, prefix, concurrency, cache_file)
+  local base = prefix:gsub("%p", "%%%0") .. "/"
+  local manifest_keys, groups, order, has_manifest = {}, {}, {}, {}
+  for obj in st:list(prefix .. "/") do
+    local day, rest = obj.key:match("^" .. base .. "(%d%d%d%d%d%d%d%d)/([^/]+)$")
+    if day then
+      local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
+      if mh then
+        manifest_keys[#manifest_keys + 1] = obj
+        has_manifest[day .. "-" .. mh] = true
+      else
+        local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
+        if hms then
+          local id = day .. "-" .. hms
+          if not groups[id] then groups[id] = {}; order[#order + 1] = id end
+          table.insert(groups[id], obj.key)
+        end
+      end
+    end
+  end
+  local cache = load_cache(cache_file)
+  local fresh, hits = {}, 0
+  local fetched = task.map(manifest_keys, concurrency, function(obj)
+    local key = obj.key
+    local tag = tostring(obj.etag or "") .. ":" .. tostring(obj.size or "")
+    local c = cache[key]
+    if c and c.tag == tag and type(c.m) == "table" then
+      hits = hits + 1
+      fresh[key] = c
+      return c.m
+    end
+    local ok, m = pcall(function() return json.decode(st:get(key)) end)
+    if ok and type(m) == "table" and m.format == snapshot.FORMAT then
+      m.manifest_key = key
+      fresh[key] = { tag = tag, m = m }
+      return m
+    end
+    log.warn("ignoring an unreadable manifest", { key = key })
+    return false
+  end)
+  local manifests = {}
+  for _, m in ipairs(fetched) do
+    if m then manifests[#manifests + 1] = m end
+  end
+  local incomplete = {}
+  table.sort(order)
+  for _, id in ipairs(order) do
+    if not has_manifest[id] then
+      incomplete[#incomplete + 1] = { id = id, keys = groups[id], started_at = retention.id_time(id) }
+    end
+  end
+  if cache_file then
+    local ok, err = pcall(function()
+      fs.mkdir((cache_file:match("^(.*)/[^/]+$")))
+      fs.write(cache_file, json.encode(fresh))
+    end)
+    if not ok then log.warn("could not write the manifest cache", { path = cache_file, error = tostring(err) }) end
+  end
+  return manifests, incomplete, hits
+end
+
+local function count_param(name, doc)
+  return { type = "integer", default = 0, doc = doc .. " (0: rule off, -1: unlimited)" }
+end
+
+return {
+  description = "Delete old snapshots by a retention policy (keep-last/hourly/daily/weekly/monthly/yearly/within, tags)",
+  params = {
+    store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
+    prefix = { type = "string", required = true, doc = "snapshot prefix to prune (e.g. druid)" },
+    keep_last = count_param("keep_last", "keep the N newest snapshots of each group"),
+    keep_hourly = count_param("keep_hourly", "keep the newest snapshot of each of the last N hours that have one"),
+    keep_daily = count_param("keep_daily", "keep the newest snapshot of each of the last N days that have one"),
+    keep_weekly = count_param("keep_weekly", "keep the newest snapshot of each of the last N ISO weeks that have one"),
+    keep_monthly = count_param("keep_monthly", "keep the newest snapshot of each of the last N months that have one"),
+    keep_yearly = count_param("keep_yearly", "keep the newest snapshot of each of the last N years that have one"),
+    keep_within = { type = "duration", doc = "keep every snapshot within this duration of the group's newest (e.g. 60d)" },
+    tags = { type = "list", doc = "snapshots carrying any of these tags are kept forever (e.g. safety)" },
+    timezone = { type = "string", default = "UTC", doc = "IANA timezone for hour/day/week/month/year buckets" },
+    grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
+    dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
+    concurrency = { type = "integer", default = 32, doc = "manifests read at once" },
+    cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
+  },
+  run = function(p)
+    local policy = {
+      keep_last = p.keep_last, keep_hourly = p.keep_hourly, keep_daily = p.keep_daily,
+      keep_weekly = p.keep_weekly, keep_monthly = p.keep_monthly, keep_yearly = p.keep_yearly,
+      keep_within = p.keep_within, keep_tags = p.tags or {}, timezone = p.timezone, grace = p.grace,
+    }
+    if not retention.has_rules(policy) then
+      errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")
+    end
+    local st = store.open(p.store)
+    local function work()
+      local t0 = time.monotonic()
+      local prefix = (p.prefix:gsub("/+$", ""))
+      local manifests, incomplete, hits = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
+      local t_list = time.monotonic() - t0
+      local plan = retention.plan(manifests, policy, time.now(), incomplete)
+      local t_decide = time.monotonic() - t0
+      log.info("prune plan", { prefix = p.prefix, snapshots = #manifests, incomplete = #incomplete, cached = hits,
+        keep = #plan.keep, remove = #plan.remove, list_seconds = t_list, decide_seconds = t_decide })
+
+      local verb = p.dry_run and "would remove" or "remove"
+      for _, e in ipairs(plan.keep) do
+        print(string.format("keep         %s  %s  %s", e.manifest.id, e.group, table.concat(e.reasons, ", ")))
+      end
+      for _, e in ipairs(plan.remove) do
+        print(string.format("%-12s %s  %s  %s", verb, e.manifest.id, e.group, table.concat(e.reasons, ", ")))
+      end
+      for _, e in ipairs(plan.incomplete_keep) do
+        print(string.format("keep         %s  (incomplete)  %s", e.incomplete.id, table.concat(e.reasons, ", ")))
+      end
+      for _, e in ipairs(plan.incomplete_remove) do
+        print(string.format("%-12s %s  (incomplete)  %s", verb, e.incomplete.id, table.concat(e.reasons, ", ")))
+      end
+
+      local result = {
+        prefix = p.prefix, dry_run = p.dry_run, snapshots = #manifests,
+        kept = #plan.keep, removed = #plan.remove,
+        incomplete_kept = #plan.incomplete_keep, incomplete_removed = #plan.incomplete_remove,
+        decide_seconds = t_decide, list_seconds = t_list, plan_seconds = t_decide - t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
+      }
+      if p.dry_run then return result end
+
+      -- 1) manifests first (the snapshots stop being complete), 2) then their objects and the incomplete ones.
+      local function delete_all(keys)
+        for i = 1, #keys, BATCH do
+          local batch = table.move(keys, i, math.min(i + BATCH - 1, #keys), 1, {})
+          result.deleted_keys = result.deleted_keys + (st:delete(batch) or #batch)
+          result.delete_batches = result.delete_batches + 1
+        end
+      end
+      local manifests_keys, object_keys = {}, {}
+      for _, e in ipairs(plan.remove) do
+        local m = e.manifest
+        manifests_keys[#manifests_keys + 1] = m.manifest_key or manifest_key(m.prefix or p.prefix, m.id)
+        for _, o in ipairs(m.objects or {}) do object_keys[#object_keys + 1] = o.key end
+      end
+      for _, e in ipairs(plan.incomplete_remove) do
+        for _, k in ipairs(e.incomplete.keys or {}) do object_keys[#object_keys + 1] = k end
+      end
+      delete_all(manifests_keys)
+      delete_all(object_keys)
+      result.delete_seconds = time.monotonic() - t0 - t_decide
+      log.info("pruned", { prefix = p.prefix, removed = #plan.remove, incomplete = #plan.incomplete_remove,
+        keys = result.deleted_keys, batches = result.delete_batches })
+      return result
+    end
+    return lock.with(st, p.prefix, work, { ttl = "2m" })
+  end,
+}
