@@ -369,11 +369,8 @@ fn archive_slice(
             .min(Duration::from_millis(100));
         match c.poll(timeout) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                if o.drain {
-                    eof(c, &mut st, p);
-                }
-            }
+            Some(Err(KafkaError::PartitionEOF(p))) if o.drain => eof(c, &mut st, p),
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) if benign(&e) => {}
             Some(Err(e)) => {
                 tracing::warn!("kafka consumer: {}", crate::redact::redact(&e.to_string()))

@@ -387,11 +387,11 @@ fn enqueue_blocking(p: &Prod, topic: &str, payload: &[u8], key: Option<&[u8]>, t
 }
 
 /// Decides what one line becomes: None = malformed; Some(None) = filtered out; Some(Some(key)) = send.
-fn route<'a>(
+fn route(
     line: &[u8],
     opts: &Opts,
     names: &[String],
-    fields: &'a mut Vec<Option<Json>>,
+    fields: &mut Vec<Option<Json>>,
 ) -> Option<Option<Option<Vec<u8>>>> {
     if opts.format == Format::Lines {
         return Some(Some(None));
