@@ -338,11 +338,15 @@ fn add_one<W: Write>(
         let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let size = md.len();
         let before = stats.bytes_in;
-        let r = Counting {
-            inner: f.take(size),
-            progress,
-            n: &mut stats.bytes_in,
-        };
+        // A BufReader lets io::copy (inside tar) move large blocks instead of 8 KiB ones.
+        let r = std::io::BufReader::with_capacity(
+            (size as usize).clamp(4096, 256 * 1024),
+            Counting {
+                inner: f.take(size),
+                progress,
+                n: &mut stats.bytes_in,
+            },
+        );
         b.append_data(&mut header, name, r)
             .with_context(|| format!("archiving {}", path.display()))?;
         if stats.bytes_in - before != size {
