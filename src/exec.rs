@@ -240,6 +240,13 @@ impl UserData for Process {
             })
         });
         m.add_async_method("wait", |lua, this, ()| async move {
+            // Nobody will read stdout now: drain it, or a chatty program blocks on a full pipe forever.
+            let unread = this.stdout.borrow_mut().take();
+            if let Some(Ok(mut r)) = unread.map(|r| r.take()) {
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+                });
+            }
             let child = this.child.clone();
             let mut guard = child.lock().await;
             let Some(c) = guard.as_mut() else {

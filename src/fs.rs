@@ -46,10 +46,10 @@ fn stat_table(lua: &Lua, path: &Path, md: &std::fs::Metadata) -> mlua::Result<Ta
         },
     )?;
     t.set("mode", md.permissions().mode() & 0o7777)?;
-    if let Ok(m) = md.modified() {
-        if let Ok(d) = m.duration_since(UNIX_EPOCH) {
-            t.set("mtime", d.as_secs_f64())?;
-        }
+    if let Ok(m) = md.modified()
+        && let Ok(d) = m.duration_since(UNIX_EPOCH)
+    {
+        t.set("mtime", d.as_secs_f64())?;
     }
     Ok(t)
 }

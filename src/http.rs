@@ -143,10 +143,15 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    v.trim()
-        .parse::<f64>()
-        .ok()
-        .map(|s| Duration::from_secs_f64(s.clamp(0.0, 60.0)))
+    // Retry-After is either seconds or an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT").
+    let secs = v.trim().parse::<f64>().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc2822(v.trim())
+            .ok()
+            .map(|at| {
+                (at.timestamp_millis() - chrono::Utc::now().timestamp_millis()) as f64 / 1000.0
+            })
+    })?;
+    Some(Duration::from_secs_f64(secs.clamp(0.0, 60.0)))
 }
 
 fn backoff_delay(base: f64, attempt: u32) -> Duration {
@@ -235,10 +240,11 @@ async fn send(lua: Lua, req: Req) -> mlua::Result<Table> {
             redact(text.trim())
         )));
     }
-    if is_json && !body.is_empty() {
-        if let Ok(v) = crate::json::decode(&lua, &body) {
-            t.set("json", v)?;
-        }
+    if is_json
+        && !body.is_empty()
+        && let Ok(v) = crate::json::decode(&lua, &body)
+    {
+        t.set("json", v)?;
     }
     t.set("body", lua.create_string(&body)?)?;
     Ok(t)

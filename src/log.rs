@@ -10,8 +10,10 @@ fn fields_text(lua: &Lua, fields: Option<Table>) -> mlua::Result<String> {
     for pair in fields.pairs::<String, Value>() {
         let (k, v) = pair?;
         let text = match &v {
+            // Values are redacted before quoting: quoting escapes a secret into a form the log writer
+            // (which redacts again) would not recognise once more escaped as JSON.
             Value::String(s) => {
-                let s = s.to_string_lossy().to_string();
+                let s = crate::redact::redact(&s.to_string_lossy());
                 if s.contains(' ') || s.is_empty() {
                     format!("{s:?}")
                 } else {
@@ -19,7 +21,9 @@ fn fields_text(lua: &Lua, fields: Option<Table>) -> mlua::Result<String> {
                 }
             }
             Value::Table(_) => {
-                serde_json::to_string(&crate::json::from_lua(lua, &v)?).unwrap_or_default()
+                let mut j = crate::json::from_lua(lua, &v)?;
+                crate::redact::redact_json(&mut j);
+                serde_json::to_string(&j).unwrap_or_default()
             }
             other => other.to_string()?,
         };

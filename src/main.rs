@@ -197,6 +197,9 @@ fn not_found(search: &SearchPath, name: &str) -> ExitCode {
 }
 
 fn print_result(result: &Json, json: bool) {
+    let mut result = result.clone();
+    rewind::redact::redact_json(&mut result);
+    let result = &result;
     let text = if json {
         serde_json::to_string_pretty(result).unwrap_or_default()
     } else {
@@ -341,7 +344,7 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return usage(e.to_string()),
             };
-            match host::script::load(&lua, &source) {
+            match load_in_local_set(&rt, &lua, &source) {
                 Ok(s) => {
                     print!("{}", help_text(&s));
                     ExitCode::SUCCESS
@@ -363,16 +366,15 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return usage(e.to_string()),
             };
-            match host::script::load(&lua, &source) {
+            match load_in_local_set(&rt, &lua, &source) {
                 Ok(s) => {
-                    if !cli_params.is_empty() {
-                        if let Err(errs) =
+                    if !cli_params.is_empty()
+                        && let Err(errs) =
                             host::params::resolve(&s.params, &cli_params, None, &|k| {
                                 std::env::var(k).ok()
                             })
-                        {
-                            return usage(runner::params_message(&s, &errs));
-                        }
+                    {
+                        return usage(runner::params_message(&s, &errs));
                     }
                     println!(
                         "ok: {} ({} params) [{}]",
@@ -429,6 +431,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads a script outside `rewind run` (help, check, list). Its top-level code may call `task.spawn`,
+/// which needs a LocalSet.
+fn load_in_local_set(
+    rt: &tokio::runtime::Runtime,
+    lua: &mlua::Lua,
+    source: &host::search::ScriptSource,
+) -> mlua::Result<host::script::Script> {
+    tokio::task::LocalSet::new().block_on(rt, async { host::script::load(lua, source) })
+}
+
 fn report_load_error(e: &mlua::Error) -> ExitCode {
     let r = host::errors::Report::from_lua(e);
     // A script that does not compile or has a bad declaration is bad input: exit 2.
@@ -443,7 +455,7 @@ fn describe(host: &Host, rt: &tokio::runtime::Runtime, name: &str) -> String {
     let Ok(lua) = host.new_state() else {
         return String::new();
     };
-    match host::script::load(&lua, &source) {
+    match load_in_local_set(rt, &lua, &source) {
         Ok(s) => s.description.lines().next().unwrap_or("").to_string(),
         Err(_) => "(does not load: see `rewind check`)".into(),
     }

@@ -16,10 +16,36 @@ pub fn register(secret: &str) {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !secrets.iter().any(|s| s == secret) {
-        secrets.push(secret.to_string());
-        // Longest first, so a secret that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // Also the forms the value takes once escaped in JSON output or Rust debug formatting
+    // (`pa"ss` is printed as `pa\"ss`), so escaping cannot let a secret through.
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let debug = format!("{secret:?}");
+    let forms = [
+        secret.to_string(),
+        json[1..json.len().saturating_sub(1).max(1)].to_string(),
+        debug[1..debug.len().saturating_sub(1).max(1)].to_string(),
+    ];
+    for form in forms {
+        if !form.is_empty() && !secrets.contains(&form) {
+            secrets.push(form);
+        }
+    }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Redacts every string inside a JSON value (results printed by the CLI).
+pub fn redact_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            let r = redact(s);
+            if r != *s {
+                *s = r;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(redact_json),
+        _ => {}
     }
 }
 
@@ -87,6 +113,12 @@ mod tests {
     fn masks_registered_values_and_url_credentials() {
         register("hunter2-very-secret");
         assert_eq!(redact("pw=hunter2-very-secret!"), "pw=***!");
+        register(r#"quo"te\slash-secret"#);
+        let json = serde_json::to_string(r#"x quo"te\slash-secret y"#).unwrap();
+        assert_eq!(redact(&json), r#""x *** y""#);
+        let mut v = serde_json::json!({"a": [r#"quo"te\slash-secret"#]});
+        redact_json(&mut v);
+        assert_eq!(v, serde_json::json!({"a": ["***"]}));
         assert_eq!(
             redact_url("https://user:pw@example.com/x?sig=abc&a=1"),
             "https://***@example.com/x?sig=***&a=1"

@@ -420,6 +420,19 @@ fn secrets_never_appear() {
         ],
     );
     assert!(!r.all().contains(secret), "{r:?}");
+    // a secret with characters that JSON and debug formatting escape
+    let odd = r#"pa"ss\w0rd-77 x"#;
+    for args in [
+        &["-vv", "--log-format", "json", "run", "p.lua", "name=fail"][..],
+        &["-vv", "run", "p.lua", "name=x", "--json"],
+        &["-vv", "run", "p.lua", "name=x"],
+    ] {
+        let r = rewind_env(d.path(), args, &[("P_TOKEN", odd)]);
+        assert!(
+            !r.all().contains("w0rd-77"),
+            "{args:?} leaked an escaped secret: {r:?}"
+        );
+    }
     // a secrets file
     let sf = write(d.path(), "secrets.env", &format!("P_TOKEN={secret}\n"));
     let r = rewind(
@@ -480,6 +493,20 @@ fn lua_errors_show_file_line_and_traceback() {
     assert!(r.stderr.contains("syntax.lua:3:"), "{r:?}");
     let r = rewind(d.path(), &["run", "syntax.lua"]);
     assert_eq!(r.code, 2, "{r:?}");
+    // top-level code that spawns a task does not crash help/check/list
+    write(
+        d.path(),
+        "spawns.lua",
+        "local task = require('rewind.task')\ntask.spawn(function() end)\nreturn { description = 'spawns at load', run = function() end }\n",
+    );
+    for args in [
+        &["check", "spawns.lua"][..],
+        &["help", "spawns.lua"],
+        &["--path", ".", "list"],
+    ] {
+        let r = rewind(d.path(), args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+    }
     write(d.path(), "noreturn.lua", "local x = 1\n");
     let r = rewind(d.path(), &["check", "noreturn.lua"]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -654,7 +681,7 @@ end }}
     for signal in ["TERM", "INT"] {
         let _ = std::fs::remove_file(&marker);
         let _ = std::fs::remove_file(&started);
-        let mut child = cmd(d.path(), &["run", script.to_str().unwrap()])
+        let child = cmd(d.path(), &["run", script.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -667,11 +694,13 @@ end }}
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let st = Command::new("kill")
-            .args([format!("-{signal}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let signum = if signal == "TERM" {
+            libc::SIGTERM
+        } else {
+            libc::SIGINT
+        };
+        // SAFETY: sending a signal to the child this test started.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signum) }, 0);
         let r = from_output(child.wait_with_output().unwrap());
         assert_eq!(r.code, 1, "SIG{signal}: {r:?}");
         assert!(

@@ -14,7 +14,24 @@ need zstd zstd
 need python3 python3
 need cmake cmake
 need pkg-config pkg-config
+need python3 python3   # tests/fakes/*.py (fake HTTP services)
+need openssl openssl
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
+
+# S3-protocol server for tests/store_s3.rs: moto's server, pinned (5.2.1's CompleteMultipartUpload answer
+# has a root element the Rust SDK rejects), in its own virtualenv so no system Python is touched.
+moto_venv="$HOME/.cache/rewind-tests/moto"
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+  { command -v python3 >/dev/null && python3 -c 'import ensurepip, venv' 2>/dev/null; } ||
+    { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3 python3-venv; }
+  python3 -m venv "$moto_venv" && "$moto_venv/bin/pip" install -q "moto[server]==5.2.5"
+fi
+# Azure: Azurite from npm (tests/store_azure.rs); containers are created with the Python SDK.
+"$moto_venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null || "$moto_venv/bin/pip" install -q azure-storage-blob
+command -v azurite-blob >/dev/null 2>&1 || {
+  command -v npm >/dev/null 2>&1 || { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq npm; }
+  as_root npm install -g --silent azurite >/dev/null
+}
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked

@@ -68,10 +68,10 @@ fn install_require(lua: &Lua) -> mlua::Result<()> {
                 code,
                 path,
             }) => {
-                if let Some(p) = path {
-                    if let Some(info) = lua.app_data_ref::<SharedStateInfo>() {
-                        info.borrow_mut().loaded_files.push(p);
-                    }
+                if let Some(p) = path
+                    && let Some(info) = lua.app_data_ref::<SharedStateInfo>()
+                {
+                    info.borrow_mut().loaded_files.push(p);
                 }
                 let f = lua.load(code).set_name(&chunk_name).into_function()?;
                 Ok((

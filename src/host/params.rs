@@ -203,8 +203,10 @@ pub fn resolve(
         match value {
             Some(v) => {
                 if spec.secret {
-                    if let Json::String(s) = &v {
-                        crate::redact::register(s);
+                    match &v {
+                        Json::String(s) => crate::redact::register(s),
+                        Json::Number(n) => crate::redact::register(&n.to_string()),
+                        _ => {}
                     }
                 }
                 out.insert(spec.name.clone(), v);
@@ -353,15 +355,14 @@ fn convert(spec: &ParamSpec, raw: Raw) -> Result<Json, String> {
             r => return Err(bad(r, "a table")),
         },
     };
-    if !spec.choices.is_empty() {
-        if let Json::String(s) = &v {
-            if !spec.choices.iter().any(|c| c == s) {
-                return Err(format!(
-                    "expected one of {}, got '{s}'",
-                    spec.choices.join(", ")
-                ));
-            }
-        }
+    if !spec.choices.is_empty()
+        && let Json::String(s) = &v
+        && !spec.choices.iter().any(|c| c == s)
+    {
+        return Err(format!(
+            "expected one of {}, got '{s}'",
+            spec.choices.join(", ")
+        ));
     }
     Ok(v)
 }
@@ -369,10 +370,11 @@ fn convert(spec: &ParamSpec, raw: Raw) -> Result<Json, String> {
 /// `10m`, `1h30m`, `60d`, `2w`, or plain seconds; returns seconds.
 pub fn parse_duration(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(secs);
-        }
+    if let Ok(secs) = t.parse::<f64>()
+        && secs >= 0.0
+        && secs.is_finite()
+    {
+        return Ok(secs);
     }
     humantime::parse_duration(t)
         .map(|d| d.as_secs_f64())

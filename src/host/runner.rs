@@ -137,10 +137,10 @@ fn failure(e: &mlua::Error) -> Outcome {
 pub async fn run_on_exit(lua: &Lua) {
     let keys: Vec<mlua::RegistryKey> = std::mem::take(&mut state_info(lua).borrow_mut().on_exit);
     for key in keys.into_iter().rev() {
-        if let Ok(f) = lua.registry_value::<mlua::Function>(&key) {
-            if let Err(e) = f.call_async::<()>(()).await {
-                tracing::warn!("on_exit handler failed: {}", Report::from_lua(&e).message);
-            }
+        if let Ok(f) = lua.registry_value::<mlua::Function>(&key)
+            && let Err(e) = f.call_async::<()>(()).await
+        {
+            tracing::warn!("on_exit handler failed: {}", Report::from_lua(&e).message);
         }
     }
 }

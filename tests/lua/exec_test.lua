@@ -94,6 +94,11 @@ t.test("spawn with stdin from a string", function()
   p:wait()
 end)
 
+t.test("spawn: wait without reading stdout does not hang on a full pipe", function()
+  local p = exec.spawn({ "sh", "-c", "head -c 1000000 /dev/zero", timeout = "10s" })
+  t.eq(p:wait().status, 0)
+end)
+
 t.test("which", function()
   t.ok(exec.which("sh"))
   t.eq(exec.which("no-such-program-rewind"), nil)

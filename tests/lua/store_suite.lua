@@ -132,8 +132,8 @@ return function(t, open)
     -- batched delete
     local keys = {}
     for i = 1, 2500 do keys[i] = string.format("many/%05d", i) end
-    keys[#keys + 1] = "many/missing"
     t.eq(s:delete(keys), 2500)
+    s:delete({ "many/missing" }) -- missing keys are not an error
     n = 0
     for _ in s:list("many/") do n = n + 1 end
     t.eq(n, 0)

@@ -1,0 +1,102 @@
+//! Azurite (the Azure Storage emulator from npm, installed by tests/run.sh) started on a free port in
+//! a temp directory and stopped on drop. Containers are created with the azure-storage-blob Python
+//! SDK (installed beside moto) so that no test signs requests by hand.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Azurite's well-known development account (public, documented by Microsoft).
+pub const ACCOUNT: &str = "devstoreaccount1";
+pub const KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+pub struct Azurite {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+fn python() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/rewind-tests/moto/bin/python")
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::s3::free_port();
+        let log = std::fs::File::create(dir.path().join("azurite.log")).unwrap();
+        let child = Command::new("azurite-blob")
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--location",
+                dir.path().to_str().unwrap(),
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start azurite-blob (run tests/run.sh to install it)");
+        let a = Azurite {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "azurite did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        a
+    }
+
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+            self.endpoint
+        )
+    }
+
+    pub fn create_container(&self, name: &str) {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "import sys\nfrom azure.storage.blob import BlobServiceClient\nBlobServiceClient.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+                &self.connection_string(),
+                name,
+            ])
+            .output()
+            .expect("run python with azure-storage-blob");
+        assert!(
+            out.status.success(),
+            "create container {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The store options a script passes to reach this Azurite.
+    pub fn opts_json(&self) -> String {
+        format!(
+            r#"{{"account": "{ACCOUNT}", "access_key": "{KEY}", "endpoint": "{}", "part_size": 5242880}}"#,
+            self.endpoint
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
