@@ -11,7 +11,6 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_needed=()
 need() { command -v "$1" >/dev/null 2>&1 || apt_needed+=("$2"); }
 need zstd zstd
-need python3 python3
 need cmake cmake
 need pkg-config pkg-config
 need python3 python3   # tests/fakes/*.py (fake HTTP services)
