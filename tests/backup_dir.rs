@@ -91,7 +91,7 @@ fn round_trip_and_incomplete_snapshots() {
         ],
     ));
     assert_eq!(r["files"], 6);
-    assert_eq!(snapshot_tree(&src), snapshot_tree(&dest));
+    assert_eq!(snapshot_contents(&src), snapshot_contents(&dest));
 
     // A group of objects without a manifest: flagged by snapshots, refused by restore, not "newest".
     let inc = store.join("dirs/data/20991231/data_235959.tar.zst");

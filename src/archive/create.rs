@@ -298,16 +298,22 @@ fn add_path<W: Write>(
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
         let name = if flat {
             if rel.as_os_str().is_empty() {
-                continue;
+                // The root's own mode and mtime, as "./" (extraction applies them to the destination).
+                PathBuf::from(".")
+            } else {
+                rel.to_path_buf()
             }
-            rel.to_path_buf()
         } else {
             base.join(rel)
         };
         let md = entry
             .metadata()
             .with_context(|| format!("reading {}", entry.path().display()))?;
+        let before = stats.dirs;
         add_one(b, entry.path(), &name, &md, stats, progress)?;
+        if rel.as_os_str().is_empty() && flat {
+            stats.dirs = before;
+        }
     }
     Ok(())
 }
