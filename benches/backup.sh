@@ -3,7 +3,8 @@
 # sizes, and sha256 throughput against sha256sum. Same machine, same run; prints ratios (rewind / reference).
 #   benches/backup.sh            1 GiB and 4 GiB trees, 3 rounds
 #   QUICK=1 benches/backup.sh    a 64 MiB tree, 1 round (smoke test)
-# Env: WORK=dir for the generated data (default a temp dir, removed at the end), ROUNDS=n, REWIND=binary.
+# Env: WORK=dir for the generated data (default a temp dir, removed at the end), ROUNDS=n, REWIND=binary,
+# SIZES_MIB="1024 4096" tree sizes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=benches
@@ -13,6 +14,7 @@ REWIND=$(realpath "$REWIND")
 WORK=${WORK:-$(mktemp -d /tmp/rewind-bench.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT
 if [ "${QUICK:-0}" = 1 ]; then SIZES=(64); SMALL=1000; ROUNDS=${ROUNDS:-1}; else SIZES=(1024 4096); SMALL=10000; ROUNDS=${ROUNDS:-3}; fi
+[ -n "${SIZES_MIB:-}" ] && read -r -a SIZES <<< "$SIZES_MIB"
 export REWIND_PATH= RUST_LOG=warn
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
