@@ -298,16 +298,22 @@ fn add_path<W: Write>(
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
         let name = if flat {
             if rel.as_os_str().is_empty() {
-                continue;
+                // The root's own mode and mtime, as "./" (extraction applies them to the destination).
+                PathBuf::from(".")
+            } else {
+                rel.to_path_buf()
             }
-            rel.to_path_buf()
         } else {
             base.join(rel)
         };
         let md = entry
             .metadata()
             .with_context(|| format!("reading {}", entry.path().display()))?;
+        let before = stats.dirs;
         add_one(b, entry.path(), &name, &md, stats, progress)?;
+        if rel.as_os_str().is_empty() && flat {
+            stats.dirs = before;
+        }
     }
     Ok(())
 }
@@ -338,11 +344,15 @@ fn add_one<W: Write>(
         let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let size = md.len();
         let before = stats.bytes_in;
-        let r = Counting {
-            inner: f.take(size),
-            progress,
-            n: &mut stats.bytes_in,
-        };
+        // A BufReader lets io::copy (inside tar) move large blocks instead of 8 KiB ones.
+        let r = std::io::BufReader::with_capacity(
+            (size as usize).clamp(4096, 256 * 1024),
+            Counting {
+                inner: f.take(size),
+                progress,
+                n: &mut stats.bytes_in,
+            },
+        );
         b.append_data(&mut header, name, r)
             .with_context(|| format!("archiving {}", path.display()))?;
         if stats.bytes_in - before != size {

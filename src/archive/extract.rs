@@ -291,7 +291,9 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
         }
         if rel.as_os_str().is_empty() {
             if kind == tar::EntryType::Directory {
-                continue; // "./"
+                // "./": the destination's own mode and mtime, applied at the end.
+                dirs.insert(0, (root.to_path_buf(), mode, mtime));
+                continue;
             }
             return Err(refuse(&raw_name, "its path is empty"));
         }

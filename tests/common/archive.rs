@@ -96,7 +96,8 @@ pub fn make_tree(root: &Path) {
     {
         set_mtime(&root.join(p), 1_600_000_000 + i as i64 * 1000);
     }
-    for (i, p) in ["a/b/c", "a/b", "a", "empty"].iter().enumerate() {
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o751)).unwrap();
+    for (i, p) in ["a/b/c", "a/b", "a", "empty", ""].iter().enumerate() {
         set_mtime(&root.join(p), 1_500_000_000 + i as i64);
     }
 }
@@ -120,7 +121,7 @@ pub enum Node {
 /// Everything a user would compare: bytes, modes, mtimes (seconds), symlink targets.
 pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
     let mut m = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1) {
+    for e in walkdir::WalkDir::new(root) {
         let e = e.unwrap();
         let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
         let md = e.path().symlink_metadata().unwrap();
@@ -142,6 +143,19 @@ pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
         };
         m.insert(rel, node);
     }
+    m
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// The tree without its root entry (restoring into an existing directory keeps that directory's own
+/// mode and mtime).
+pub fn snapshot_contents(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut m = snapshot_tree(root);
+    m.remove(Path::new(""));
     m
 }
 
