@@ -38,25 +38,8 @@ local function load_cache(path)
 end
 
 local function scan(st, prefix, concurrency, cache_file)
-  local base = prefix:gsub("%p", "%%%0") .. "/"
-  local manifest_keys, groups, order, has_manifest = {}, {}, {}, {}
-  for obj in st:list(prefix .. "/") do
-    local day, rest = obj.key:match("^" .. base .. "(%d%d%d%d%d%d%d%d)/([^/]+)$")
-    if day then
-      local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
-      if mh then
-        manifest_keys[#manifest_keys + 1] = obj
-        has_manifest[day .. "-" .. mh] = true
-      else
-        local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
-        if hms then
-          local id = day .. "-" .. hms
-          if not groups[id] then groups[id] = {}; order[#order + 1] = id end
-          table.insert(groups[id], obj.key)
-        end
-      end
-    end
-  end
+  local found = snapshot.scan(st, prefix)
+  local manifest_keys, incomplete = found.manifest_objects, found.incomplete
   local cache = load_cache(cache_file)
   local fresh, hits = {}, 0
   local fetched = task.map(manifest_keys, concurrency, function(obj)
@@ -68,25 +51,13 @@ local function scan(st, prefix, concurrency, cache_file)
       fresh[key] = c
       return c.m
     end
-    local ok, m = pcall(function() return json.decode(st:get(key)) end)
-    if ok and type(m) == "table" and m.format == snapshot.FORMAT then
-      m.manifest_key = key
-      fresh[key] = { tag = tag, m = m }
-      return m
-    end
-    log.warn("ignoring an unreadable manifest", { key = key })
-    return false
+    local m = snapshot.read_manifest(st, key)
+    if m then fresh[key] = { tag = tag, m = m } end
+    return m or false
   end)
   local manifests = {}
   for _, m in ipairs(fetched) do
     if m then manifests[#manifests + 1] = m end
-  end
-  local incomplete = {}
-  table.sort(order)
-  for _, id in ipairs(order) do
-    if not has_manifest[id] then
-      incomplete[#incomplete + 1] = { id = id, keys = groups[id], started_at = retention.id_time(id) }
-    end
   end
   if cache_file then
     local ok, err = pcall(function()

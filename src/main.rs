@@ -56,7 +56,7 @@ enum Command {
         #[arg(value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Read params from a YAML or JSON file; key=value on the command line wins.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, visible_alias = "params", value_name = "FILE")]
         params_file: Option<PathBuf>,
         /// Read secrets (KEY=VALUE lines, or YAML/JSON) into the environment before running; redacted everywhere.
         #[arg(long, value_name = "FILE")]

@@ -183,37 +183,20 @@ local function manifest_key(prefix, id)
   return under(prefix, day .. "/manifest_" .. hms .. ".json")
 end
 
---- Every complete snapshot's manifest under `prefix`, oldest first.
-function M.list(store, prefix)
-  prefix = trim(prefix)
-  local out = {}
-  local pat = "^" .. (prefix == "" and "" or (prefix:gsub("%p", "%%%0") .. "/")) .. "(%d%d%d%d%d%d%d%d)/manifest_(%d%d%d%d%d%d)%.json$"
-  for obj in store:list(prefix == "" and "" or (prefix .. "/")) do
-    if obj.key:match(pat) then
-      local ok, m = pcall(function() return json.decode(store:get(obj.key)) end)
-      if ok and type(m) == "table" and m.format == M.FORMAT then
-        m.manifest_key = obj.key
-        out[#out + 1] = m
-      else
-        require("rewind.log").warn("ignoring an unreadable manifest", { key = obj.key })
-      end
-    end
-  end
-  table.sort(out, function(a, b) return a.id < b.id end)
-  return out
-end
-
---- Date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest first.
-function M.incomplete(store, prefix)
+--- One listing pass over `prefix`: the manifest objects (`{key, size, etag, ...}`, in key order) and the
+--- incomplete snapshots (date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest
+--- first). Reads no manifest; `list` and prune build on it.
+function M.scan(store, prefix)
   prefix = trim(prefix)
   local base = prefix == "" and "" or (prefix:gsub("%p", "%%%0") .. "/")
-  local groups, manifests, order = {}, {}, {}
+  local manifest_objects, groups, order, has_manifest = {}, {}, {}, {}
   for obj in store:list(prefix == "" and "" or (prefix .. "/")) do
     local day, rest = obj.key:match("^" .. base .. "(%d%d%d%d%d%d%d%d)/([^/]+)$")
     if day then
       local mh = rest:match("^manifest_(%d%d%d%d%d%d)%.json$")
       if mh then
-        manifests[day .. "-" .. mh] = true
+        manifest_objects[#manifest_objects + 1] = obj
+        has_manifest[day .. "-" .. mh] = true
       else
         local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
         if hms then
@@ -224,16 +207,42 @@ function M.incomplete(store, prefix)
       end
     end
   end
-  local out = {}
+  local incomplete = {}
   table.sort(order)
   for _, id in ipairs(order) do
-    if not manifests[id] then
+    if not has_manifest[id] then
       local day, hms = parse_id(id)
       local t = time.parse(day .. hms, "%Y%m%d%H%M%S")
-      out[#out + 1] = { id = id, keys = groups[id], started_at = time.format(t) }
+      incomplete[#incomplete + 1] = { id = id, keys = groups[id], started_at = time.format(t) }
     end
   end
+  return { manifest_objects = manifest_objects, incomplete = incomplete }
+end
+
+--- Reads one manifest object; nil (with a warning) when it is unreadable or not a rewind manifest.
+function M.read_manifest(store, key)
+  local ok, m = pcall(function() return json.decode(store:get(key)) end)
+  if ok and type(m) == "table" and m.format == M.FORMAT then
+    m.manifest_key = key
+    return m
+  end
+  require("rewind.log").warn("ignoring an unreadable manifest", { key = key })
+  return nil
+end
+
+--- Every complete snapshot's manifest under `prefix`, oldest first.
+function M.list(store, prefix)
+  local out = {}
+  for _, obj in ipairs(M.scan(store, prefix).manifest_objects) do
+    out[#out + 1] = M.read_manifest(store, obj.key)
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
   return out
+end
+
+--- Date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest first.
+function M.incomplete(store, prefix)
+  return M.scan(store, prefix).incomplete
 end
 
 --- The newest complete snapshot's manifest, or nil.

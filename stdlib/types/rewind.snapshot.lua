@@ -86,6 +86,18 @@ function M.list(store, prefix) end
 ---@return {id: string, keys: string[], started_at: string}[]
 function M.incomplete(store, prefix) end
 
+---One listing pass: the manifest objects (not read) and the incomplete snapshots.
+---@param store rewind.Store
+---@param prefix string
+---@return {manifest_objects: {key: string, size: integer, etag: string?, mtime: number?}[], incomplete: {id: string, keys: string[], started_at: string}[]}
+function M.scan(store, prefix) end
+
+---Reads one manifest object; nil (with a warning logged) when it is unreadable or not a rewind manifest.
+---@param store rewind.Store
+---@param key string
+---@return table? manifest
+function M.read_manifest(store, key) end
+
 ---The newest complete snapshot's manifest, or nil.
 ---@param store rewind.Store
 ---@param prefix string
