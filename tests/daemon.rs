@@ -588,3 +588,60 @@ fn slack_on_failure_posts_and_reports_slack_errors() {
     );
     assert!(!d.stderr().contains("gonehooksecret"));
 }
+
+#[test]
+fn backup_dir_job_snapshots_and_sigterm_releases_a_real_lock() {
+    let (dir, jobs, state) = setup();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("a.txt"), "alpha").unwrap();
+    let store = dir.path().join("store");
+    // A YAML job running the bundled backup-dir every second into a local store.
+    write(
+        &jobs.join("nightly.yaml"),
+        &format!(
+            "script: backup-dir\nschedule: every 1s\nparams:\n  from: {}\n  store: {}\n",
+            data.display(),
+            store.display()
+        ),
+    );
+    // A Lua job that holds a real rewind.lock in the same store while it sleeps.
+    write(
+        &jobs.join("holder.lua"),
+        &format!(
+            "local store = require('rewind.store')\nlocal lock = require('rewind.lock')\nlocal task = require('rewind.task')\nreturn {{\n  schedule = 'every 1s',\n  run = function()\n    local l = lock.acquire(store.open({:?}), 'held', {{ ttl = '2m', prefix = 'jobs' }})\n    task.sleep(60)\n    l:release()\n  end,\n}}\n",
+            store.display().to_string()
+        ),
+    );
+    let mut d = Daemon::start(&jobs, &state, &["--grace", "1s"], &[]);
+    let lock_file = store.join("jobs/locks/held.json");
+    wait_for(
+        "a backup-dir run and a held lock",
+        Duration::from_secs(20),
+        || !runs_of(&state, "nightly", "done").is_empty() && lock_file.exists(),
+    );
+    // The scheduled backup wrote a complete snapshot: a manifest beside its tar.zst.
+    let done = &runs_of(&state, "nightly", "done")[0];
+    let snap = done["result"]["snapshot"].as_str().unwrap().to_string();
+    let day = &snap[..8];
+    let manifests: Vec<_> = std::fs::read_dir(store.join("dirs/data").join(day))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("manifest_"))
+        .collect();
+    assert!(!manifests.is_empty(), "no manifest for {snap}");
+
+    let status = d.stop();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        runs_of(&state, "holder", "cancelled").len(),
+        1,
+        "{:?}",
+        runs(&state)
+    );
+    assert!(
+        !lock_file.exists(),
+        "SIGTERM left the lock {} behind",
+        lock_file.display()
+    );
+}
