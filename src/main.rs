@@ -310,12 +310,11 @@ fn main() -> ExitCode {
         Command::List { modules } => {
             if modules {
                 for (name, _) in host::modules::RUST_MODULES {
-                    let shadow = search.dirs.iter().any(|_| {
-                        matches!(
-                            search.find_module(name),
-                            Some(host::search::ModuleSource::Lua { .. })
-                        )
-                    });
+                    // A user file found before the Rust module shadows it.
+                    let shadow = matches!(
+                        search.find_module(name),
+                        Some(host::search::ModuleSource::Lua { .. })
+                    );
                     println!(
                         "{name:<24} rust{}",
                         if shadow {

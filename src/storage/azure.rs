@@ -175,6 +175,25 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
+/// One ranged GET, pinned to the ETag the reader started with (a blob replaced mid-read fails).
+async fn get_range(
+    cfg: &Cfg,
+    path: &object_store::path::Path,
+    what: &str,
+    range: std::ops::Range<u64>,
+    etag: Option<String>,
+) -> anyhow::Result<object_store::GetResult> {
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        if_match: etag,
+        ..Default::default()
+    };
+    cfg.store
+        .get_opts(path, opts)
+        .await
+        .map_err(|e| az_error("GetBlob", what, e))
+}
+
 fn az_error(op: &str, what: &str, e: object_store::Error) -> anyhow::Error {
     let hint = match &e {
         object_store::Error::PermissionDenied { .. }
@@ -325,16 +344,7 @@ impl Backend for AzureBackend {
             }
             let part = cfg.part_size as u64;
             if end - start <= part || cfg.concurrency == 1 {
-                let opts = GetOptions {
-                    range: Some(GetRange::Bounded(start..end)),
-                    if_match: head.e_tag.clone(),
-                    ..Default::default()
-                };
-                let res = cfg
-                    .store
-                    .get_opts(&path, opts)
-                    .await
-                    .map_err(|e| az_error("GetBlob", &what, e))?;
+                let res = get_range(&cfg, &path, &what, start..end, head.e_tag.clone()).await?;
                 let s = res.into_stream().map_err(std::io::Error::other);
                 return Ok(Box::pin(tokio_util::io::StreamReader::new(s)) as BoxReader);
             }
@@ -351,16 +361,7 @@ impl Backend for AzureBackend {
                     let what = what.clone();
                     let etag = etag.clone();
                     async move {
-                        let opts = GetOptions {
-                            range: Some(GetRange::Bounded(r.clone())),
-                            if_match: etag,
-                            ..Default::default()
-                        };
-                        let res = cfg
-                            .store
-                            .get_opts(&path, opts)
-                            .await
-                            .map_err(|e| az_error("GetBlob", &what, e))?;
+                        let res = get_range(&cfg, &path, &what, r, etag).await?;
                         let b: Bytes = res
                             .bytes()
                             .await
