@@ -6,32 +6,10 @@
 -- Offsets are committed only after the batch object is written: a crash loses nothing and at most
 -- re-writes the same key. Batching and gzip happen in Rust (`c:archive_batch`); Lua only orchestrates.
 local kafka = require("rewind.kafka")
-local fs = require("rewind.fs")
+local store_mod = require("rewind.store")
 local log = require("rewind.log")
 local task = require("rewind.task")
 local layout = require("rewind.archive_layout")
-
--- Until rewind.store is available, `store` is a local directory written through rewind.fs.
-local function open_store(url)
-  local ok, store = pcall(require, "rewind.store")
-  if ok then
-    local s = store.open(url)
-    return {
-      url = s.url,
-      put = function(key, data)
-        s:put(key, data)
-      end,
-    }
-  end
-  local dir = url or os.getenv("REWIND_STORE") or ((os.getenv("HOME") or ".") .. "/.local/share/rewind/store")
-  dir = dir:gsub("^file://", "")
-  return {
-    url = dir,
-    put = function(key, data)
-      fs.write(dir .. "/" .. key, data) -- atomic: temp file, fsync, rename
-    end,
-  }
-end
 
 return {
   description = "Archive Kafka topics into a store as gzipped JSONL batches, committing offsets after each write",
@@ -50,13 +28,13 @@ return {
   },
   run = function(p)
     local started = require("rewind.time").monotonic()
-    local store = open_store(p.store)
+    local store = store_mod.open(p.store)
     local c = kafka.consumer({ brokers = p.brokers, group = p.group, topics = p.topics, config = p.config })
     local totals = { batches = 0, records = 0, bytes = 0 }
 
     local function write(b)
       local key = layout.key(p.prefix, b)
-      store.put(key, b.data)
+      store:put(key, b.data)
       if p.crash_after_write then
         log.warn("crash_after_write: exiting before the commit", { key = key })
         os.exit(137, false)
