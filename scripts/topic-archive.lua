@@ -23,6 +23,7 @@ return {
     max_wait = { type = "duration", default = "10m", doc = "a batch closes this long after its first record even if not full" },
     once = { type = "boolean", default = false, doc = "drain to the current end (high watermarks), then exit" },
     level = { type = "integer", default = 1, doc = "gzip level 1-9" },
+    concurrency = { type = "integer", default = 8, doc = "batch objects written at once" },
     config = { type = "table", doc = "extra librdkafka consumer settings (security.protocol, sasl.*, ...)" },
     crash_after_write = { type = "boolean", default = false, doc = "test hook: exit hard after the first write, before its commit" },
   },
@@ -32,18 +33,37 @@ return {
     local c = kafka.consumer({ brokers = p.brokers, group = p.group, topics = p.topics, config = p.config })
     local totals = { batches = 0, records = 0, bytes = 0 }
 
-    local function write(b)
-      local key = layout.key(p.prefix, b)
-      store:put(key, b.data)
-      if p.crash_after_write then
-        log.warn("crash_after_write: exiting before the commit", { key = key })
-        os.exit(137, false)
+    -- Writes closed batches (several at once), then commits them with one request: a batch's offset is
+    -- committed only after its object (and every other object of the round) is written.
+    local function write_all(batches)
+      if #batches == 0 then
+        return
       end
-      c:commit({ { topic = b.topic, partition = b.partition, offset = b.last_offset + 1 } })
-      totals.batches = totals.batches + 1
-      totals.records = totals.records + b.count
-      totals.bytes = totals.bytes + #b.data
-      log.debug("archived batch", { key = key, count = b.count })
+      task.map(batches, p.concurrency, function(b)
+        local key = layout.key(p.prefix, b)
+        store:put(key, b.data)
+        if p.crash_after_write then
+          log.warn("crash_after_write: exiting before the commit", { key = key })
+          os.exit(137, false)
+        end
+        log.debug("archived batch", { key = key, count = b.count })
+      end)
+      local next_offset = {}
+      for _, b in ipairs(batches) do
+        local tp = b.topic .. "\0" .. b.partition
+        local cur = next_offset[tp]
+        if not cur or b.last_offset + 1 > cur.offset then
+          next_offset[tp] = { topic = b.topic, partition = b.partition, offset = b.last_offset + 1 }
+        end
+        totals.batches = totals.batches + 1
+        totals.records = totals.records + b.count
+        totals.bytes = totals.bytes + #b.data
+      end
+      local commits = {}
+      for _, e in pairs(next_offset) do
+        commits[#commits + 1] = e
+      end
+      c:commit(commits)
     end
 
     -- On Ctrl-C or SIGTERM the run is cancelled; this writes what the open buffers hold and commits it.
@@ -52,17 +72,13 @@ return {
       if finished then
         return
       end
-      for _, b in ipairs(c:take_open()) do
-        write(b)
-      end
+      write_all(c:take_open())
       log.info("topic-archive stopped", totals)
     end)
 
     while true do
       local r = c:archive_batch({ max = p.batch, wait = p.max_wait, drain = p.once, level = p.level })
-      for _, b in ipairs(r.batches) do
-        write(b)
-      end
+      write_all(r.batches)
       if r.done then
         break
       end

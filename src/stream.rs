@@ -334,3 +334,96 @@ impl Sink for FileSink {
         })
     }
 }
+
+/// The reading end of a chunk channel: a `Read` over chunks another thread produces (decompression
+/// overlapping with parsing and writing, like two processes joined by a pipe). The channel closing ends
+/// the stream; an `Err` chunk is returned as a read error.
+pub struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    pub fn new(rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>) -> ChannelReader {
+        ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(&[]),
+            }
+        }
+        Ok(&self.cur[self.pos..])
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur.len());
+    }
+}
+
+/// Reads `input` on its own thread, `chunk` bytes at a time with at most `depth` chunks waiting, and
+/// returns the reading end. The thread stops when the input ends, fails, or the reader is dropped.
+pub fn read_ahead<R: std::io::Read + Send + 'static>(
+    mut input: R,
+    chunk: usize,
+    depth: usize,
+) -> ChannelReader {
+    let (tx, rx) = std::sync::mpsc::sync_channel(depth);
+    let handle = tokio::runtime::Handle::try_current().ok();
+    std::thread::spawn(move || {
+        // Inputs bridged from async readers need the runtime's context.
+        let _g = handle.as_ref().map(|h| h.enter());
+        loop {
+            let mut buf = vec![0u8; chunk];
+            let mut filled = 0;
+            while filled < chunk {
+                match input.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            buf.truncate(filled);
+            if tx.send(Ok(buf)).is_err() {
+                return;
+            }
+        }
+    });
+    ChannelReader::new(rx)
+}

@@ -390,7 +390,13 @@ fn topic_archive_crash_between_write_and_commit_repeats_never_loses() {
     let out = archive(
         &k,
         &store,
-        &["once=true", "batch=1000", "crash_after_write=true"],
+        // One write at a time, so exactly one object exists when the hook exits.
+        &[
+            "once=true",
+            "batch=1000",
+            "crash_after_write=true",
+            "concurrency=1",
+        ],
     );
     assert!(!out.status.success(), "the hook exits hard");
     let (objs, _) = archived(&store);

@@ -11,13 +11,13 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use anyhow::{Context, anyhow};
 
 use super::create::{CHUNK, Compression};
 use crate::progress::Progress;
-use crate::stream::BoxReader;
+use crate::stream::{BoxReader, ChannelReader};
 
 /// An entry the archive may not contain; the message names it.
 #[derive(Debug)]
@@ -52,31 +52,6 @@ pub struct ListEntry {
     pub link: Option<String>,
 }
 
-/// Reads chunks from the decompression thread.
-struct ChannelReader {
-    rx: Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 fn detect(head: &[u8]) -> Compression {
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
@@ -91,7 +66,7 @@ fn detect(head: &[u8]) -> Compression {
 /// reader under it checks the whole object). Stops early when `stop` is set.
 fn decode(
     input: BoxReader,
-    tx: SyncSender<Vec<u8>>,
+    tx: SyncSender<std::io::Result<Vec<u8>>>,
     stop: Arc<AtomicBool>,
     progress: &Progress,
 ) -> anyhow::Result<u64> {
@@ -126,7 +101,7 @@ fn decode(
                 return Ok(());
             }
             buf.truncate(filled);
-            if sending && tx.send(buf).is_err() {
+            if sending && tx.send(Ok(buf)).is_err() {
                 // The tar reader is done (end-of-archive marker): keep reading to the end.
                 sending = false;
             }
@@ -161,7 +136,7 @@ async fn with_tar<T: Send + 'static>(
     progress: Progress,
     f: impl FnOnce(&mut tar::Archive<ChannelReader>) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<(T, u64)> {
-    let (tx, rx) = sync_channel::<Vec<u8>>(4);
+    let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(4);
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let handle = tokio::runtime::Handle::current();
@@ -170,11 +145,7 @@ async fn with_tar<T: Send + 'static>(
         decode(input, tx, stop2, &progress)
     });
     let parser = tokio::task::spawn_blocking(move || {
-        let mut a = tar::Archive::new(ChannelReader {
-            rx,
-            cur: Vec::new(),
-            pos: 0,
-        });
+        let mut a = tar::Archive::new(ChannelReader::new(rx));
         let r = f(&mut a);
         if r.is_err() {
             stop.store(true, Ordering::Relaxed);

@@ -3,26 +3,49 @@
 //! killed or its stdin closes. It is a binary (not a test helper) because the integration tests and
 //! benches/kafka.sh run the real `rewind` binary and `kcat` as separate processes against one broker.
 //!
-//! Usage: rewind-mock-kafka [--brokers N] [TOPIC:PARTITIONS ...]
+//! Usage: rewind-mock-kafka [--brokers N] [--rebalance-delay-ms MS] [TOPIC:PARTITIONS ...]
+//!
+//! `--rebalance-delay-ms` is the broker's group.initial.rebalance.delay.ms: how long a new consumer group
+//! waits for more members before its first assignment. Kafka's default is 3000 (and so is the mock's);
+//! Kafka's own shipped server.properties sets 0 for development.
 
 use std::io::{Read, Write};
 
-use rdkafka::mocking::MockCluster;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
 
 fn main() {
     let mut brokers = 1;
+    let mut delay_ms: Option<i32> = None;
     let mut topics = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--brokers" {
             brokers = args.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        } else if a == "--rebalance-delay-ms" {
+            delay_ms = args.next().and_then(|n| n.parse().ok());
         } else if let Some((t, p)) = a.split_once(':') {
             topics.push((t.to_string(), p.parse::<i32>().unwrap_or(1)));
         } else {
             topics.push((a, 1));
         }
     }
-    let cluster = MockCluster::new(brokers).expect("starting the mock cluster");
+    // A client created with test.mock.num.brokers owns a mock cluster (reachable for raw settings).
+    let owner: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", brokers.to_string())
+        .create()
+        .expect("starting the mock cluster");
+    let cluster = owner
+        .client()
+        .mock_cluster()
+        .expect("the client has a mock cluster");
+    if let Some(ms) = delay_ms {
+        // SAFETY: the handle is alive (owned above) and was created with a mock cluster.
+        unsafe {
+            let mc = rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+            rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, ms);
+        }
+    }
     for (t, p) in &topics {
         cluster
             .create_topic(t, *p, 1)
@@ -38,4 +61,5 @@ fn main() {
         }
     }
     drop(cluster);
+    drop(owner);
 }

@@ -63,7 +63,9 @@ struct Open {
     last_ts: Option<i64>,
     opened: Instant,
     bytes: u64,
-    enc: GzEncoder<Vec<u8>>,
+    /// The batch's JSONL, uncompressed: gzip runs when the batch closes, on another thread, so 128 open
+    /// partitions do not each hold a compressor's state (~400 KB) and polling does not wait for it.
+    raw: Vec<u8>,
 }
 
 struct Batch {
@@ -75,7 +77,61 @@ struct Batch {
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     bytes: u64,
+    /// JSONL until `gzip` replaces it with its gzip encoding.
     data: anyhow::Result<Vec<u8>>,
+}
+
+impl Batch {
+    fn gzip(mut self, level: u32) -> Batch {
+        if let Ok(raw) = &self.data {
+            let mut enc = GzEncoder::new(
+                Vec::with_capacity(raw.len() / 4 + 64),
+                Compression::new(level),
+            );
+            self.data = enc
+                .write_all(raw)
+                .and_then(|_| enc.finish())
+                .map_err(Into::into);
+        }
+        self
+    }
+}
+
+/// Compresses closed batches in parallel, one thread per core (few threads: fewer malloc arenas
+/// holding freed buffers, so memory stays flat).
+async fn gzip_all(batches: Vec<Batch>, level: u32) -> mlua::Result<Vec<Batch>> {
+    if batches.is_empty() {
+        return Ok(batches);
+    }
+    tokio::task::spawn_blocking(move || {
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(batches.len());
+        let per = batches.len().div_ceil(workers);
+        let mut parts: Vec<Vec<Batch>> = Vec::new();
+        let mut it = batches.into_iter();
+        loop {
+            let part: Vec<Batch> = it.by_ref().take(per).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    s.spawn(move || part.into_iter().map(|b| b.gzip(level)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("gzip thread panicked"))
+                .collect()
+        })
+    })
+    .await
+    .lua_err()
 }
 
 fn close(tp: Tp, o: Open) -> Batch {
@@ -88,7 +144,7 @@ fn close(tp: Tp, o: Open) -> Batch {
         first_ts: o.first_ts,
         last_ts: o.last_ts,
         bytes: o.bytes,
-        data: o.enc.finish().map_err(Into::into),
+        data: Ok(o.raw),
     }
 }
 
@@ -101,6 +157,8 @@ struct Archive {
     targets: Option<HashMap<Tp, i64>>,
     /// For drain mode: partitions found at their end with nothing to read.
     at_end: HashSet<Tp>,
+    /// gzip level of the last archive_batch call (for take_open).
+    level: u32,
 }
 
 /// PartitionEOF names only the partition number: check the committed offsets of the target partitions
@@ -211,6 +269,12 @@ impl Consumer {
             ("auto.offset.reset", reset),
             // archive_batch{drain = true} learns that a partition has nothing left from these events.
             ("enable.partition.eof", "true"),
+            // librdkafka >= 2.1 waits this long before fetching again once the local queue was full
+            // (default 1 s): a fast reader then idles most of the time. Refill quickly instead.
+            ("fetch.queue.backoff.ms", "20"),
+            // Prefetched messages held locally (librdkafka's default is 64 MB); with the quick refill
+            // above, 16 MB keeps a reader busy and the process well under 200 MB.
+            ("queued.max.messages.kbytes", "16384"),
         ];
         let config = super::client_config(&opts, &defaults)?;
         let ctx = Ctx::new(&config);
@@ -312,6 +376,10 @@ struct ArchiveOpts {
     level: u32,
 }
 
+/// Closed batches returned by one call at most: the script writes them concurrently and commits them
+/// with one request, so per-batch round trips do not bound the rate.
+const MAX_CLOSED: usize = 32;
+
 /// One slice of archiving (at most ~200 ms), on a blocking thread. Returns closed batches and whether a
 /// drain reached its end.
 fn archive_slice(
@@ -321,6 +389,7 @@ fn archive_slice(
 ) -> (Vec<Batch>, bool) {
     let slice_end = Instant::now() + Duration::from_millis(200);
     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    st.level = o.level;
     let mut closed = Vec::new();
     // A partition is drained when this consumer has read up to the target, or when librdkafka reports
     // the end of it (PartitionEOF) and the group's committed offset is already there (nothing to read).
@@ -331,45 +400,53 @@ fn archive_slice(
         })
     };
     let mut done = false;
+    // Per-message work stays O(1): the drain check runs only when a partition may have reached its
+    // target, and the expiry scan only when the earliest buffer deadline has passed.
+    let mut check_reached = true;
+    let mut next_expiry = st.open.values().map(|b| b.opened + o.wait).min();
     loop {
-        if o.drain && reached(&st) {
-            for (tp, open) in std::mem::take(&mut st.open) {
-                closed.push(close(tp, open));
+        if o.drain && check_reached {
+            check_reached = false;
+            if reached(&st) {
+                for (tp, open) in std::mem::take(&mut st.open) {
+                    closed.push(close(tp, open));
+                }
+                done = true;
+                break;
             }
-            done = true;
-            break;
         }
         let now = Instant::now();
         if now >= slice_end {
             break;
         }
-        // Close buffers whose wait is over.
-        let expired: Vec<Tp> = st
-            .open
-            .iter()
-            .filter(|(_, b)| now.duration_since(b.opened) >= o.wait)
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in expired {
-            if let Some(b) = st.open.remove(&tp) {
-                closed.push(close(tp, b));
+        if next_expiry.is_some_and(|t| now >= t) {
+            // Close buffers whose wait is over.
+            let expired: Vec<Tp> = st
+                .open
+                .iter()
+                .filter(|(_, b)| now.duration_since(b.opened) >= o.wait)
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for tp in expired {
+                if let Some(b) = st.open.remove(&tp) {
+                    closed.push(close(tp, b));
+                }
             }
+            next_expiry = st.open.values().map(|b| b.opened + o.wait).min();
         }
-        if !closed.is_empty() {
+        if closed.len() >= MAX_CLOSED {
             break;
         }
-        let next_wait = st
-            .open
-            .values()
-            .map(|b| (b.opened + o.wait).saturating_duration_since(now))
-            .min()
-            .unwrap_or(o.wait);
+        let next_wait = next_expiry.map_or(o.wait, |t| t.saturating_duration_since(now));
         let timeout = (slice_end - now)
             .min(next_wait)
             .min(Duration::from_millis(100));
         match c.poll(timeout) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) if o.drain => eof(c, &mut st, p),
+            Some(Err(KafkaError::PartitionEOF(p))) if o.drain => {
+                eof(c, &mut st, p);
+                check_reached = true;
+            }
             Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) if benign(&e) => {}
             Some(Err(e)) => {
@@ -378,30 +455,42 @@ fn archive_slice(
             Some(Ok(m)) => {
                 let tp: Tp = (m.topic().to_string(), m.partition());
                 st.consumed.insert(tp.clone(), m.offset() + 1);
+                if let Some(high) = st.targets.as_ref().and_then(|t| t.get(&tp))
+                    && m.offset() + 1 >= *high
+                {
+                    check_reached = true;
+                }
                 let ts = m.timestamp().to_millis();
-                let b = st.open.entry(tp.clone()).or_insert_with(|| Open {
-                    first_offset: m.offset(),
-                    last_offset: m.offset(),
-                    count: 0,
-                    first_ts: ts,
-                    last_ts: ts,
-                    opened: Instant::now(),
-                    bytes: 0,
-                    enc: GzEncoder::new(Vec::with_capacity(64 * 1024), Compression::new(o.level)),
+                let b = st.open.entry(tp.clone()).or_insert_with(|| {
+                    let opened = Instant::now();
+                    next_expiry =
+                        Some(next_expiry.map_or(opened + o.wait, |t| t.min(opened + o.wait)));
+                    Open {
+                        first_offset: m.offset(),
+                        last_offset: m.offset(),
+                        count: 0,
+                        first_ts: ts,
+                        last_ts: ts,
+                        opened,
+                        bytes: 0,
+                        raw: Vec::new(),
+                    }
                 });
                 b.last_offset = m.offset();
                 b.last_ts = ts;
                 b.count += 1;
                 if let Some(v) = m.payload() {
                     // Vec writes cannot fail.
-                    let _ = b.enc.write_all(v);
-                    let _ = b.enc.write_all(b"\n");
+                    b.raw.extend_from_slice(v);
+                    b.raw.push(b'\n');
                     b.bytes += v.len() as u64 + 1;
                 }
                 if b.count >= o.max {
                     let b = st.open.remove(&tp).expect("buffer just used");
                     closed.push(close(tp, b));
-                    break;
+                    if closed.len() >= MAX_CLOSED {
+                        break;
+                    }
                 }
             }
         }
@@ -601,6 +690,7 @@ impl UserData for Consumer {
                             .await
                             .lua_err()?;
                     if !batches.is_empty() || done {
+                        let batches = gzip_all(batches, o.level).await?;
                         let t = lua.create_table()?;
                         let arr = lua.create_table()?;
                         for b in batches {
@@ -616,15 +706,17 @@ impl UserData for Consumer {
         // take_open() -> batches: closes every open buffer now (for a clean stop).
         m.add_async_method("take_open", |lua, this, ()| async move {
             let st = this.archive.clone();
-            let batches = tokio::task::spawn_blocking(move || {
+            let (batches, level) = tokio::task::spawn_blocking(move || {
                 let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
-                std::mem::take(&mut st.open)
+                let closed = std::mem::take(&mut st.open)
                     .into_iter()
                     .map(|(tp, o)| close(tp, o))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                (closed, st.level)
             })
             .await
             .lua_err()?;
+            let batches = gzip_all(batches, level).await?;
             let arr = lua.create_table()?;
             for b in batches {
                 arr.push(batch_table(&lua, b)?)?;

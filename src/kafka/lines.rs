@@ -283,14 +283,18 @@ fn decoder(raw: Box<dyn Read + Send>, c: Compression) -> std::io::Result<Box<dyn
     } else {
         c
     };
+    // Decompression runs on its own thread, overlapping with line checks and enqueueing (as `zcat |`).
+    const CHUNK: usize = 256 * 1024;
     Ok(match c {
-        Compression::Gzip => Box::new(BufReader::with_capacity(
-            256 * 1024,
+        Compression::Gzip => Box::new(crate::stream::read_ahead(
             flate2::bufread::MultiGzDecoder::new(buf),
+            CHUNK,
+            8,
         )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(
-            256 * 1024,
+        Compression::Zstd => Box::new(crate::stream::read_ahead(
             zstd::stream::read::Decoder::with_buffer(buf)?,
+            CHUNK,
+            8,
         )),
         _ => Box::new(buf),
     })

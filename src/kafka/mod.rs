@@ -146,6 +146,17 @@ fn usage(msg: impl Into<String>) -> mlua::Error {
 
 /// `brokers` as a string ("h1:9092,h2:9092") or an array of strings.
 fn brokers(opts: &Table) -> mlua::Result<String> {
+    let list = brokers_given(opts)?;
+    // An empty list would make librdkafka wait for brokers forever instead of failing.
+    if list.split(',').all(|b| b.trim().is_empty()) {
+        return Err(usage(
+            "kafka: brokers is empty (expected \"host:port,host:port\")",
+        ));
+    }
+    Ok(list)
+}
+
+fn brokers_given(opts: &Table) -> mlua::Result<String> {
     match opts.get::<Value>("brokers")? {
         Value::String(s) => Ok(s.to_str()?.to_string()),
         Value::Table(t) => {
