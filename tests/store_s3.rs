@@ -407,3 +407,112 @@ end }"#,
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rot13"));
 }
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[test]
+fn copy_above_the_threshold_is_a_multipart_copy() {
+    let server = S3Server::start();
+    server.create_bucket("copies");
+    let dir = tempfile::tempdir().unwrap();
+    let src = data(12 * MIB + 5, 7);
+    std::fs::write(dir.path().join("in"), &src).unwrap();
+    // 12 MiB above a 5 MiB threshold: UploadPartCopy of 5 + 5 + 2 MiB ranges.
+    let script = format!(
+        r#"
+local store = require("rewind.store")
+return {{ description = "copy", params = {{}}, run = function()
+  local s = store.open("s3://copies/p", {{ copy_threshold = {PART}, copy_part_size = {PART},
+                                          sse = "AES256" }})
+  s:put_file("src", "in")
+  s:put("small", "hello")
+  s:copy("src", "big-copy")
+  s:copy("small", "small-copy")
+  s:get_file("big-copy", "out")
+  local ok, err = pcall(s.copy, s, "missing/key", "never")
+  return {{ big = s:head("big-copy"), small = s:head("small-copy"), small_body = s:get("small-copy"),
+           ok = ok, err = tostring(err), never = s:exists("never") }}
+end }}
+"#
+    );
+    let out = run_script(dir.path(), &script, &server.env());
+    assert!(out.status.success(), "{}", text(&out));
+    let res = result(&out);
+    let got = std::fs::read(dir.path().join("out")).unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&src), "copied bytes differ");
+    assert_eq!(res["big"]["size"], src.len() as u64);
+    let etag = res["big"]["etag"].as_str().unwrap();
+    assert!(etag.ends_with("-3"), "a 3-part multipart copy: {etag}");
+    let small = res["small"]["etag"].as_str().unwrap();
+    assert!(
+        !small.contains('-'),
+        "below the threshold, one CopyObject: {small}"
+    );
+    assert_eq!(res["small_body"], "hello");
+    // The multipart copy keeps the store's server-side encryption.
+    let h = server.head_headers("/copies/p/big-copy");
+    assert!(
+        h.iter()
+            .any(|(k, v)| k == "x-amz-server-side-encryption" && v == "AES256"),
+        "{h:?}"
+    );
+    // A missing source: an error naming bucket and key, nothing created, no upload left.
+    assert_eq!(res["ok"], false);
+    let err = res["err"].as_str().unwrap();
+    assert!(err.contains("s3://copies/p/missing/key"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+    assert_eq!(res["never"], false);
+    assert_eq!(server.multipart_uploads("copies"), 0);
+}
+
+#[test]
+fn failed_multipart_copy_is_aborted() {
+    // moto refuses to complete uploads whose non-last parts are under 6 MiB: the copy's 5 MiB parts all
+    // copy, then CompleteMultipartUpload fails, and the upload must be aborted.
+    let min = (6 * MIB).to_string();
+    let server = S3Server::start_with(&[("S3_UPLOAD_PART_MIN_SIZE", min.as_str())]);
+    server.create_bucket("copyfail");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in"), data(12 * MIB, 9)).unwrap();
+    let script = format!(
+        r#"
+local store = require("rewind.store")
+return {{ description = "copy failure", params = {{}}, run = function()
+  local s = store.open("s3://copyfail/p", {{ copy_threshold = {PART}, copy_part_size = {PART} }})
+  s:put_file("src", "in")  -- 8 MiB parts: accepted
+  local ok, err = pcall(s.copy, s, "src", "dst")
+  return {{ ok = ok, err = tostring(err), dst = s:exists("dst") }}
+end }}
+"#
+    );
+    let out = run_script(dir.path(), &script, &server.env());
+    assert!(out.status.success(), "{}", text(&out));
+    let res = result(&out);
+    assert_eq!(res["ok"], false);
+    let err = res["err"].as_str().unwrap();
+    assert!(err.contains("CompleteMultipartUpload"), "{err}");
+    assert!(
+        err.contains("s3://copyfail/p/src to s3://copyfail/p/dst"),
+        "{err}"
+    );
+    assert!(err.contains("EntityTooSmall"), "{err}");
+    assert_eq!(res["dst"], false);
+    assert_eq!(
+        server.multipart_uploads("copyfail"),
+        0,
+        "the upload is aborted"
+    );
+    // Copy sizes S3 cannot take are refused before anything is sent.
+    let out = run_script(
+        dir.path(),
+        r#"return { description = "x", params = {}, run = function()
+  require("rewind.store").open("s3://copyfail/p", { copy_threshold = 6 * 1024 * 1024 * 1024 })
+end }"#,
+        &server.env(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("copy_threshold"));
+}

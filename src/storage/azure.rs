@@ -10,8 +10,12 @@
 //! Uploads go through object_store's buffered writer: one Put Blob when small, else blocks of
 //! `part_size` (default 8 MiB), `concurrency` (default 4) in flight, committed by Put Block List only
 //! when the writer commits; uncommitted blocks are never visible and Azure drops them.
+//!
+//! Deletes: Blob Batch requests of up to 256 keys (object_store's `delete_stream`), 4 in flight.
+//! Copies: object_store's Copy Blob (server-side; no size limit of its own, see the README).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
@@ -32,6 +36,10 @@ use crate::stream::{BoxReader, BoxSink, Sink};
 const DEFAULT_PART: u64 = 8 * 1024 * 1024;
 const DEFAULT_CONCURRENCY: usize = 4;
 const PAGE: usize = 1000;
+/// A Blob Batch request carries at most 256 sub-requests.
+const DELETE_BATCH: usize = 256;
+const DELETE_CONCURRENCY: usize = 4;
+const DELETE_RETRIES: u32 = 4;
 
 struct Cfg {
     store: Arc<MicrosoftAzure>,
@@ -39,6 +47,8 @@ struct Cfg {
     prefix: String,
     part_size: usize,
     concurrency: usize,
+    /// Set once the container is known to exist.
+    container_ok: AtomicBool,
 }
 
 impl Cfg {
@@ -151,6 +161,7 @@ impl AzureBackend {
                 prefix,
                 part_size,
                 concurrency,
+                container_ok: false.into(),
             }),
         })
     }
@@ -198,6 +209,7 @@ fn az_error(op: &str, what: &str, e: object_store::Error) -> anyhow::Error {
     let hint = match &e {
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => " (check the account key or SAS token)",
+        _ if sub_status(&e) == Some(403) => " (check the account key or SAS token permissions)",
         _ => "",
     };
     anyhow!(
@@ -289,6 +301,125 @@ impl Sink for AzureSink {
             }
         })
     }
+}
+
+/// Deletes up to 256 keys with one Blob Batch request (object_store's `delete_stream`; its single
+/// `delete` is a batch of one too). object_store retries a batch answered 5xx, 429 or 408; sent again
+/// here with backoff: a batch lost in transport (object_store does not resend a POST that may have
+/// arrived) and sub-requests answered 5xx, 429 or 408. Any other failure names container and key. A
+/// batch sent twice may count keys its first attempt deleted as missing.
+async fn delete_batch(cfg: Arc<Cfg>, keys: Vec<String>) -> anyhow::Result<usize> {
+    let mut n = 0;
+    let mut missing = None;
+    let mut pending = keys;
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let paths: Vec<object_store::Result<OPath>> =
+            pending.iter().map(|k| Ok(cfg.path(k))).collect();
+        let results: Vec<object_store::Result<OPath>> = cfg
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed())
+            .collect()
+            .await;
+        if results.len() != pending.len() {
+            // The batch request itself failed: one error for all its keys.
+            let what = format!(
+                "{} and {} more keys",
+                cfg.url(&pending[0]),
+                pending.len() - 1
+            );
+            let Some(e) = results.into_iter().find_map(Result::err) else {
+                bail!("Azure BlobBatch {what}: fewer answers than keys");
+            };
+            if attempt < DELETE_RETRIES && transport_error(&e) {
+                tracing::debug!("Azure BlobBatch {what}: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(az_error("BlobBatch", &what, e));
+        }
+        let mut again = Vec::new();
+        for (k, r) in pending.into_iter().zip(results) {
+            match r {
+                Ok(_) => n += 1,
+                Err(object_store::Error::NotFound { .. }) => {
+                    missing.get_or_insert(k);
+                }
+                // A batch of one key that failed in transport reports that here, too.
+                Err(e)
+                    if attempt < DELETE_RETRIES
+                        && (transport_error(&e) || sub_status(&e).is_some_and(transient)) =>
+                {
+                    tracing::debug!("Azure DeleteBlob {}: {e}; retrying", cfg.url(&k));
+                    again.push(k);
+                }
+                Err(e) => return Err(az_error("DeleteBlob", &cfg.url(&k), e)),
+            }
+        }
+        if !again.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            attempt += 1;
+        }
+        pending = again;
+    }
+    if let Some(k) = missing {
+        check_container(&cfg, &k, "DeleteBlob").await?;
+    }
+    Ok(n)
+}
+
+/// A batch sub-request's HTTP status: object_store keeps it only in its message, "... (code: 503)".
+fn sub_status(e: &object_store::Error) -> Option<u16> {
+    let s = e.to_string();
+    let rest = &s[s.rfind("(code: ")? + "(code: ".len()..];
+    rest.split(')').next()?.trim().parse().ok()
+}
+
+/// A request that failed in transport (connection dropped or timed out), not with an HTTP status.
+fn transport_error(e: &object_store::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<object_store::client::HttpError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// A missing container answers 404 like a missing blob: tell them apart (once per store) with a
+/// listing of `key`'s name, so that a wrong container is an error rather than "nothing there".
+async fn check_container(cfg: &Cfg, key: &str, op: &str) -> anyhow::Result<()> {
+    if cfg.container_ok.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match cfg.store.list_with_delimiter(Some(&cfg.path(key))).await {
+        // object_store reports a failed listing as a generic error carrying Azure's error code.
+        Err(e)
+            if matches!(e, object_store::Error::NotFound { .. })
+                || e.to_string().contains("ContainerNotFound") =>
+        {
+            bail!(
+                "Azure {op} {}: ContainerNotFound: container '{}' does not exist",
+                cfg.url(key),
+                cfg.container
+            )
+        }
+        // Without List permission (a SAS may lack it) the blob is simply absent.
+        Err(e) => tracing::debug!(
+            "Azure ListBlobs to check az://{}: {}",
+            cfg.container,
+            crate::redact::redact(&e.to_string())
+        ),
+        Ok(_) => {}
+    }
+    cfg.container_ok.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 impl Backend for AzureBackend {
@@ -425,7 +556,10 @@ impl Backend for AzureBackend {
                     m.key = key;
                     Ok(Some(m))
                 }
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(object_store::Error::NotFound { .. }) => {
+                    check_container(&cfg, &key, "GetBlobProperties").await?;
+                    Ok(None)
+                }
                 Err(e) => Err(az_error("GetBlobProperties", &cfg.url(&key), e)),
             }
         })
@@ -434,25 +568,19 @@ impl Backend for AzureBackend {
     fn delete(&self, keys: Vec<String>) -> BoxFuture<'static, anyhow::Result<usize>> {
         let cfg = self.cfg.clone();
         Box::pin(async move {
-            let results: Vec<anyhow::Result<usize>> = futures::stream::iter(keys)
-                .map(|k| {
-                    let cfg = cfg.clone();
-                    async move {
-                        match cfg.store.delete(&cfg.path(&k)).await {
-                            Ok(()) => Ok(1),
-                            Err(object_store::Error::NotFound { .. }) => Ok(0),
-                            Err(e) => Err(az_error("DeleteBlob", &cfg.url(&k), e)),
-                        }
-                    }
-                })
-                .buffer_unordered(16)
-                .collect()
-                .await;
-            let mut n = 0;
-            for r in results {
-                n += r?;
-            }
-            Ok(n)
+            // A key listed twice would be deleted once and then be "missing": send it once.
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<String> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
+            let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
+            // The first error stops the deletion (batches in flight are dropped).
+            futures::stream::iter(batches)
+                .map(|batch| delete_batch(cfg.clone(), batch))
+                .buffer_unordered(DELETE_CONCURRENCY)
+                .try_fold(0, |n, c| futures::future::ready(Ok(n + c)))
+                .await
         })
     }
 

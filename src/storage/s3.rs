@@ -7,6 +7,9 @@
 //! - Downloads: a single streamed GetObject for small objects or ranges, else ranged GETs of one part
 //!   size each, `concurrency` in flight, reassembled in order (pinned to the ETag seen by HEAD).
 //! - Listing: ListObjectsV2, one page (1000 keys) fetched at a time as the caller consumes them.
+//! - Copy: server-side. Sources up to `copy_threshold` (default 256 MiB, at most S3's 5 GiB CopyObject
+//!   limit) with one CopyObject; larger ones as a multipart copy (UploadPartCopy of `copy_part_size`
+//!   ranges, default 64 MiB, `concurrency` at a time), aborted on any failure.
 //! - Retries: the SDK's standard retry mode (exponential backoff with jitter, 5 attempts) for 5xx,
 //!   throttling and I/O errors; everything else (403, 404, NoSuchBucket) fails at once with a message
 //!   naming the bucket and key.
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, anyhow, bail};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use bytes::{Bytes, BytesMut};
@@ -36,6 +40,12 @@ const DEFAULT_PART: u64 = 8 * 1024 * 1024;
 const DEFAULT_CONCURRENCY: usize = 4;
 /// DeleteObjects takes at most 1000 keys per call.
 const DELETE_BATCH: usize = 1000;
+/// CopyObject refuses sources above 5 GiB; UploadPartCopy parts are at most 5 GiB too.
+const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
+/// A multipart upload has at most 10,000 parts.
+const MAX_PARTS: u64 = 10_000;
+const DEFAULT_COPY_THRESHOLD: u64 = 256 * 1024 * 1024;
+const DEFAULT_COPY_PART: u64 = 64 * 1024 * 1024;
 
 struct Cfg {
     client: Client,
@@ -45,6 +55,9 @@ struct Cfg {
     concurrency: usize,
     sse: Option<String>,
     kms_key_id: Option<String>,
+    /// `copy` of a larger source is a multipart copy (UploadPartCopy) of `copy_part_size` parts.
+    copy_threshold: u64,
+    copy_part_size: u64,
     /// Set once HeadBucket succeeded.
     bucket_ok: std::sync::atomic::AtomicBool,
 }
@@ -140,6 +153,18 @@ impl S3Backend {
                 "part_size {part_size} is below S3's minimum of {MIN_PART} bytes"
             )));
         }
+        let copy_threshold = opt_u64(opts, "copy_threshold").unwrap_or(DEFAULT_COPY_THRESHOLD);
+        if copy_threshold > MAX_COPY {
+            bail!(UsageError(format!(
+                "copy_threshold {copy_threshold} is above S3's CopyObject limit of {MAX_COPY} bytes"
+            )));
+        }
+        let copy_part_size = opt_u64(opts, "copy_part_size").unwrap_or(DEFAULT_COPY_PART);
+        if !(MIN_PART..=MAX_COPY).contains(&copy_part_size) {
+            bail!(UsageError(format!(
+                "copy_part_size {copy_part_size} is not between S3's part limits of {MIN_PART} and {MAX_COPY} bytes"
+            )));
+        }
         let concurrency = opt_u64(opts, "concurrency")
             .map(|c| c.clamp(1, 64) as usize)
             .unwrap_or(DEFAULT_CONCURRENCY);
@@ -221,6 +246,8 @@ impl S3Backend {
                 concurrency,
                 sse,
                 kms_key_id,
+                copy_threshold,
+                copy_part_size,
                 bucket_ok: false.into(),
             }),
         })
@@ -720,6 +747,19 @@ impl Backend for S3Backend {
         let cfg = self.cfg.clone();
         let (from, to) = (from.to_string(), to.to_string());
         Box::pin(async move {
+            let what = format!("{} to {}", cfg.url(&from), cfg.url(&to));
+            // HEAD first: the size picks CopyObject or a multipart copy, and a missing source fails
+            // before anything is created at the destination.
+            let Some(head) = head_raw(&cfg, &from).await? else {
+                bail!(
+                    "S3 CopyObject {what}: no object {} (not found)",
+                    cfg.url(&from)
+                );
+            };
+            let size = head.content_length().unwrap_or(0).max(0) as u64;
+            if size > cfg.copy_threshold {
+                return copy_multipart(&cfg, &from, &to, &what, size, &head).await;
+            }
             let src = format!("{}/{}", cfg.bucket, urlencode_key(&cfg.full(&from)));
             let mut req = cfg
                 .client
@@ -733,13 +773,9 @@ impl Backend for S3Backend {
             if let Some(k) = &cfg.kms_key_id {
                 req = req.ssekms_key_id(k);
             }
-            req.send().await.map_err(|e| {
-                s3_error(
-                    "CopyObject",
-                    &format!("{} to {}", cfg.url(&from), cfg.url(&to)),
-                    e,
-                )
-            })?;
+            req.send()
+                .await
+                .map_err(|e| s3_error("CopyObject", &what, e))?;
             Ok(())
         })
     }
@@ -783,6 +819,16 @@ impl Backend for S3Backend {
 }
 
 async fn head_object(cfg: &Cfg, key: &str) -> anyhow::Result<Option<ObjectMeta>> {
+    Ok(head_raw(cfg, key).await?.map(|o| ObjectMeta {
+        key: key.to_string(),
+        size: o.content_length().unwrap_or(0).max(0) as u64,
+        mtime: o.last_modified().map(|t| t.as_secs_f64()),
+        etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
+    }))
+}
+
+/// HeadObject; `None` when the key does not exist (a missing bucket is an error).
+async fn head_raw(cfg: &Cfg, key: &str) -> anyhow::Result<Option<HeadObjectOutput>> {
     let what = cfg.url(key);
     let res = cfg
         .client
@@ -792,12 +838,7 @@ async fn head_object(cfg: &Cfg, key: &str) -> anyhow::Result<Option<ObjectMeta>>
         .send()
         .await;
     match res {
-        Ok(o) => Ok(Some(ObjectMeta {
-            key: key.to_string(),
-            size: o.content_length().unwrap_or(0).max(0) as u64,
-            mtime: o.last_modified().map(|t| t.as_secs_f64()),
-            etag: o.e_tag().map(|e| e.trim_matches('"').to_string()),
-        })),
+        Ok(o) => Ok(Some(o)),
         Err(e) if status_of(&e) == Some(404) => {
             // HEAD answers have no body: a missing bucket looks like a missing key. Tell them apart
             // once per store with HeadBucket, so that a wrong bucket is an error, not "absent".
@@ -809,6 +850,135 @@ async fn head_object(cfg: &Cfg, key: &str) -> anyhow::Result<Option<ObjectMeta>>
         ),
         Err(e) => Err(s3_error("HeadObject", &what, e)),
     }
+}
+
+/// Copies a source too large for one CopyObject: CreateMultipartUpload, UploadPartCopy of byte ranges
+/// (`concurrency` at a time; nothing passes through this process), CompleteMultipartUpload. Any failure
+/// aborts the upload, so the destination is never partial.
+async fn copy_multipart(
+    cfg: &Arc<Cfg>,
+    from: &str,
+    to: &str,
+    what: &str,
+    size: u64,
+    head: &HeadObjectOutput,
+) -> anyhow::Result<()> {
+    let dst = cfg.full(to);
+    // CopyObject would carry these over; a multipart upload starts without them.
+    let mut req = cfg
+        .client
+        .create_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(&dst)
+        .set_content_type(head.content_type().map(str::to_string))
+        .set_content_encoding(head.content_encoding().map(str::to_string))
+        .set_content_disposition(head.content_disposition().map(str::to_string))
+        .set_content_language(head.content_language().map(str::to_string))
+        .set_cache_control(head.cache_control().map(str::to_string))
+        .set_metadata(head.metadata().cloned());
+    if let Some(s) = &cfg.sse {
+        req = req.server_side_encryption(s.as_str().into());
+    }
+    if let Some(k) = &cfg.kms_key_id {
+        req = req.ssekms_key_id(k);
+    }
+    let created = req
+        .send()
+        .await
+        .map_err(|e| s3_error("CreateMultipartUpload", what, e))?;
+    let upload_id = created
+        .upload_id()
+        .context("CreateMultipartUpload returned no upload id")?
+        .to_string();
+    let res = copy_parts(cfg, from, &dst, what, &upload_id, size, head.e_tag()).await;
+    if res.is_err() {
+        // Errors here are secondary; the copy's error is what matters.
+        let _ = cfg
+            .client
+            .abort_multipart_upload()
+            .bucket(&cfg.bucket)
+            .key(&dst)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+    }
+    res
+}
+
+async fn copy_parts(
+    cfg: &Arc<Cfg>,
+    from: &str,
+    dst: &str,
+    what: &str,
+    upload_id: &str,
+    size: u64,
+    etag: Option<&str>,
+) -> anyhow::Result<()> {
+    let src = format!("{}/{}", cfg.bucket, urlencode_key(&cfg.full(from)));
+    // Parts grow for sources that would need more than 10,000 of them.
+    let part = cfg.copy_part_size.max(size.div_ceil(MAX_PARTS));
+    let ranges: Vec<(i32, u64, u64)> = (0..size)
+        .step_by(part as usize)
+        .enumerate()
+        .map(|(i, s)| (i as i32 + 1, s, (s + part).min(size)))
+        .collect();
+    let mut parts: Vec<CompletedPart> = futures::stream::iter(ranges)
+        .map(|(n, start, end)| {
+            let src = src.clone();
+            async move {
+                let out = cfg
+                    .client
+                    .upload_part_copy()
+                    .bucket(&cfg.bucket)
+                    .key(dst)
+                    .upload_id(upload_id)
+                    .part_number(n)
+                    .copy_source(src)
+                    .copy_source_range(format!("bytes={start}-{}", end - 1))
+                    // Pinned to the version HEAD saw: a source replaced mid-copy fails the copy.
+                    .set_copy_source_if_match(etag.map(str::to_string))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("UploadPartCopy", &format!("{what} part {n}"), e))?;
+                let r = out.copy_part_result();
+                anyhow::Ok(
+                    CompletedPart::builder()
+                        .part_number(n)
+                        .set_e_tag(r.and_then(|r| r.e_tag()).map(str::to_string))
+                        .set_checksum_crc32(r.and_then(|r| r.checksum_crc32()).map(str::to_string))
+                        .set_checksum_crc32_c(
+                            r.and_then(|r| r.checksum_crc32_c()).map(str::to_string),
+                        )
+                        .set_checksum_crc64_nvme(
+                            r.and_then(|r| r.checksum_crc64_nvme()).map(str::to_string),
+                        )
+                        .set_checksum_sha1(r.and_then(|r| r.checksum_sha1()).map(str::to_string))
+                        .set_checksum_sha256(
+                            r.and_then(|r| r.checksum_sha256()).map(str::to_string),
+                        )
+                        .build(),
+                )
+            }
+        })
+        // The first error drops the parts still in flight.
+        .buffer_unordered(cfg.concurrency)
+        .try_collect()
+        .await?;
+    parts.sort_by_key(|p| p.part_number());
+    cfg.client
+        .complete_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(dst)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| s3_error("CompleteMultipartUpload", what, e))?;
+    Ok(())
 }
 
 async fn check_bucket(cfg: &Cfg, what: &str) -> anyhow::Result<()> {

@@ -6,18 +6,19 @@
 
 ---@class rewind.store.OpenOpts
 ---@field region? string           S3 region (else AWS_REGION / the profile's region)
----@field endpoint? string         S3-compatible endpoint URL (else AWS_ENDPOINT_URL)
+---@field endpoint? string         S3-compatible endpoint URL (else AWS_ENDPOINT_URL), or the Azure blob endpoint
 ---@field path_style? boolean      S3 path-style addressing (needed by most S3-compatible servers)
 ---@field profile? string          AWS profile name (else AWS_PROFILE)
 ---@field sse? "AES256"|"aws:kms"  S3 server-side encryption
 ---@field kms_key_id? string       KMS key for sse="aws:kms"
 ---@field part_size? integer       multipart part size in bytes (S3/Azure; default 8 MiB, at least 5 MiB)
----@field concurrency? integer     parts (or ranged GETs) in flight (default 4)
+---@field concurrency? integer     parts (or ranged GETs, or S3 part copies) in flight (default 4)
+---@field copy_threshold? integer  S3: copy larger sources as a multipart copy (default 256 MiB, at most 5 GiB)
+---@field copy_part_size? integer  S3: multipart copy part size (default 64 MiB, 5 MiB to 5 GiB)
 ---@field account? string          Azure storage account (else AZURE_STORAGE_ACCOUNT)
 ---@field access_key? string       Azure account key (else AZURE_STORAGE_KEY); a secret
 ---@field sas_token? string        Azure SAS token (else AZURE_STORAGE_SAS_TOKEN); a secret
 ---@field connection_string? string Azure connection string (else AZURE_STORAGE_CONNECTION_STRING); a secret
----@field endpoint_url? string     Azure blob endpoint (Azurite: http://127.0.0.1:10000/devstoreaccount1)
 ---@field use_emulator? boolean    Azure: talk to Azurite with its well-known account
 
 ---@class rewind.store.Object
@@ -94,12 +95,13 @@ function Store:head(key) end
 ---@return boolean
 function Store:exists(key) end
 
----Deletes one key or a list of keys (batched); missing keys are not an error.
+---Deletes one key or a list of keys (batched: S3 1000, Azure 256 keys per request); missing keys are
+---not an error. S3 counts every key requested, Azure only those that existed.
 ---@param keys string|string[]
 ---@return integer deleted
 function Store:delete(keys) end
 
----Copies an object (server-side where possible).
+---Copies an object (server-side where possible; S3 sources above `copy_threshold` as a multipart copy).
 ---@param from string
 ---@param to string
 function Store:copy(from, to) end

@@ -17,7 +17,7 @@ pub struct Azurite {
     child: Child,
     pub port: u16,
     pub endpoint: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn python() -> PathBuf {
@@ -27,10 +27,23 @@ fn python() -> PathBuf {
 
 impl Azurite {
     pub fn start() -> Azurite {
+        Self::start_with(false)
+    }
+
+    /// Starts Azurite with its debug log (every request, see `requests`).
+    pub fn start_with_debug_log() -> Azurite {
+        Self::start_with(true)
+    }
+
+    fn start_with(debug: bool) -> Azurite {
         let dir = tempfile::tempdir().unwrap();
         let port = super::s3::free_port();
         let log = std::fs::File::create(dir.path().join("azurite.log")).unwrap();
-        let child = Command::new("azurite-blob")
+        let mut cmd = Command::new("azurite-blob");
+        if debug {
+            cmd.arg("--debug").arg(dir.path().join("debug.log"));
+        }
+        let child = cmd
             .args([
                 "--blobHost",
                 "127.0.0.1",
@@ -51,7 +64,7 @@ impl Azurite {
             child,
             port,
             endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"),
-            _dir: dir,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -66,6 +79,38 @@ impl Azurite {
             "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
             self.endpoint
         )
+    }
+
+    /// How many requests Azurite logged whose method and URL contain `method` and `url_part` (needs
+    /// `start_with_debug_log`).
+    pub fn requests(&self, method: &str, url_part: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("debug.log")).unwrap_or_default();
+        let needle = format!("RequestMethod={method} RequestURL=");
+        log.lines()
+            .filter_map(|l| l.split_once(&needle))
+            .filter(|(_, rest)| rest.split(' ').next().unwrap_or("").contains(url_part))
+            .count()
+    }
+
+    /// A container SAS token with the given permissions (e.g. "rwl": read, write, list; no delete).
+    pub fn container_sas(&self, container: &str, permissions: &str) -> String {
+        let out = Command::new(python())
+            .args([
+                "-c",
+                "import sys, datetime\nfrom azure.storage.blob import generate_container_sas\nprint(generate_container_sas(sys.argv[1], sys.argv[2], account_key=sys.argv[3], permission=sys.argv[4], expiry=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)))",
+                ACCOUNT,
+                container,
+                KEY,
+                permissions,
+            ])
+            .output()
+            .expect("run python with azure-storage-blob");
+        assert!(
+            out.status.success(),
+            "container SAS for {container}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     pub fn create_container(&self, name: &str) {
