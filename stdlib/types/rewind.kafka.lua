@@ -44,7 +44,8 @@ function Consumer:commit(offsets) end
 ---@param partition integer
 ---@param to integer|"earliest"|"latest"|string|{time: number|string}
 function Consumer:seek(topic, partition, to) end
----Gathers messages into per-partition gzipped JSONL batches (Rust); returns when one closes or a drain ends.
+---Gathers messages into per-partition JSONL batches (Rust) and returns the closed ones gzipped: up to 32
+---per call, after at most ~200 ms, or when a drain ends.
 ---@param opts? {max?: integer, wait?: number|string, drain?: boolean, level?: integer}
 ---@return {batches: kafka.Batch[], done: boolean}
 function Consumer:archive_batch(opts) end
