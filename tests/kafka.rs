@@ -265,6 +265,26 @@ end }
     );
 }
 
+#[test]
+fn empty_brokers_is_a_usage_error_not_a_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let started = Instant::now();
+    let out = rewind()
+        .args(["run", "topic-archive", "brokers=", "topics=ev", "once=true"])
+        .arg(format!("store={}", store.display()))
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("brokers is empty"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(files(&store).is_empty(), "nothing written");
+}
+
 const POLL: &str = r#"
 local kafka = require("rewind.kafka")
 return { params = { brokers = { type = "string", doc = "b" }, commit = { type = "boolean", doc = "c" } },
