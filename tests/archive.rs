@@ -204,3 +204,30 @@ fn hostile_archives_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_later_entry_replaces_an_earlier_one_without_writing_through_it() {
+    // `x` first arrives as a symlink to `y` (inside, dangling), then as a regular file: the file replaces
+    // the link; nothing is written through it to `y`. A repeated file name keeps the last content.
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tmp.path().join("dup.tar");
+    python_tar(
+        &arch,
+        "l('x', 'y'); f('x', b'file'); f('z', b'one'); f('z', b'two')",
+    );
+    let dest = tmp.path().join("dest");
+    let out = run_lua(
+        tmp.path(),
+        "return require('rewind.tar').extract{from = p.from, to = p.to}",
+        &[
+            ("from", arch.to_str().unwrap()),
+            ("to", dest.to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = std::fs::symlink_metadata(dest.join("x")).unwrap();
+    assert!(md.is_file(), "x is a regular file now");
+    assert_eq!(std::fs::read(dest.join("x")).unwrap(), b"file");
+    assert!(!dest.join("y").exists(), "nothing written through the link");
+    assert_eq!(std::fs::read(dest.join("z")).unwrap(), b"two");
+}

@@ -310,14 +310,22 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
             made.insert(parent.clone(), ());
         }
         // Never write through whatever is already at the destination path (a symlink could lead out).
-        if let Ok(md) = std::fs::symlink_metadata(&dest)
-            && (!md.is_dir() || kind != tar::EntryType::Directory)
-        {
-            if md.is_dir() {
-                std::fs::remove_dir_all(&dest)?;
-            } else {
-                std::fs::remove_file(&dest)?;
+        // Regular files skip the check: they are created with O_EXCL (which never follows a symlink) and
+        // only an existing entry (EEXIST) sends them through it, saving a stat per file.
+        let clear = |dest: &Path| -> std::io::Result<()> {
+            if let Ok(md) = std::fs::symlink_metadata(dest)
+                && (!md.is_dir() || kind != tar::EntryType::Directory)
+            {
+                if md.is_dir() {
+                    std::fs::remove_dir_all(dest)?;
+                } else {
+                    std::fs::remove_file(dest)?;
+                }
             }
+            Ok(())
+        };
+        if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            clear(&dest)?;
         }
         match kind {
             tar::EntryType::Directory => {
@@ -402,11 +410,20 @@ fn unpack_all<R: Read>(a: &mut tar::Archive<R>, root: &Path) -> anyhow::Result<E
                 stats.hardlinks += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&dest)
-                    .with_context(|| format!("creating {}", dest.display()))?;
+                let create = || {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&dest)
+                };
+                let mut f = match create() {
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        clear(&dest)?;
+                        create()
+                    }
+                    r => r,
+                }
+                .with_context(|| format!("creating {}", dest.display()))?;
                 loop {
                     let n = entry.read(&mut buf).with_context(|| {
                         format!("reading {} from the archive", raw_name.display())
