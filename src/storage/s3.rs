@@ -309,11 +309,28 @@ async fn upload(
             .map_err(|e| s3_error("PutObject", &what, e))?;
         return Ok(report(&key, size, out.e_tag()));
     }
-    let mut req = cfg
+    let create = cfg
         .client
         .create_multipart_upload()
         .bucket(&cfg.bucket)
         .key(&full);
+    let upload_id = create_multipart(&cfg, create, &what).await?;
+    let res = upload_parts(&cfg, &full, &what, &upload_id, first, &mut input, decision).await;
+    match res {
+        Ok((size, etag)) => Ok(report(&key, size, etag.as_deref())),
+        Err(e) => {
+            abort_multipart(&cfg, &full, &upload_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Starts a multipart upload (with the store's server-side encryption) and returns its id.
+async fn create_multipart(
+    cfg: &Cfg,
+    mut req: aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder,
+    what: &str,
+) -> anyhow::Result<String> {
     if let Some(s) = &cfg.sse {
         req = req.server_side_encryption(s.as_str().into());
     }
@@ -323,27 +340,50 @@ async fn upload(
     let created = req
         .send()
         .await
-        .map_err(|e| s3_error("CreateMultipartUpload", &what, e))?;
-    let upload_id = created
+        .map_err(|e| s3_error("CreateMultipartUpload", what, e))?;
+    Ok(created
         .upload_id()
         .context("CreateMultipartUpload returned no upload id")?
-        .to_string();
-    let res = upload_parts(&cfg, &full, &what, &upload_id, first, &mut input, decision).await;
-    match res {
-        Ok((size, etag)) => Ok(report(&key, size, etag.as_deref())),
-        Err(e) => {
-            // Abort so that no part lingers (and nothing becomes visible). Errors here are secondary.
-            let _ = cfg
-                .client
-                .abort_multipart_upload()
-                .bucket(&cfg.bucket)
-                .key(&full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            Err(e)
-        }
-    }
+        .to_string())
+}
+
+/// Completes a multipart upload from its parts (in any order); returns the object's ETag.
+async fn complete_multipart(
+    cfg: &Cfg,
+    full: &str,
+    upload_id: &str,
+    mut parts: Vec<CompletedPart>,
+    what: &str,
+) -> anyhow::Result<Option<String>> {
+    parts.sort_by_key(|p| p.part_number());
+    let out = cfg
+        .client
+        .complete_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(full)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| s3_error("CompleteMultipartUpload", what, e))?;
+    Ok(out.e_tag().map(str::to_string))
+}
+
+/// Aborts a multipart upload so that no part lingers and nothing becomes visible. Its own errors are
+/// secondary to the one that caused it, so they are dropped.
+async fn abort_multipart(cfg: &Cfg, full: &str, upload_id: &str) {
+    let _ = cfg
+        .client
+        .abort_multipart_upload()
+        .bucket(&cfg.bucket)
+        .key(full)
+        .upload_id(upload_id)
+        .send()
+        .await;
 }
 
 async fn upload_parts(
@@ -427,22 +467,8 @@ async fn upload_parts(
     while let Some(done) = tasks.join_next().await {
         parts.push(done??);
     }
-    parts.sort_by_key(|p| p.part_number());
-    let out = cfg
-        .client
-        .complete_multipart_upload()
-        .bucket(&cfg.bucket)
-        .key(full)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| s3_error("CompleteMultipartUpload", what, e))?;
-    Ok((size, out.e_tag().map(str::to_string)))
+    let etag = complete_multipart(cfg, full, upload_id, parts, what).await?;
+    Ok((size, etag))
 }
 
 fn report(key: &str, size: u64, etag: Option<&str>) -> Map<String, Json> {
@@ -865,7 +891,7 @@ async fn copy_multipart(
 ) -> anyhow::Result<()> {
     let dst = cfg.full(to);
     // CopyObject would carry these over; a multipart upload starts without them.
-    let mut req = cfg
+    let create = cfg
         .client
         .create_multipart_upload()
         .bucket(&cfg.bucket)
@@ -876,31 +902,10 @@ async fn copy_multipart(
         .set_content_language(head.content_language().map(str::to_string))
         .set_cache_control(head.cache_control().map(str::to_string))
         .set_metadata(head.metadata().cloned());
-    if let Some(s) = &cfg.sse {
-        req = req.server_side_encryption(s.as_str().into());
-    }
-    if let Some(k) = &cfg.kms_key_id {
-        req = req.ssekms_key_id(k);
-    }
-    let created = req
-        .send()
-        .await
-        .map_err(|e| s3_error("CreateMultipartUpload", what, e))?;
-    let upload_id = created
-        .upload_id()
-        .context("CreateMultipartUpload returned no upload id")?
-        .to_string();
+    let upload_id = create_multipart(cfg, create, what).await?;
     let res = copy_parts(cfg, from, &dst, what, &upload_id, size, head.e_tag()).await;
     if res.is_err() {
-        // Errors here are secondary; the copy's error is what matters.
-        let _ = cfg
-            .client
-            .abort_multipart_upload()
-            .bucket(&cfg.bucket)
-            .key(&dst)
-            .upload_id(&upload_id)
-            .send()
-            .await;
+        abort_multipart(cfg, &dst, &upload_id).await;
     }
     res
 }
@@ -922,7 +927,7 @@ async fn copy_parts(
         .enumerate()
         .map(|(i, s)| (i as i32 + 1, s, (s + part).min(size)))
         .collect();
-    let mut parts: Vec<CompletedPart> = futures::stream::iter(ranges)
+    let parts: Vec<CompletedPart> = futures::stream::iter(ranges)
         .map(|(n, start, end)| {
             let src = src.clone();
             async move {
@@ -964,20 +969,7 @@ async fn copy_parts(
         .buffer_unordered(cfg.concurrency)
         .try_collect()
         .await?;
-    parts.sort_by_key(|p| p.part_number());
-    cfg.client
-        .complete_multipart_upload()
-        .bucket(&cfg.bucket)
-        .key(dst)
-        .upload_id(upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| s3_error("CompleteMultipartUpload", what, e))?;
+    complete_multipart(cfg, dst, upload_id, parts, what).await?;
     Ok(())
 }
 
