@@ -16,16 +16,15 @@ local env = require("rewind.env")
 local hash = require("rewind.hash")
 local json = require("rewind.json")
 
-local BATCH = 1000
-
 local function manifest_key(prefix, id)
   return string.format("%s/%s/manifest_%s.json", prefix, id:sub(1, 8), id:sub(10, 15))
 end
 
--- One listing pass for both complete and incomplete snapshots, manifests fetched `concurrency` at a time
--- (what snapshot.list and snapshot.incomplete give, without listing twice or reading manifests one by one).
--- Manifests never change once written, so a local cache keyed by (key, etag, size) spares re-reading
--- thousands of them on every prune; the listing still decides what exists.
+-- One listing pass for both complete and incomplete snapshots (snapshot.scan). Manifests are read while
+-- the listing goes on: each listed manifest that is not in the cache joins a chunk, and chunks are read
+-- at once by background tasks, at most `concurrency` reads in flight, so the listing's page round trips
+-- and the reads overlap. Manifests never change once written, so a local cache keyed by (key, etag, size)
+-- spares re-reading thousands of them on every prune; the listing still decides what exists.
 local function cache_path(st, prefix)
   local root = env.get("XDG_CACHE_HOME") or ((env.get("HOME") or "/tmp") .. "/.cache")
   return root .. "/rewind/manifests/" .. hash.sha256(tostring(st.url) .. "\n" .. prefix) .. ".json"
@@ -37,28 +36,48 @@ local function load_cache(path)
   return (ok and type(c) == "table") and c or {}
 end
 
+local CHUNK = 32
+
 local function scan(st, prefix, concurrency, cache_file)
-  local found = snapshot.scan(st, prefix)
-  local manifest_keys, incomplete = found.manifest_objects, found.incomplete
   local cache = load_cache(cache_file)
-  local fresh, hits = {}, 0
-  local fetched = task.map(manifest_keys, concurrency, function(obj)
-    local key = obj.key
-    local tag = tostring(obj.etag or "") .. ":" .. tostring(obj.size or "")
-    local c = cache[key]
-    if c and c.tag == tag and type(c.m) == "table" then
-      hits = hits + 1
-      fresh[key] = c
-      return c.m
+  local fresh, hits, manifests = {}, 0, {}
+  local function tag_of(obj) return tostring(obj.etag or "") .. ":" .. tostring(obj.size or "") end
+  local function read(obj)
+    -- A failed GET raises (the prune stops before deleting anything: deciding without a snapshot could
+    -- remove what a rule would keep); only a body that is not a rewind manifest is skipped, with a warning.
+    local body = st:get(obj.key)
+    local ok, m = pcall(json.decode, body)
+    if ok and type(m) == "table" and m.format == snapshot.FORMAT then
+      m.manifest_key = obj.key
+      fresh[obj.key] = { tag = tag_of(obj), m = m }
+      manifests[#manifests + 1] = m
+    else
+      log.warn("ignoring an unreadable manifest", { key = obj.key })
     end
-    local m = snapshot.read_manifest(st, key)
-    if m then fresh[key] = { tag = tag, m = m } end
-    return m or false
-  end)
-  local manifests = {}
-  for _, m in ipairs(fetched) do
-    if m then manifests[#manifests + 1] = m end
   end
+  local size = math.max(1, math.min(CHUNK, concurrency))
+  local max_running = math.max(1, concurrency // size)
+  local running, chunk = {}, {}
+  local function flush()
+    if #chunk == 0 then return end
+    local items = chunk
+    chunk = {}
+    if #running >= max_running then table.remove(running, 1):join() end
+    running[#running + 1] = task.spawn(function() task.map(items, #items, read) end)
+  end
+  local found = snapshot.scan(st, prefix, { on_manifest = function(obj)
+    local c = cache[obj.key]
+    if c and c.tag == tag_of(obj) and type(c.m) == "table" then
+      hits = hits + 1
+      fresh[obj.key] = c
+      manifests[#manifests + 1] = c.m
+      return
+    end
+    chunk[#chunk + 1] = obj
+    if #chunk >= size then flush() end
+  end })
+  flush()
+  for _, t in ipairs(running) do t:join() end
   if cache_file then
     local ok, err = pcall(function()
       fs.mkdir((cache_file:match("^(.*)/[^/]+$")))
@@ -66,7 +85,7 @@ local function scan(st, prefix, concurrency, cache_file)
     end)
     if not ok then log.warn("could not write the manifest cache", { path = cache_file, error = tostring(err) }) end
   end
-  return manifests, incomplete, hits
+  return manifests, found.incomplete, hits
 end
 
 local function count_param(name, doc)
@@ -89,8 +108,9 @@ return {
     timezone = { type = "string", default = "UTC", doc = "IANA timezone for hour/day/week/month/year buckets" },
     grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
     dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
-    concurrency = { type = "integer", default = 32, doc = "manifests read at once" },
+    concurrency = { type = "integer", default = 128, doc = "manifests read at once (reads overlap the listing)" },
     cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
+    batch = { type = "integer", default = 1000, doc = "keys per delete request (1..1000; S3's DeleteObjects takes at most 1000)" },
   },
   run = function(p)
     local policy = {
@@ -98,6 +118,7 @@ return {
       keep_weekly = p.keep_weekly, keep_monthly = p.keep_monthly, keep_yearly = p.keep_yearly,
       keep_within = p.keep_within, keep_tags = p.tags or {}, timezone = p.timezone, grace = p.grace,
     }
+    if p.batch < 1 or p.batch > 1000 then errors.usage("prune: batch must be between 1 and 1000, got " .. p.batch) end
     if not retention.has_rules(policy) then
       errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")
     end
@@ -136,8 +157,8 @@ return {
 
       -- 1) manifests first (the snapshots stop being complete), 2) then their objects and the incomplete ones.
       local function delete_all(keys)
-        for i = 1, #keys, BATCH do
-          local batch = table.move(keys, i, math.min(i + BATCH - 1, #keys), 1, {})
+        for i = 1, #keys, p.batch do
+          local batch = table.move(keys, i, math.min(i + p.batch - 1, #keys), 1, {})
           result.deleted_keys = result.deleted_keys + (st:delete(batch) or #batch)
           result.delete_batches = result.delete_batches + 1
         end

@@ -185,8 +185,11 @@ end
 
 --- One listing pass over `prefix`: the manifest objects (`{key, size, etag, ...}`, in key order) and the
 --- incomplete snapshots (date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest
---- first). Reads no manifest; `list` and prune build on it.
-function M.scan(store, prefix)
+--- first). Reads no manifest; `list` and prune build on it. `opts.on_manifest(obj)`, when given, is called
+--- for each manifest object as soon as its listing page arrives (prune starts reading manifests while the
+--- rest is still being listed); it may yield (wait on tasks).
+function M.scan(store, prefix, opts)
+  local on_manifest = opts and opts.on_manifest
   prefix = trim(prefix)
   local base = prefix == "" and "" or (prefix:gsub("%p", "%%%0") .. "/")
   local manifest_objects, groups, order, has_manifest = {}, {}, {}, {}
@@ -197,6 +200,7 @@ function M.scan(store, prefix)
       if mh then
         manifest_objects[#manifest_objects + 1] = obj
         has_manifest[day .. "-" .. mh] = true
+        if on_manifest then on_manifest(obj) end
       else
         local hms = rest:match("^.+_(%d%d%d%d%d%d)%.[^/]+$")
         if hms then

@@ -87,10 +87,12 @@ function M.list(store, prefix) end
 function M.incomplete(store, prefix) end
 
 ---One listing pass: the manifest objects (not read) and the incomplete snapshots.
+---`opts.on_manifest(obj)` is called for each manifest object as its listing page arrives.
 ---@param store rewind.Store
 ---@param prefix string
+---@param opts? {on_manifest: fun(obj: {key: string, size: integer, etag: string?, mtime: number?})?}
 ---@return {manifest_objects: {key: string, size: integer, etag: string?, mtime: number?}[], incomplete: {id: string, keys: string[], started_at: string}[]}
-function M.scan(store, prefix) end
+function M.scan(store, prefix, opts) end
 
 ---Reads one manifest object; nil (with a warning logged) when it is unreadable or not a rewind manifest.
 ---@param store rewind.Store

@@ -134,6 +134,54 @@ impl S3Server {
         body.matches("<Upload>").count()
     }
 
+    /// Every key under `prefix` in `bucket`, in key order, read with unsigned ListObjectsV2 requests
+    /// (following continuation tokens): a view of the bucket that does not go through rewind.
+    pub fn list_keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = format!("/{bucket}?list-type=2&prefix={}", url_encode(prefix));
+            if let Some(t) = &token {
+                path.push_str(&format!("&continuation-token={}", url_encode(t)));
+            }
+            let (status, body) = self.request("GET", &path);
+            assert_eq!(status, 200, "list {bucket}/{prefix}: {body}");
+            keys.extend(xml_values(&body, "Key"));
+            if xml_values(&body, "IsTruncated").first().map(String::as_str) != Some("true") {
+                return keys;
+            }
+            token = xml_values(&body, "NextContinuationToken")
+                .into_iter()
+                .next();
+            assert!(token.is_some(), "truncated listing without a token: {body}");
+        }
+    }
+
+    /// The request lines moto logged so far (`METHOD /path HTTP/1.1" status -`, colours removed),
+    /// oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self._dir.path().join("moto.log")).unwrap_or_default();
+        let mut plain = String::with_capacity(log.len());
+        let mut chars = log.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // an ANSI colour sequence: ESC [ ... m
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+            .lines()
+            .filter_map(|l| l.split_once(" - - [").and(l.split_once('"')))
+            .map(|(_, r)| r.to_string())
+            .collect()
+    }
+
     /// The environment a rewind process needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -151,4 +199,31 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The text of every `<tag>...</tag>` in an XML body, XML entities decoded.
+fn xml_values(body: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    body.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split_once(&close).map(|(v, _)| v))
+        .map(|v| {
+            v.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
 }
