@@ -374,6 +374,11 @@ fn topic_archive_writes_every_event_exactly_once() {
     let out = archive(&k, &store, &["once=true", "batch=1000"]);
     let r = json_result(&out);
     assert_eq!(r["records"], 2500);
+    assert!(
+        !text(&out.stderr).contains("ERROR"),
+        "a clean run logs no error: {}",
+        text(&out.stderr)
+    );
     let (objs, got) = archived(&store);
     assert_exactly_once(&got, &lines);
     // The documented layout.
