@@ -29,8 +29,11 @@ impl Producer {
             config,
             future: RefCell::new(None),
         };
-        // Create the client now so a bad setting is reported where the producer is made.
-        let _ = p.future()?;
+        // Check the settings now so a bad one is reported where the producer is made. The client itself
+        // is made on first `send`: scripts that only use `send_lines` (its own client) never start one.
+        p.config
+            .create_native_config()
+            .map_err(|e| super::usage(format!("kafka producer: {e}")))?;
         Ok(p)
     }
 
