@@ -93,7 +93,8 @@ ARCH_T=$(grep -o '"seconds": *[0-9.]*' "$WORK/archive.json" | grep -o '[0-9.]*$'
 python3 - "$N" "$KCAT" "$REW" "$REWT" "$WORK" "$PLAIN" "${KCATS[*]}" "${PLAINS[*]}" <<'PY'
 import json, sys
 n, kcat, rew, rewt, work = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-plain, kcats, plains = float(sys.argv[6]), sys.argv[7], sys.argv[8]
+plain = float(sys.argv[6])
+kcats, plains = (" ".join(f"{float(x):.2f}" for x in a.split()) for a in sys.argv[7:9])
 s = json.load(open(f"{work}/send.json")); st = json.load(open(f"{work}/send_t.json"))
 a = json.load(open(f"{work}/archive.json")); rss = int(open(f"{work}/rss").read().split()[-1]) / 1024
 assert s["sent"] == n and st["sent"] == n, (s, st)

@@ -491,6 +491,10 @@ pub async fn send_lines(
     };
 
     let started = std::time::Instant::now();
+    let (prod, topic) = (producer.clone(), opts.topic.clone());
+    tokio::task::spawn_blocking(move || super::producer::warm_up(prod.client(), &topic))
+        .await
+        .lua_err()?;
     let (tally, opts) = match transform {
         None => {
             let prod = producer.clone();

@@ -13,7 +13,15 @@ use super::Ctx;
 use crate::host::errors::IntoLua;
 
 /// Producer defaults; every one can be overridden in `config`.
-pub const DEFAULTS: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+///
+/// `enable.sparse.connections=false`: connect to every broker the cluster names at once, not on first
+/// need; a producer writes to every partition leader anyway. Measured on the mock cluster: a 1,000-event
+/// send_lines took 60 ms with lazy connections, 7-14 ms without (see also `warm_up`).
+pub const DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("enable.sparse.connections", "false"),
+];
 
 pub struct Producer {
     pub config: ClientConfig,
@@ -37,7 +45,8 @@ impl Producer {
         Ok(p)
     }
 
-    fn future(&self) -> mlua::Result<FutureProducer<Ctx>> {
+    /// The client for single sends, made (and warmed up for `topic`) on first use.
+    async fn future(&self, topic: Option<&str>) -> mlua::Result<FutureProducer<Ctx>> {
         if let Some(p) = self.future.borrow().as_ref() {
             return Ok(p.clone());
         }
@@ -46,7 +55,33 @@ impl Producer {
             .create_with_context(self.ctx.clone())
             .map_err(|e| super::usage(format!("kafka producer: {e}")))?;
         *self.future.borrow_mut() = Some(p.clone());
+        if let Some(topic) = topic {
+            let (client, topic) = (p.clone(), topic.to_string());
+            tokio::task::spawn_blocking(move || warm_up(client.client(), &topic))
+                .await
+                .lua_err()?;
+        }
         Ok(p)
+    }
+}
+
+/// Ask for `topic`'s metadata twice before the first message. An idempotent producer asks for its
+/// producer id when a metadata answer arrives; if no broker it may use is connected yet (the answer came
+/// through the bootstrap connection), it retries only after librdkafka's fixed 500 ms. The second request
+/// goes out once the cluster's own brokers are connected, so the id is asked for at once. Measured on the
+/// mock cluster: a 1,000-event send_lines took 0.5 s in 4 runs of 20 without this, in none of 20 with it
+/// (about 1.5 ms spent here). Errors are left to the sends, which report them with more context.
+pub fn warm_up<C: rdkafka::client::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+) {
+    // No longer than the wait it saves: past 500 ms librdkafka's own retry has run anyway.
+    let deadline = std::time::Instant::now() + Duration::from_millis(500);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || client.fetch_metadata(Some(topic), left).is_err() {
+            return;
+        }
     }
 }
 
@@ -70,7 +105,7 @@ impl UserData for Producer {
         m.add_async_method(
             "send",
             |lua, this, (topic, value, opts): (String, mlua::LuaString, Option<Table>)| async move {
-                let producer = this.future()?;
+                let producer = this.future(Some(&topic)).await?;
                 let value = value.as_bytes().to_vec();
                 let (key, headers, partition) = match &opts {
                     Some(o) => (
@@ -110,7 +145,7 @@ impl UserData for Producer {
         );
         // flush(timeout): waits until every queued message is delivered (default 30 s).
         m.add_async_method("flush", |_, this, timeout: Value| async move {
-            let producer = this.future()?;
+            let producer = this.future(None).await?;
             let timeout = super::duration(&timeout, "flush timeout", Duration::from_secs(30))?;
             let hint = this.ctx.hint();
             tokio::task::spawn_blocking(move || producer.flush(timeout))

@@ -65,7 +65,7 @@ function Admin:topics(opts) end
 ---@return boolean
 function Admin:create_topic(name, partitions, opts) end
 
----Idempotent, acks=all producer; every librdkafka setting in config passes through.
+---Idempotent, acks=all producer (and enable.sparse.connections=false); every librdkafka setting in config passes through.
 ---@param opts {brokers: string|string[], config?: table<string, string|number|boolean>}
 ---@return kafka.Producer
 function M.producer(opts) end
