@@ -54,7 +54,7 @@ return {
         would_write = prefix .. "/<YYYYMMDD>/" .. name .. "_<HHMMSS>." .. ext .. " and its manifest" }
     end
     local t0 = time.monotonic()
-    local l = lock.acquire(s, "backup", { prefix = prefix, owner = "backup-dir", ttl = p.lock_ttl, label = prefix })
+    local l = lock.target(s, prefix, { owner = "backup-dir", ttl = p.lock_ttl })
     local snap = snapshot.begin(s, {
       prefix = prefix, procedure = "backup-dir", target = table.concat(p.from, ","),
       params = ctx.public_params, tags = tags,

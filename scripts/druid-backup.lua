@@ -49,7 +49,7 @@ return {
       return { dry_run = true, plan = plan }
     end
     local st = store.open(p.store)
-    return lock.with(st, p.prefix, function()
+    return lock.with_target(st, p.prefix, function()
       local m = druid.backup(st, {
         prefix = p.prefix, target = p.target, conn = conn, deep_storage = p.deep_storage,
         metabase_dir = p.metabase_dir, metabase_pg_database = p.metabase_pg_database,
@@ -58,6 +58,6 @@ return {
       local objects = {}
       for _, o in ipairs(m.objects or {}) do objects[#objects + 1] = { name = o.name, key = o.key, size = o.size } end
       return { snapshot = m.id, prefix = p.prefix, objects = objects }
-    end, { ttl = "2m" })
+    end, { ttl = "2m", owner = "druid-backup" })
   end,
 }

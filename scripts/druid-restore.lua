@@ -93,7 +93,7 @@ return {
     local user_map = druid.parse_path_map(p.path_map or {})
     local st = store.open(p.store)
 
-    return lock.with(st, p.prefix, function()
+    return lock.with_target(st, p.prefix, function()
       local s = snapshot.open(st, p.prefix, p.snapshot)
       local m = s.manifest
       for _, name in ipairs({ druid.OBJECTS.metadata, druid.OBJECTS.shared }) do
@@ -231,6 +231,6 @@ return {
         result.loaded = true
       end
       return result
-    end, { ttl = "2m" })
+    end, { ttl = "2m", owner = "druid-restore" })
   end,
 }

@@ -179,6 +179,6 @@ return {
         keys = result.deleted_keys, batches = result.delete_batches })
       return result
     end
-    return lock.with(st, p.prefix, work, { ttl = "2m" })
+    return lock.with_target(st, p.prefix, work, { ttl = "2m", owner = "prune" })
   end,
 }

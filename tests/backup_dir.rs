@@ -191,18 +191,29 @@ fn flipped_byte_is_caught_by_verify_and_restore() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// One lock per snapshot prefix: while a job holds it, a backup, a restore and a prune of that prefix
+/// are each refused with the holder's name, and none of them writes or deletes anything.
 #[test]
 fn concurrent_backup_is_refused_and_lock_released_on_ctrl_c() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     make_tree(&tmp.path().join("data"));
-    // A running backup of the same target: holds the same lock as backup-dir does.
+    ok(&run(&store, tmp.path(), &["backup-dir", "from=data"]));
+    // What the store holds, leaving out the lock's own key.
+    let contents = || {
+        let mut v = listing(&store);
+        v.retain(|p| !p.to_string_lossy().contains("/locks"));
+        v.sort();
+        v
+    };
+    let before = contents();
+    // A running job on the same prefix: holds the lock every bundled procedure takes.
     let holder = tmp.path().join("holder.lua");
     std::fs::write(
         &holder,
         "return { description = 'holds the lock', params = {}, run = function()
             local s = require('rewind.store').open()
-            require('rewind.lock').acquire(s, 'backup', {prefix = 'dirs/data', owner = 'backup-dir', label = 'dirs/data', ttl = '1m'})
+            require('rewind.lock').target(s, 'dirs/data', {owner = 'backup-dir', ttl = '1m'})
             require('rewind.fs').write('held', 'yes')
             require('rewind.task').sleep(60)
           end }",
@@ -221,23 +232,25 @@ fn concurrent_backup_is_refused_and_lock_released_on_ctrl_c() {
         assert!(start.elapsed().as_secs() < 30, "holder never took the lock");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let lock = store.join("dirs/data/locks/backup.json");
+    let lock = store.join("dirs/data/locks/target.json");
     assert!(lock.exists());
-    let out = run(&store, tmp.path(), &["backup-dir", "from=data"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
     let expect = format!(
         "dirs/data is locked by backup-dir on {} (pid {}) since ",
         hostname::get().unwrap().to_string_lossy(),
         child.id()
     );
-    assert!(err.contains(&expect), "expected '{expect}' in: {err}");
-    assert!(
-        !listing(&store)
-            .iter()
-            .any(|p| p.to_string_lossy().contains(".tar")),
-        "refused backup wrote nothing"
-    );
+    for args in [
+        &["backup-dir", "from=data"][..],
+        &["restore-dir", "prefix=dirs/data", "to=restored"],
+        &["prune", "prefix=dirs/data", "keep_last=1", "grace=0s"],
+    ] {
+        let out = run(&store, tmp.path(), args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&expect), "{args:?}: expected '{expect}' in: {err}");
+    }
+    assert_eq!(contents(), before, "refused jobs wrote or deleted nothing in the store");
+    assert!(!tmp.path().join("restored").exists(), "refused restore created no target");
 
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

@@ -139,6 +139,28 @@ function M.with(store, name, fn, opts)
   return table.unpack(res, 2, res.n)
 end
 
+local function target_opts(prefix, opts)
+  if type(prefix) ~= "string" or prefix:gsub("/", "") == "" then
+    error("the lock of a snapshot prefix needs a non-empty prefix", 3)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.prefix, o.label = prefix, o.label or prefix
+  return o
+end
+
+--- The lock of a snapshot prefix, `<prefix>/locks/target.json`. Every bundled procedure that writes,
+--- restores from or prunes the snapshots under a prefix takes this one, so no two of them run at once on
+--- it (a prune never deletes what a restore is reading). opts as for acquire; label defaults to prefix.
+function M.target(store, prefix, opts)
+  return M.acquire(store, "target", target_opts(prefix, opts))
+end
+
+--- Runs fn(lock) while holding the lock of a snapshot prefix (see M.target); released also on error.
+function M.with_target(store, prefix, fn, opts)
+  return M.with(store, "target", fn, target_opts(prefix, opts))
+end
+
 --- The current lease record of a lock, or nil.
 function M.holder(store, name, opts)
   opts = opts or {}

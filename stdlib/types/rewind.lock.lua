@@ -33,6 +33,21 @@ function M.acquire(store, name, opts) end
 ---@param opts? rewind.lock.Opts
 function M.with(store, name, fn, opts) end
 
+---The lock of a snapshot prefix (<prefix>/locks/target.json): the one every bundled backup, restore and
+---prune takes on its prefix, so no two of them run at once there. Errors name the lock by the prefix.
+---@param store rewind.Store
+---@param prefix string  non-empty
+---@param opts? rewind.lock.Opts  (prefix is taken from the argument; label defaults to it)
+---@return rewind.Lock
+function M.target(store, prefix, opts) end
+
+---Runs fn(lock) holding the lock of a snapshot prefix (see target); releases it afterwards, also on error.
+---@param store rewind.Store
+---@param prefix string
+---@param fn fun(l: rewind.Lock): any
+---@param opts? rewind.lock.Opts
+function M.with_target(store, prefix, fn, opts) end
+
 ---The current lease record, or nil.
 ---@param store rewind.Store
 ---@param name string
