@@ -4,6 +4,7 @@
 local td = require("rewind.td")
 local storemod = require("rewind.store")
 local snapshot = require("rewind.snapshot")
+local lock = require("rewind.lock")
 local json = require("rewind.json")
 local log = require("rewind.log")
 local task = require("rewind.task")
@@ -81,27 +82,30 @@ return {
     end
 
     local store = storemod.open(store_url)
-    local snap = snapshot.begin(store, { prefix = prefix, procedure = "td-ps-backup", target = "td:" .. p.src_ms_id,
-      params = ctx.public_params, tags = { parent_segment = p.src_ms_id } })
-    local ok, err = pcall(function()
-      for _, name in ipairs({ "ms_config", "folder_config", "all_segments_config" }) do
-        snap:put(name, "json", docs[name])
-      end
-      if p.to_tables then
-        c:create_database(p.database, { exist_ok = true })
-        local t = time.now()
-        for name, tbl in pairs(tables_of(p)) do
-          c:create_table(p.database, tbl, { exist_ok = true })
-          c:import(p.database, tbl, { { time = math.floor(t), snapshot_id = snap.id, src_ms_id = p.src_ms_id,
-            root_folder_id = root, config = docs[name] } })
+    -- Under the prefix's lock, like every procedure that writes snapshots (no prune runs meanwhile).
+    local m = lock.with_target(store, prefix, function()
+      local snap = snapshot.begin(store, { prefix = prefix, procedure = "td-ps-backup", target = "td:" .. p.src_ms_id,
+        params = ctx.public_params, tags = { parent_segment = p.src_ms_id } })
+      local ok, err = pcall(function()
+        for _, name in ipairs({ "ms_config", "folder_config", "all_segments_config" }) do
+          snap:put(name, "json", docs[name])
         end
+        if p.to_tables then
+          c:create_database(p.database, { exist_ok = true })
+          local t = time.now()
+          for name, tbl in pairs(tables_of(p)) do
+            c:create_table(p.database, tbl, { exist_ok = true })
+            c:import(p.database, tbl, { { time = math.floor(t), snapshot_id = snap.id, src_ms_id = p.src_ms_id,
+              root_folder_id = root, config = docs[name] } })
+          end
+        end
+      end)
+      if not ok then
+        pcall(snap.abort, snap)
+        error(err, 0)
       end
-    end)
-    if not ok then
-      pcall(snap.abort, snap)
-      error(err, 0)
-    end
-    local m = snap:commit({ td = summary })
+      return snap:commit({ td = summary })
+    end, { owner = "td-ps-backup" })
     summary.snapshot = m.id
     summary.store = store.url
     summary.objects = {}

@@ -5,6 +5,7 @@ local td = require("rewind.td")
 local R = require("rewind.td_restore")
 local storemod = require("rewind.store")
 local snapshot = require("rewind.snapshot")
+local lock = require("rewind.lock")
 local json = require("rewind.json")
 local log = require("rewind.log")
 local errors = require("rewind.errors")
@@ -81,9 +82,12 @@ return {
       source = "td:" .. p.database .. "@" .. id
     else
       local store = storemod.open(store_url)
-      local s = snapshot.open(store, prefix, p.snapshot)
-      for _, name in ipairs(NAMES) do backup[name] = json.decode(s:get(name)) end
-      source = store.url .. "/" .. prefix .. "@" .. s.manifest.id
+      -- Read (and check) the three objects under the prefix's lock, so a prune cannot remove them meanwhile.
+      lock.with_target(store, prefix, function()
+        local s = snapshot.open(store, prefix, p.snapshot)
+        for _, name in ipairs(NAMES) do backup[name] = json.decode(s:get(name)) end
+        source = store.url .. "/" .. prefix .. "@" .. s.manifest.id
+      end, { owner = "td-ps-restore" })
     end
 
     local plan = R.plan(backup, { only = p.only_segments })
