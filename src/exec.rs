@@ -97,7 +97,7 @@ fn collect_stderr(child: &mut Child, name: String) -> (Tail, tokio::task::JoinHa
     let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
     let t2 = tail.clone();
     let stderr = child.stderr.take();
-    let h = tokio::spawn(async move {
+    let h = tokio::spawn(tracing::Instrument::in_current_span(async move {
         let Some(stderr) = stderr else { return };
         let mut lines = tokio::io::BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -108,7 +108,7 @@ fn collect_stderr(child: &mut Child, name: String) -> (Tail, tokio::task::JoinHa
             }
             t.push_back(line);
         }
-    });
+    }));
     (tail, h)
 }
 

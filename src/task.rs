@@ -57,7 +57,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, (f, args): (Function, MultiValue)| {
             let thread = lua.create_thread(f)?;
             let fut = thread.into_async::<MultiValue>(args)?;
-            let handle = tokio::task::spawn_local(fut);
+            // In the caller's span, so a daemon run's log keeps what its tasks log.
+            let handle = tokio::task::spawn_local(tracing::Instrument::in_current_span(fut));
             Ok(Task {
                 handle: RefCell::new(Some(handle)),
             })

@@ -247,10 +247,20 @@ fn concurrent_backup_is_refused_and_lock_released_on_ctrl_c() {
         let out = run(&store, tmp.path(), args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains(&expect), "{args:?}: expected '{expect}' in: {err}");
+        assert!(
+            err.contains(&expect),
+            "{args:?}: expected '{expect}' in: {err}"
+        );
     }
-    assert_eq!(contents(), before, "refused jobs wrote or deleted nothing in the store");
-    assert!(!tmp.path().join("restored").exists(), "refused restore created no target");
+    assert_eq!(
+        contents(),
+        before,
+        "refused jobs wrote or deleted nothing in the store"
+    );
+    assert!(
+        !tmp.path().join("restored").exists(),
+        "refused restore created no target"
+    );
 
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();

@@ -220,7 +220,7 @@ fn long_run_is_not_overlapped_and_sigterm_cancels() {
     write(
         &jobs.join("slow.lua"),
         &format!(
-            "local task = require('rewind.task')\nlocal log = require('rewind.log')\nreturn {{\n  schedule = 'every 1s',\n  run = function()\n    task.on_exit(function() local f = io.open({marker:?}, 'a'); f:write('released\\n'); f:close() end)\n    log.info('sleeping')\n    task.sleep(60)\n  end,\n}}\n"
+            "local task = require('rewind.task')\nlocal log = require('rewind.log')\nreturn {{\n  schedule = 'every 1s',\n  run = function()\n    task.on_exit(function() local f = io.open({marker:?}, 'a'); f:write('released\\n'); f:close() end)\n    task.spawn(function() log.info('from a spawned task') end)\n    log.info('sleeping')\n    task.sleep(60)\n  end,\n}}\n"
         ),
     );
     let mut d = Daemon::start(&jobs, &state, &["--grace", "1s"], &[]);
@@ -254,6 +254,7 @@ fn long_run_is_not_overlapped_and_sigterm_cancels() {
         state.to_str().unwrap(),
     ]));
     assert!(log.contains("sleeping"), "{log}");
+    assert!(log.contains("from a spawned task"), "{log}");
     assert!(log.contains("cancelled"), "{log}");
 }
 

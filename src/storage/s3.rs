@@ -598,13 +598,14 @@ impl Backend for S3Backend {
             let (tx, rx) = oneshot::channel();
             let failed = Arc::new(Mutex::new(None));
             let failed2 = failed.clone();
-            let task = tokio::spawn(async move {
+            // In the caller's span: retries logged by the upload belong to the run that started it.
+            let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
                 let res = upload(cfg, key, r, rx).await;
                 if let Err(e) = &res {
                     *failed2.lock().unwrap() = Some(format!("{e:#}"));
                 }
                 res
-            });
+            }));
             Ok(Box::new(S3Sink {
                 pipe: Some(w),
                 decision: Some(tx),
