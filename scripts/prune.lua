@@ -109,6 +109,7 @@ return {
     grace = { type = "duration", default = "6h", doc = "incomplete snapshots are removed only when older than this" },
     dry_run = { type = "boolean", default = false, doc = "print what would be kept and removed, delete nothing" },
     concurrency = { type = "integer", default = 128, doc = "manifests read at once (reads overlap the listing)" },
+    delete_concurrency = { type = "integer", default = 4, doc = "delete requests (of `batch` keys each) in flight at once" },
     cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
     batch = { type = "integer", default = 1000, doc = "keys per delete request (1..1000; S3's DeleteObjects takes at most 1000)" },
   },
@@ -119,6 +120,7 @@ return {
       keep_within = p.keep_within, keep_tags = p.tags or {}, timezone = p.timezone, grace = p.grace,
     }
     if p.batch < 1 or p.batch > 1000 then errors.usage("prune: batch must be between 1 and 1000, got " .. p.batch) end
+    if p.delete_concurrency < 1 then errors.usage("prune: delete_concurrency must be at least 1, got " .. p.delete_concurrency) end
     if not retention.has_rules(policy) then
       errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")
     end
@@ -156,12 +158,15 @@ return {
       if p.dry_run then return result end
 
       -- 1) manifests first (the snapshots stop being complete), 2) then their objects and the incomplete ones.
+      -- Batches of one kind go `delete_concurrency` at a time; all manifests are gone before any object goes.
       local function delete_all(keys)
+        local batches = {}
         for i = 1, #keys, p.batch do
-          local batch = table.move(keys, i, math.min(i + p.batch - 1, #keys), 1, {})
-          result.deleted_keys = result.deleted_keys + (st:delete(batch) or #batch)
-          result.delete_batches = result.delete_batches + 1
+          batches[#batches + 1] = table.move(keys, i, math.min(i + p.batch - 1, #keys), 1, {})
         end
+        local counts = task.map(batches, p.delete_concurrency, function(batch) return st:delete(batch) or #batch end)
+        for _, n in ipairs(counts) do result.deleted_keys = result.deleted_keys + n end
+        result.delete_batches = result.delete_batches + #batches
       end
       local manifests_keys, object_keys = {}, {}
       for _, e in ipairs(plan.remove) do
