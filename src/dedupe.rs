@@ -147,7 +147,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce(&Dedupe) -> anyhow::Result<T> + Send + 'static,
 ) -> mlua::Result<T> {
     let d = d.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::task::spawn_blocking(move || {
         let p = d.path.display().to_string();
         f(&d).with_context(|| format!("dedupe cache {p}"))
     })
@@ -209,7 +209,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 Some(o) => ttl_arg(o.get("ttl")?)?,
                 None => None,
             };
-            let d = tokio::task::spawn_blocking(move || Dedupe::open(PathBuf::from(path), ttl))
+            let d = crate::task::spawn_blocking(move || Dedupe::open(PathBuf::from(path), ttl))
                 .await
                 .lua_err()?
                 .lua_err()?;

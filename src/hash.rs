@@ -259,7 +259,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "sha256_file",
         lua.create_async_function(|_, path: String| async move {
-            let (hex, size) = tokio::task::spawn_blocking(move || {
+            let (hex, size) = crate::task::spawn_blocking(move || {
                 sha256_file_blocking(std::path::Path::new(&path))
             })
             .await

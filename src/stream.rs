@@ -260,7 +260,7 @@ impl FileSink {
             .await
             .with_context(|| format!("creating directory {}", dir.display()))?;
         let dir = dir.to_path_buf();
-        let tmp = tokio::task::spawn_blocking(move || {
+        let tmp = crate::task::spawn_blocking(move || {
             tempfile::Builder::new()
                 .prefix(".rewind-tmp-")
                 .tempfile_in(&dir)
@@ -317,7 +317,7 @@ impl Sink for FileSink {
             drop(file);
             let tmp = self.tmp.take().context("file sink already finished")?;
             let dest = self.dest.clone();
-            tokio::task::spawn_blocking(move || tmp.persist(&dest))
+            crate::task::spawn_blocking(move || tmp.persist(&dest))
                 .await?
                 .with_context(|| format!("renaming into {}", self.dest.display()))?;
             let mut info = Map::new();

@@ -8,6 +8,18 @@ use futures::StreamExt;
 use mlua::{Function, Lua, MultiValue, Table, UserData, UserDataMethods, Value};
 use tokio::task::JoinHandle;
 
+/// `tokio::task::spawn_blocking` in the caller's tracing span: what blocking work logs (tar warnings,
+/// librdkafka, decompression) stays in the daemon run's log like the rest of the run. Use it for every
+/// blocking job the primitives start.
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+}
+
 /// A spawned coroutine; `join()` waits for it and returns its results or raises its error.
 pub struct Task {
     handle: RefCell<Option<JoinHandle<mlua::Result<MultiValue>>>>,

@@ -596,6 +596,8 @@ fn backup_dir_job_snapshots_and_sigterm_releases_a_real_lock() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("a.txt"), "alpha").unwrap();
+    // A socket: tar skips it with a warning, logged from a blocking thread, which the run's log must keep.
+    let _sock = std::os::unix::net::UnixListener::bind(data.join("app.sock")).unwrap();
     let store = dir.path().join("store");
     // A YAML job running the bundled backup-dir every second into a local store.
     write(
@@ -631,6 +633,16 @@ fn backup_dir_job_snapshots_and_sigterm_releases_a_real_lock() {
         .filter(|n| n.starts_with("manifest_"))
         .collect();
     assert!(!manifests.is_empty(), "no manifest for {snap}");
+    let log = std::fs::read_to_string(
+        state
+            .join("runs")
+            .join(format!("{}.log", done["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(
+        log.contains("app.sock: not a file, directory or symlink"),
+        "the run log misses tar's warning: {log}"
+    );
 
     let status = d.stop();
     assert!(status.success(), "{status:?}");

@@ -109,7 +109,7 @@ pub async fn create(
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
     // A reader source is bridged to sync I/O here, where the runtime handle is available.
     let handle = tokio::runtime::Handle::current();
-    let producer = tokio::task::spawn_blocking(move || {
+    let producer = crate::task::spawn_blocking(move || {
         let _guard = handle.enter();
         build(opts, tx, &progress)
     });

@@ -140,11 +140,11 @@ async fn with_tar<T: Send + 'static>(
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let handle = tokio::runtime::Handle::current();
-    let decoder = tokio::task::spawn_blocking(move || {
+    let decoder = crate::task::spawn_blocking(move || {
         let _g = handle.enter();
         decode(input, tx, stop2, &progress)
     });
-    let parser = tokio::task::spawn_blocking(move || {
+    let parser = crate::task::spawn_blocking(move || {
         let mut a = tar::Archive::new(ChannelReader::new(rx));
         let r = f(&mut a);
         if r.is_err() {

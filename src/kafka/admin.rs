@@ -44,7 +44,7 @@ impl UserData for Admin {
                 .create_with_context(this.ctx.clone())
                 .map_err(|e| super::usage(format!("kafka admin: {e}")))?;
             let hint = this.ctx.hint();
-            let topics = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let topics = crate::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let md = consumer
                     .fetch_metadata(None, timeout)
                     .map_err(|e| anyhow::anyhow!("kafka admin: listing topics failed: {e}"))?;

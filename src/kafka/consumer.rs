@@ -103,7 +103,7 @@ async fn gzip_all(batches: Vec<Batch>, level: u32) -> mlua::Result<Vec<Batch>> {
     if batches.is_empty() {
         return Ok(batches);
     }
-    tokio::task::spawn_blocking(move || {
+    crate::task::spawn_blocking(move || {
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(batches.len());
@@ -285,7 +285,7 @@ impl Consumer {
         let c = inner.clone();
         let ts = topics.clone();
         let hint = ctx.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        crate::task::spawn_blocking(move || -> anyhow::Result<()> {
             match start_ms {
                 None => {
                     let refs: Vec<&str> = ts.iter().map(|s| s.as_str()).collect();
@@ -508,7 +508,7 @@ impl UserData for Consumer {
                 let timeout = super::duration(&timeout, "poll timeout", Duration::from_secs(1))?;
                 let c = this.inner.clone();
                 let polled = this.polled.clone();
-                let msgs = tokio::task::spawn_blocking(move || {
+                let msgs = crate::task::spawn_blocking(move || {
                     let deadline = Instant::now() + timeout;
                     let mut out: Vec<Msg> = Vec::new();
                     loop {
@@ -586,7 +586,7 @@ impl UserData for Consumer {
             }
             let c = this.inner.clone();
             let hint = this.ctx.hint();
-            tokio::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            crate::task::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
                 .await
                 .lua_err()?
                 .map_err(|e| {
@@ -614,7 +614,7 @@ impl UserData for Consumer {
                     }
                 };
                 let t2 = topic.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                crate::task::spawn_blocking(move || -> anyhow::Result<()> {
                     let off = match target {
                         Ok(o) => o,
                         Err(ms) => {
@@ -671,7 +671,7 @@ impl UserData for Consumer {
                         let topics = this.topics.clone();
                         let hint = this.ctx.hint();
                         let targets =
-                            tokio::task::spawn_blocking(move || drain_targets(&c, &topics))
+                            crate::task::spawn_blocking(move || drain_targets(&c, &topics))
                                 .await
                                 .lua_err()?
                                 .map_err(|e| crate::host::lua_error(e.context(hint)))?;
@@ -686,7 +686,7 @@ impl UserData for Consumer {
                     let st = this.archive.clone();
                     let o2 = o.clone();
                     let (batches, done) =
-                        tokio::task::spawn_blocking(move || archive_slice(&c, &st, &o2))
+                        crate::task::spawn_blocking(move || archive_slice(&c, &st, &o2))
                             .await
                             .lua_err()?;
                     if !batches.is_empty() || done {
@@ -706,7 +706,7 @@ impl UserData for Consumer {
         // take_open() -> batches: closes every open buffer now (for a clean stop).
         m.add_async_method("take_open", |lua, this, ()| async move {
             let st = this.archive.clone();
-            let (batches, level) = tokio::task::spawn_blocking(move || {
+            let (batches, level) = crate::task::spawn_blocking(move || {
                 let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
                 let closed = std::mem::take(&mut st.open)
                     .into_iter()
@@ -728,7 +728,7 @@ impl UserData for Consumer {
             // Leave the group now (the process may exit without dropping the consumer), so the next
             // member of the group does not wait for this one's session to time out.
             let c = this.inner.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::task::spawn_blocking(move || {
                 if c.close_queue().is_ok() {
                     let deadline = Instant::now() + Duration::from_secs(10);
                     while !c.closed() && Instant::now() < deadline {

@@ -492,13 +492,13 @@ pub async fn send_lines(
 
     let started = std::time::Instant::now();
     let (prod, topic) = (producer.clone(), opts.topic.clone());
-    tokio::task::spawn_blocking(move || super::producer::warm_up(prod.client(), &topic))
+    crate::task::spawn_blocking(move || super::producer::warm_up(prod.client(), &topic))
         .await
         .lua_err()?;
     let (tally, opts) = match transform {
         None => {
             let prod = producer.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::task::spawn_blocking(move || {
                 let mut src = make_source()?;
                 let t = pump(&mut src, &prod, &opts);
                 flush(&prod);
@@ -511,7 +511,7 @@ pub async fn send_lines(
         Some(f) => {
             let r = with_transform(lua, &f, make_source, &producer, &opts).await;
             let prod = producer.clone();
-            tokio::task::spawn_blocking(move || flush(&prod))
+            crate::task::spawn_blocking(move || flush(&prod))
                 .await
                 .lua_err()?;
             (r?, opts)
@@ -571,7 +571,7 @@ async fn with_transform(
 ) -> mlua::Result<Tally> {
     type Chunk = Vec<(u64, Vec<u8>)>;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<Chunk>>(4);
-    let reader = tokio::task::spawn_blocking(move || {
+    let reader = crate::task::spawn_blocking(move || {
         let mut src = match make_source() {
             Ok(s) => s,
             Err(e) => {

@@ -57,7 +57,7 @@ impl Producer {
         *self.future.borrow_mut() = Some(p.clone());
         if let Some(topic) = topic {
             let (client, topic) = (p.clone(), topic.to_string());
-            tokio::task::spawn_blocking(move || warm_up(client.client(), &topic))
+            crate::task::spawn_blocking(move || warm_up(client.client(), &topic))
                 .await
                 .lua_err()?;
         }
@@ -148,7 +148,7 @@ impl UserData for Producer {
             let producer = this.future(None).await?;
             let timeout = super::duration(&timeout, "flush timeout", Duration::from_secs(30))?;
             let hint = this.ctx.hint();
-            tokio::task::spawn_blocking(move || producer.flush(timeout))
+            crate::task::spawn_blocking(move || producer.flush(timeout))
                 .await
                 .lua_err()?
                 .map_err(|e| {

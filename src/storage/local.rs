@@ -187,7 +187,7 @@ impl Backend for LocalBackend {
         let walker = Walker::new(self.root.as_ref().clone(), prefix.to_string());
         Box::pin(futures::stream::unfold(Some(walker), |state| async move {
             let mut w = state?;
-            let res = tokio::task::spawn_blocking(move || {
+            let res = crate::task::spawn_blocking(move || {
                 let page = w.next_page(PAGE);
                 (w, page)
             })
@@ -225,7 +225,7 @@ impl Backend for LocalBackend {
         let paths: anyhow::Result<Vec<PathBuf>> = keys.iter().map(|k| self.path(k)).collect();
         Box::pin(async move {
             let paths = paths?;
-            tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+            crate::task::spawn_blocking(move || -> anyhow::Result<usize> {
                 let mut n = 0;
                 for p in paths {
                     match std::fs::remove_file(&p) {
@@ -251,7 +251,7 @@ impl Backend for LocalBackend {
         let from = from.to_string();
         Box::pin(async move {
             let (src, dst) = (src?, dst?);
-            tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            crate::task::spawn_blocking(move || -> anyhow::Result<()> {
                 let mut input = match std::fs::File::open(&src) {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -277,7 +277,7 @@ impl Backend for LocalBackend {
         let dst = self.path(key);
         Box::pin(async move {
             let dst = dst?;
-            tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+            crate::task::spawn_blocking(move || -> anyhow::Result<bool> {
                 let mut tmp = temp_beside(&dst)?;
                 tmp.write_all(&data)?;
                 tmp.as_file().sync_all()?;

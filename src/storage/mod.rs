@@ -237,7 +237,7 @@ pub fn compress_reader(input: BoxReader, c: Compression) -> BoxReader {
         return input;
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
+    crate::task::spawn_blocking(move || {
         struct ChanWrite(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
         impl std::io::Write for ChanWrite {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -290,7 +290,7 @@ async fn spool_and_hash(
     mut reader: BoxReader,
 ) -> anyhow::Result<(tempfile::TempPath, String, u64)> {
     let tmp =
-        tokio::task::spawn_blocking(|| tempfile::Builder::new().prefix(".rewind-cas-").tempfile())
+        crate::task::spawn_blocking(|| tempfile::Builder::new().prefix(".rewind-cas-").tempfile())
             .await??;
     let (file, path) = tmp.into_parts();
     let mut file = tokio::fs::File::from_std(file);
@@ -314,7 +314,7 @@ async fn spool_and_hash(
 
 /// Hashes a file by streaming it.
 async fn hash_file(path: std::path::PathBuf) -> anyhow::Result<(String, u64)> {
-    tokio::task::spawn_blocking(move || -> anyhow::Result<(String, u64)> {
+    crate::task::spawn_blocking(move || -> anyhow::Result<(String, u64)> {
         let mut f =
             std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut hasher = Sha256::new();
