@@ -43,16 +43,11 @@ local function scan(st, prefix, concurrency, cache_file)
   local fresh, hits, manifests = {}, 0, {}
   local function tag_of(obj) return tostring(obj.etag or "") .. ":" .. tostring(obj.size or "") end
   local function read(obj)
-    -- A failed GET raises (the prune stops before deleting anything: deciding without a snapshot could
-    -- remove what a rule would keep); only a body that is not a rewind manifest is skipped, with a warning.
-    local body = st:get(obj.key)
-    local ok, m = pcall(json.decode, body)
-    if ok and type(m) == "table" and m.format == snapshot.FORMAT then
-      m.manifest_key = obj.key
+    -- A failed GET raises, so the prune stops before deleting anything.
+    local m = snapshot.read_manifest(st, obj.key)
+    if m then
       fresh[obj.key] = { tag = tag_of(obj), m = m }
       manifests[#manifests + 1] = m
-    else
-      log.warn("ignoring an unreadable manifest", { key = obj.key })
     end
   end
   local size = math.max(1, math.min(CHUNK, concurrency))

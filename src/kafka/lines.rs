@@ -643,33 +643,7 @@ async fn with_transform(
                     )));
                 }
             };
-            let mut rec: BaseRecord<'_, [u8], [u8]> =
-                BaseRecord::to(&opts.topic).payload(&payload[..]);
-            if let Some(k) = &key {
-                rec = rec.key(&k[..]);
-            }
-            t.enqueued += 1;
-            if t.enqueued.is_multiple_of(POLL_EVERY) {
-                producer.poll(Duration::ZERO);
-            }
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        rec = r;
-                        // rdkafka's poll serves delivery reports for the whole timeout (poll(0)
-                        // serves at most one); a full queue empties only as reports are served.
-                        producer.poll(Duration::from_millis(2));
-                    }
-                    Err((e, _)) => {
-                        t.enqueue_failed += 1;
-                        t.enqueue_error.get_or_insert_with(|| {
-                            format!("enqueue to topic {} failed: {e}", opts.topic)
-                        });
-                        break;
-                    }
-                }
-            }
+            enqueue_blocking(producer, &opts.topic, &payload, key.as_deref(), &mut t);
         }
     }
     reader.await.lua_err()?;

@@ -223,9 +223,12 @@ function M.scan(store, prefix, opts)
   return { manifest_objects = manifest_objects, incomplete = incomplete }
 end
 
---- Reads one manifest object; nil (with a warning) when it is unreadable or not a rewind manifest.
+--- Reads one manifest object; nil (with a warning) when its body is not a rewind manifest. A failed read
+--- (network, permissions) raises: deciding without a snapshot that exists could pick an older one to
+--- restore, or let prune remove what a rule would keep.
 function M.read_manifest(store, key)
-  local ok, m = pcall(function() return json.decode(store:get(key)) end)
+  local body = store:get(key)
+  local ok, m = pcall(json.decode, body)
   if ok and type(m) == "table" and m.format == M.FORMAT then
     m.manifest_key = key
     return m

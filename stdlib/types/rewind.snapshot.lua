@@ -94,7 +94,8 @@ function M.incomplete(store, prefix) end
 ---@return {manifest_objects: {key: string, size: integer, etag: string?, mtime: number?}[], incomplete: {id: string, keys: string[], started_at: string}[]}
 function M.scan(store, prefix, opts) end
 
----Reads one manifest object; nil (with a warning logged) when it is unreadable or not a rewind manifest.
+---Reads one manifest object; nil (with a warning logged) when its body is not a rewind manifest; raises
+---when the read itself fails.
 ---@param store rewind.Store
 ---@param key string
 ---@return table? manifest
