@@ -201,29 +201,32 @@ impl Drop for S3Server {
     }
 }
 
+/// Percent-encodes all but RFC 3986's unreserved characters, as S3 query values need.
 fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
 /// The text of every `<tag>...</tag>` in an XML body, XML entities decoded.
 fn xml_values(body: &str, tag: &str) -> Vec<String> {
-    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-    body.split(&open)
-        .skip(1)
-        .filter_map(|rest| rest.split_once(&close).map(|(v, _)| v))
-        .map(|v| {
-            v.replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&")
-        })
-        .collect()
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(body);
+    let mut out = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == tag.as_bytes() => {
+                let raw = reader.read_text(e.name()).expect("an unterminated element");
+                let raw = raw.decode().expect("XML that is not UTF-8");
+                let text = quick_xml::escape::unescape(&raw).expect("a bad XML entity");
+                out.push(text.into_owned());
+            }
+            Ok(Event::Eof) => return out,
+            Ok(_) => {}
+            Err(e) => panic!("malformed XML from the S3 server ({e}): {body}"),
+        }
+    }
 }
