@@ -1,27 +1,17 @@
 //! rewind: a Rust host for Lua backup, restore, replay and retention procedures.
 //!
-//! The host (`host/`) builds Lua states, resolves scripts and modules through the search path and checks
-//! params. Every other top-level module is one primitive exposed to Lua as `rewind.<name>`.
+//! Floors, each importing only the ones below it (`tests/layers.rs` keeps it so):
+//!
+//! - `daemon`: schedules, file watching, run history, the HTTP API and metrics; runs scripts through `host`.
+//! - `host`: the Lua VM: module registry, search path, params, script loading, the runner, the test runner.
+//! - `prims`: the primitives, one per `rewind.<name>` Lua namespace.
+//! - `base`: error conversion, durations, exit hooks, streams, redaction: what every binding stands on.
+//!
+//! The command line (`src/cli/`, in the binary) sits on top of them all.
 
-pub mod archive;
+pub mod base;
+pub mod prims;
+
 pub mod host;
-pub mod progress;
-pub mod redact;
-pub mod storage;
-pub mod stream;
-
-pub mod dedupe;
-pub mod env;
-pub mod exec;
-pub mod fs;
-pub mod hash;
-pub mod http;
-pub mod json;
-pub mod kafka;
-pub mod log;
-pub mod msgpack;
-pub mod task;
-pub mod time;
-pub mod yaml;
 
 pub mod daemon;

@@ -18,6 +18,8 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::base::files::write_atomic;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -194,12 +196,6 @@ impl History {
     }
 }
 
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
 static RUNS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 /// Where [`RunLogLayer`] writes run logs (`<dir>/<run_id>.log`); set once by the daemon.
@@ -293,7 +289,7 @@ where
             v.message,
             v.fields
         );
-        let line = crate::redact::redact(&line);
+        let line = crate::base::redact::redact(&line);
         if let Ok(mut f) = file.lock() {
             let _ = f.write_all(line.as_bytes());
         }

@@ -107,7 +107,7 @@ fn line_of(text: &str, key: &str) -> usize {
 
 fn parse_jitter(text: Option<&str>) -> Result<Option<Duration>, String> {
     text.map(|j| {
-        params::parse_duration(j)
+        crate::base::duration::parse_duration(j)
             .map(Duration::from_secs_f64)
             .map_err(|e| format!("bad jitter '{j}': {e}"))
     })
@@ -191,7 +191,7 @@ fn check_script(
         .new_state()
         .map_err(|e| format!("cannot create a Lua state: {e}"))?;
     let s = script::load(&lua, source)
-        .map_err(|e| crate::host::errors::Report::from_lua(&e).message)?;
+        .map_err(|e| crate::base::errors::Report::from_lua(&e).message)?;
     if let Err(errs) = params::resolve(&s.params, &[], Some(values), &|k| std::env::var(k).ok()) {
         return Err(format!(
             "bad params for {}: {}",

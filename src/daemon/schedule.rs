@@ -25,7 +25,7 @@ impl Schedule {
             })?,
         };
         if let Some(rest) = text.strip_prefix("every ") {
-            let secs = crate::host::params::parse_duration(rest.trim())
+            let secs = crate::base::duration::parse_duration(rest.trim())
                 .map_err(|e| format!("bad interval in schedule '{text}': {e}"))?;
             if secs < 1.0 {
                 return Err(format!(

@@ -1,7 +1,6 @@
 //! The Lua host: builds Lua states with the `rewind.*` modules, resolves scripts and modules through the
 //! search path, checks params and turns errors into messages and exit codes.
 
-pub mod errors;
 pub mod modules;
 pub mod params;
 pub mod runner;
@@ -9,25 +8,14 @@ pub mod script;
 pub mod search;
 pub mod testing;
 
-pub use errors::{UsageError, lua_error};
+pub use crate::base::errors::{UsageError, lua_error};
+pub use crate::base::state::{SharedStateInfo, StateInfo, state_info};
 pub use search::SearchPath;
 
 use std::cell::RefCell;
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use mlua::{Lua, Table, Value};
-
-/// Per-state bookkeeping kept in the Lua app data.
-#[derive(Default)]
-pub struct StateInfo {
-    /// Files loaded from disk by this state (scripts and modules): the daemon reloads a job when one changes.
-    pub loaded_files: Vec<PathBuf>,
-    /// Functions registered with `task.on_exit`, run after the script ends, fails or is cancelled.
-    pub on_exit: Vec<mlua::RegistryKey>,
-}
-
-pub type SharedStateInfo = Rc<RefCell<StateInfo>>;
 
 /// A search path plus everything needed to create fresh Lua states from it.
 #[derive(Clone)]
@@ -102,11 +90,4 @@ fn install_require(lua: &Lua) -> mlua::Result<()> {
     package.set("path", "")?;
     package.set("cpath", "")?;
     Ok(())
-}
-
-/// The state's bookkeeping.
-pub fn state_info(lua: &Lua) -> SharedStateInfo {
-    lua.app_data_ref::<SharedStateInfo>()
-        .map(|s| s.clone())
-        .unwrap_or_default()
 }

@@ -7,6 +7,7 @@ use mlua::{Table, Value};
 use serde_json::{Map, Value as Json};
 
 use super::search::close_names;
+use crate::base::duration::parse_duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamType {
@@ -83,7 +84,7 @@ pub fn parse_specs(lua: &mlua::Lua, params: Option<Table>) -> Result<Vec<ParamSp
         let default = match default {
             Value::Nil => None,
             v => Some(
-                crate::json::from_lua(lua, &v)
+                crate::base::values::from_lua(lua, &v)
                     .map_err(|e| format!("params.{name}.default: {e}"))?,
             ),
         };
@@ -204,8 +205,8 @@ pub fn resolve(
             Some(v) => {
                 if spec.secret {
                     match &v {
-                        Json::String(s) => crate::redact::register(s),
-                        Json::Number(n) => crate::redact::register(&n.to_string()),
+                        Json::String(s) => crate::base::redact::register(s),
+                        Json::Number(n) => crate::base::redact::register(&n.to_string()),
                         _ => {}
                     }
                 }
@@ -367,20 +368,6 @@ fn convert(spec: &ParamSpec, raw: Raw) -> Result<Json, String> {
         ));
     }
     Ok(v)
-}
-
-/// `10m`, `1h30m`, `60d`, `2w`, or plain seconds; returns seconds.
-pub fn parse_duration(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    if let Ok(secs) = t.parse::<f64>()
-        && secs >= 0.0
-        && secs.is_finite()
-    {
-        return Ok(secs);
-    }
-    humantime::parse_duration(t)
-        .map(|d| d.as_secs_f64())
-        .map_err(|_| "expected a duration like 90s, 10m, 2h, 60d or 1h30m".to_string())
 }
 
 /// The params with secrets removed: what manifests and results may record.

@@ -6,11 +6,11 @@ use std::future::Future;
 use mlua::{Lua, Value};
 use serde_json::{Map, Value as Json};
 
-use super::errors::Report;
 use super::params;
 use super::script::{self, Script};
 use super::search::ScriptSource;
 use super::{Host, state_info};
+use crate::base::errors::Report;
 
 /// How a run ended.
 pub enum Outcome {
@@ -83,7 +83,7 @@ pub fn params_message(script: &Script, errors: &[String]) -> String {
         msg.push_str(e);
     }
     msg.push_str(&format!("\nsee `rewind help {}`", script.source.name));
-    crate::redact::redact(&msg)
+    crate::base::redact::redact(&msg)
 }
 
 async fn call(
@@ -94,13 +94,16 @@ async fn call(
 ) -> Outcome {
     let prepared = (|| -> mlua::Result<_> {
         let run = script.run_fn()?;
-        let params_v = crate::json::to_lua(lua, &Json::Object(values.clone()))?;
+        let params_v = crate::base::values::to_lua(lua, &Json::Object(values.clone()))?;
         let ctx = lua.create_table()?;
         ctx.set("script", script.source.name.as_str())?;
         ctx.set("origin", script.source.origin.to_string())?;
         ctx.set(
             "public_params",
-            crate::json::to_lua(lua, &Json::Object(params::public(&script.params, values)))?,
+            crate::base::values::to_lua(
+                lua,
+                &Json::Object(params::public(&script.params, values)),
+            )?,
         )?;
         Ok((run, params_v, ctx))
     })();
@@ -111,13 +114,13 @@ async fn call(
     let fut = run.call_async::<Value>((params_v, ctx));
     tokio::select! {
         res = fut => match res {
-            Ok(v) => match crate::json::from_lua(lua, &v) {
+            Ok(v) => match crate::base::values::from_lua(lua, &v) {
                 Ok(j) => Outcome::Done(j),
                 Err(e) => failure(&mlua::ErrorContext::context(e, format!("{}: the result", where_(script)))),
             },
             Err(e) => match failure(&e) {
                 // Tail calls can hide every Lua frame; still name the script.
-                Outcome::Failed(mut r) if !super::errors::has_position(&r.message) => {
+                Outcome::Failed(mut r) if !crate::base::errors::has_position(&r.message) => {
                     r.message = format!("{}: {}", where_(script), r.message);
                     Outcome::Failed(r)
                 }

@@ -55,9 +55,9 @@ pub fn errors_module(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "usage",
         lua.create_function(|_, msg: String| -> mlua::Result<()> {
-            Err(mlua::Error::external(UsageError(crate::redact::redact(
-                &msg,
-            ))))
+            Err(mlua::Error::external(UsageError(
+                crate::base::redact::redact(&msg),
+            )))
         })?,
     )?;
     // is_usage(err): whether a caught error is a usage error.
@@ -65,7 +65,7 @@ pub fn errors_module(lua: &Lua) -> mlua::Result<Table> {
         "is_usage",
         lua.create_function(|_, v: Value| {
             Ok(match v {
-                Value::Error(e) => super::errors::find_usage(&e).is_some(),
+                Value::Error(e) => crate::base::errors::find_usage(&e).is_some(),
                 _ => false,
             })
         })?,

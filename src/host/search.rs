@@ -245,7 +245,7 @@ pub fn export(dest: &Path, force: bool) -> anyhow::Result<Vec<PathBuf>> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
-            crate::fs::write_atomic(&target, f.contents())
+            crate::base::files::write_atomic(&target, f.contents())
                 .with_context(|| format!("writing {}", target.display()))?;
             written.push(target);
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use mlua::{Function, Table};
 
 use super::Host;
-use super::errors::Report;
+use crate::base::errors::Report;
 
 pub struct Summary {
     pub passed: usize,

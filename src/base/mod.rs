@@ -1,0 +1,12 @@
+//! The floor every binding stands on: error conversion, duration parsing, per-state bookkeeping (exit
+//! hooks, loaded files), stream types, Lua <-> JSON conversion, blocking work, redaction of secrets.
+//! It imports nothing else from the crate.
+
+pub mod blocking;
+pub mod duration;
+pub mod errors;
+pub mod files;
+pub mod redact;
+pub mod state;
+pub mod stream;
+pub mod values;

@@ -1,0 +1,114 @@
+//! `rewind daemon`: checks the command line and starts the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rewind::daemon;
+use rewind::host::{Host, UsageError};
+
+use super::{failed, usage};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The directory of job files (NAME.yaml or NAME.lua).
+    #[arg(long, value_name = "DIR")]
+    pub jobs: PathBuf,
+    /// Where run history, logs and the control socket live (default ~/.local/state/rewind/daemon).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Serve the HTTP API and /metrics on this address (e.g. 127.0.0.1:9180). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// At most this many runs at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_concurrent: usize,
+    /// A file holding the API bearer token (else REWIND_DAEMON_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Client networks allowed to use the HTTP API (repeatable; default loopback only).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// On SIGTERM or Ctrl-C, how long running jobs may take to finish before they are cancelled.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub grace: String,
+    /// Runs kept per job in the history.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub keep_runs: usize,
+    /// Runs older than this are dropped from the history.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub keep_for: String,
+}
+
+pub fn run(host: Host, args: Args) -> ExitCode {
+    if !args.jobs.is_dir() {
+        return usage(format!("--jobs {}: not a directory", args.jobs.display()));
+    }
+    let grace = match seconds(&args.grace, "grace") {
+        Ok(s) => Duration::from_secs_f64(s),
+        Err(e) => return usage(e),
+    };
+    let keep_for = match seconds(&args.keep_for, "keep-for") {
+        Ok(s) => chrono::Duration::seconds(s as i64),
+        Err(e) => return usage(e),
+    };
+    if args.max_concurrent == 0 {
+        return usage("--max-concurrent must be at least 1");
+    }
+    let mut allow = Vec::new();
+    let nets = if args.allow.is_empty() {
+        vec!["127.0.0.0/8".to_string(), "::1/128".to_string()]
+    } else {
+        args.allow.clone()
+    };
+    for a in &nets {
+        let parsed = a
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| a.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(n) => allow.push(n),
+            Err(_) => {
+                return usage(format!(
+                    "--allow {a}: not an address or CIDR network (like 10.0.0.0/8)"
+                ));
+            }
+        }
+    }
+    let token = match &args.token_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(_) => return usage(format!("--token-file {}: the file is empty", f.display())),
+            Err(e) => return usage(format!("--token-file {}: {e}", f.display())),
+        },
+        None => std::env::var("REWIND_DAEMON_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    if let Some(t) = &token {
+        rewind::base::redact::register(t);
+    }
+    if args.listen.is_some() && token.is_none() {
+        return usage("--listen needs an API token: --token-file FILE or REWIND_DAEMON_TOKEN");
+    }
+    let config = daemon::Config {
+        host,
+        jobs_dir: args.jobs.clone(),
+        state_dir: args.state.clone().unwrap_or_else(daemon::default_state_dir),
+        listen: args.listen.clone(),
+        max_concurrent: args.max_concurrent,
+        grace,
+        token,
+        allow,
+        keep_runs: args.keep_runs,
+        keep_for,
+    };
+    match daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => usage(format!("{e:#}")),
+        Err(e) => failed(format!("{e:#}")),
+    }
+}
+
+fn seconds(text: &str, what: &str) -> Result<f64, String> {
+    rewind::base::duration::parse_duration(text).map_err(|e| format!("--{what} '{text}': {e}"))
+}

@@ -1,0 +1,81 @@
+//! `rewind help [NAME]`: a script's description and params, or the command-line help.
+
+use std::process::ExitCode;
+
+use rewind::host::Host;
+use rewind::host::script::Script;
+
+use super::{load_script, not_found, report_load_error, runtime};
+
+#[derive(clap::Args)]
+pub struct Args {
+    script: Option<String>,
+}
+
+pub fn run(host: &Host, args: Args) -> ExitCode {
+    let Some(name) = args.script else {
+        use clap::CommandFactory;
+        let _ = super::Cli::command().print_long_help();
+        return ExitCode::SUCCESS;
+    };
+    let Some(source) = host.search.find_script(&name) else {
+        return not_found(&host.search, &name);
+    };
+    match load_script(host, &runtime(), &source) {
+        Ok(s) => {
+            print!("{}", help_text(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) => report_load_error(&e),
+    }
+}
+
+fn help_text(s: &Script) -> String {
+    let mut out = format!(
+        "{} [{}]\n\n{}\n",
+        s.source.name,
+        s.source.origin,
+        s.description.trim()
+    );
+    if s.params.is_empty() {
+        out.push_str("\nNo params.\n");
+        return out;
+    }
+    out.push_str("\nParams:\n");
+    for p in &s.params {
+        let mut flags = vec![p.ty.name().to_string()];
+        if p.required {
+            flags.push("required".into());
+        }
+        if let Some(d) = &p.default {
+            flags.push(if p.secret {
+                "default: ***".into()
+            } else {
+                format!("default: {d}")
+            });
+        }
+        if p.secret {
+            flags.push("secret".into());
+        }
+        if let Some(e) = &p.env {
+            flags.push(format!("env: {e}"));
+        }
+        if !p.choices.is_empty() {
+            flags.push(format!("one of: {}", p.choices.join(", ")));
+        }
+        out.push_str(&format!("  {:<22} {}\n", p.name, flags.join(", ")));
+        for line in p.doc.lines() {
+            out.push_str(&format!("  {:<22}   {}\n", "", line));
+        }
+    }
+    out.push_str(&format!(
+        "\nExample: rewind run {}{}\n",
+        s.source.name,
+        s.params
+            .iter()
+            .filter(|p| p.required)
+            .map(|p| format!(" {}=...", p.name))
+            .collect::<String>()
+    ));
+    out
+}

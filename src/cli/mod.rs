@@ -1,0 +1,141 @@
+//! The `rewind` command line: the argument definitions here, one file per command beside them.
+//! Commands reach the daemon, the host and the primitives through the library; nothing below imports this.
+
+pub mod check;
+pub mod daemon;
+pub mod help;
+pub mod jobs;
+pub mod list;
+pub mod logging;
+pub mod run;
+pub mod stdlib;
+pub mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use rewind::base::redact::redact;
+use rewind::host::search::{ScriptSource, SearchPath, close_names};
+use rewind::host::{self, Host};
+
+#[derive(Parser)]
+#[command(
+    name = "rewind",
+    version,
+    about = "Back up, restore, replay and prune what data platforms hold, with Lua procedures",
+    long_about = "rewind runs backup, restore, replay and retention procedures written in Lua on top of fast Rust \
+primitives (object storage, tar, hashing, Kafka, HTTP, subprocesses).\n\nScripts and modules resolve through the \
+search path: --path DIR (repeatable), then REWIND_PATH (colon-separated), then the copies built into the binary. \
+A user file shadows the bundled one of the same name; `rewind stdlib export DIR` copies the bundled ones for editing.\n\n\
+Exit codes: 0 done, 1 the job failed, 2 bad usage or params.",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// A directory to search for scripts (DIR/scripts/NAME.lua) and modules (DIR/stdlib/...), before REWIND_PATH.
+    #[arg(long = "path", global = true, value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors; no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a script by name (see `rewind list`) or path, with params as key=value.
+    Run(run::Args),
+    /// List the scripts reachable by name and where each comes from.
+    List(list::Args),
+    /// Show a script's description and params; without a name, this help.
+    Help(help::Args),
+    /// Compile a script and check its declared params; runs nothing.
+    Check(check::Args),
+    /// Run Lua tests (*_test.lua files); prints "N passed, N failed".
+    Test(test::Args),
+    /// Run jobs on schedules, reload them on edits, record runs (see README "Daemon").
+    Daemon(daemon::Args),
+    /// List the daemon's jobs; `jobs run NAME`, `jobs log RUN_ID`, `jobs runs`.
+    Jobs(jobs::Args),
+    /// Work with the bundled standard library.
+    Stdlib {
+        #[command(subcommand)]
+        action: stdlib::Action,
+    },
+}
+
+/// Prints a usage error (bad input): exit code 2.
+pub fn usage(msg: impl AsRef<str>) -> ExitCode {
+    eprintln!("error: {}", redact(msg.as_ref()));
+    ExitCode::from(2)
+}
+
+/// A failure of the job itself: exit code 1.
+pub fn failed(msg: impl AsRef<str>) -> ExitCode {
+    eprintln!("error: {}", redact(msg.as_ref()));
+    ExitCode::from(1)
+}
+
+/// "no script named X", with the close names.
+pub fn not_found(search: &SearchPath, name: &str) -> ExitCode {
+    let all = search.list_scripts();
+    let close = close_names(name, all.iter().map(|(n, _, _)| n.as_str()));
+    let hint = if close.is_empty() {
+        "; `rewind list` shows them all".to_string()
+    } else {
+        format!("; did you mean: {}?", close.join(", "))
+    };
+    usage(format!(
+        "no script named '{name}' in the search path ({}){hint}",
+        search.describe()
+    ))
+}
+
+/// `key=value` arguments as pairs.
+pub fn split_params(raw: &[String]) -> Result<Vec<(String, String)>, String> {
+    raw.iter()
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("params are key=value; '{p}' has no '='")),
+        })
+        .collect()
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Loads a script outside `rewind run` (help, check, list). Its top-level code may call `task.spawn`,
+/// which needs a LocalSet.
+pub fn load_script(
+    host: &Host,
+    rt: &tokio::runtime::Runtime,
+    source: &ScriptSource,
+) -> mlua::Result<host::script::Script> {
+    let _g = rt.enter();
+    let lua = host.new_state()?;
+    tokio::task::LocalSet::new().block_on(rt, async { host::script::load(&lua, source) })
+}
+
+/// A script that does not compile or has a bad declaration is bad input: exit 2.
+pub fn report_load_error(e: &mlua::Error) -> ExitCode {
+    let r = rewind::base::errors::Report::from_lua(e);
+    usage(r.render(!r.usage))
+}

@@ -1,0 +1,625 @@
+//! The Azure Blob backend: `az://container/prefix`, on the object_store crate (it signs requests and
+//! retries transient failures with backoff).
+//!
+//! Credentials: `account` + `access_key`, or a `sas_token`, or a `connection_string`, from opts or from
+//! AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING
+//! (then object_store's own AZURE_* variables). `endpoint` points at another blob endpoint (Azurite:
+//! `http://127.0.0.1:10000/devstoreaccount1`); `use_emulator=true` uses Azurite's well-known account.
+//! Every key, token and connection string is registered as a secret.
+//!
+//! Uploads go through object_store's buffered writer: one Put Blob when small, else blocks of
+//! `part_size` (default 8 MiB), `concurrency` (default 4) in flight, committed by Put Block List only
+//! when the writer commits; uncommitted blocks are never visible and Azure drops them.
+//!
+//! Deletes: Blob Batch requests of up to 256 keys (object_store's `delete_stream`), 4 in flight.
+//! Copies: object_store's Copy Blob (server-side; no size limit of its own, see the README).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::buffered::BufWriter;
+use object_store::path::Path as OPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use serde_json::{Map, Value as Json};
+use tokio::io::AsyncWrite;
+
+use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
+use crate::base::errors::UsageError;
+use crate::base::stream::{BoxReader, BoxSink, Sink};
+
+const DEFAULT_PART: u64 = 8 * 1024 * 1024;
+const DEFAULT_CONCURRENCY: usize = 4;
+const PAGE: usize = 1000;
+/// A Blob Batch request carries at most 256 sub-requests.
+const DELETE_BATCH: usize = 256;
+const DELETE_CONCURRENCY: usize = 4;
+const DELETE_RETRIES: u32 = 4;
+
+struct Cfg {
+    store: Arc<MicrosoftAzure>,
+    container: String,
+    prefix: String,
+    part_size: usize,
+    concurrency: usize,
+    /// Set once the container is known to exist.
+    container_ok: AtomicBool,
+}
+
+impl Cfg {
+    fn full(&self, key: &str) -> String {
+        super::join(&self.prefix, key)
+    }
+    fn path(&self, key: &str) -> OPath {
+        OPath::from(self.full(key))
+    }
+    fn url(&self, key: &str) -> String {
+        format!("az://{}/{}", self.container, self.full(key))
+    }
+    fn rel(&self, full: &str) -> String {
+        let p = self.prefix.trim_matches('/');
+        if p.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(p)
+                .map(|s| s.trim_start_matches('/'))
+                .unwrap_or(full)
+                .to_string()
+        }
+    }
+}
+
+pub struct AzureBackend {
+    cfg: Arc<Cfg>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Parses `Key=Value;Key=Value` (values may contain '=').
+fn connection_string(s: &str) -> Vec<(String, String)> {
+    s.split(';')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+impl AzureBackend {
+    pub fn open(rest: &str, opts: &OpenOpts) -> anyhow::Result<AzureBackend> {
+        let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if container.is_empty() {
+            bail!(UsageError(format!(
+                "store URL 'az://{rest}' names no container"
+            )));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            super::check_key(&prefix)?;
+        }
+        let mut account = opt_str(opts, "account").or_else(|| env("AZURE_STORAGE_ACCOUNT"));
+        let mut key = opt_str(opts, "access_key").or_else(|| env("AZURE_STORAGE_KEY"));
+        let mut sas = opt_str(opts, "sas_token").or_else(|| env("AZURE_STORAGE_SAS_TOKEN"));
+        let mut endpoint = opt_str(opts, "endpoint");
+        if let Some(cs) =
+            opt_str(opts, "connection_string").or_else(|| env("AZURE_STORAGE_CONNECTION_STRING"))
+        {
+            crate::base::redact::register(&cs);
+            for (k, v) in connection_string(&cs) {
+                match k.as_str() {
+                    "AccountName" => account = account.or(Some(v)),
+                    "AccountKey" => key = key.or(Some(v)),
+                    "SharedAccessSignature" => sas = sas.or(Some(v)),
+                    "BlobEndpoint" => endpoint = endpoint.or(Some(v)),
+                    _ => {}
+                }
+            }
+        }
+        for s in [&key, &sas].into_iter().flatten() {
+            crate::base::redact::register(s);
+        }
+        let mut b = MicrosoftAzureBuilder::from_env().with_container_name(container);
+        if opt_bool(opts, "use_emulator").unwrap_or(false) && endpoint.is_none() {
+            b = b.with_use_emulator(true);
+        }
+        if let Some(a) = &account {
+            b = b.with_account(a);
+        }
+        if let Some(k) = &key {
+            b = b.with_access_key(k);
+        } else if let Some(s) = &sas {
+            let pairs: Vec<(String, String)> = s
+                .trim_start_matches('?')
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), percent_decode(v)))
+                .collect();
+            b = b.with_sas_authorization(pairs);
+        }
+        if let Some(e) = &endpoint {
+            b = b
+                .with_endpoint(e.trim_end_matches('/').to_string())
+                .with_allow_http(e.starts_with("http://"));
+        }
+        let part_size = opt_u64(opts, "part_size").unwrap_or(DEFAULT_PART).max(1024) as usize;
+        let concurrency = opt_u64(opts, "concurrency")
+            .map(|c| c.clamp(1, 64) as usize)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        let store = b
+            .build()
+            .map_err(|e| anyhow!(crate::base::redact::redact(&e.to_string())))
+            .with_context(|| format!("opening az://{container} (set account and access_key, sas_token or connection_string)"))?;
+        Ok(AzureBackend {
+            cfg: Arc::new(Cfg {
+                store: Arc::new(store),
+                container: container.to_string(),
+                prefix,
+                part_size,
+                concurrency,
+                container_ok: false.into(),
+            }),
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// One ranged GET, pinned to the ETag the reader started with (a blob replaced mid-read fails).
+async fn get_range(
+    cfg: &Cfg,
+    path: &object_store::path::Path,
+    what: &str,
+    range: std::ops::Range<u64>,
+    etag: Option<String>,
+) -> anyhow::Result<object_store::GetResult> {
+    let opts = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        if_match: etag,
+        ..Default::default()
+    };
+    cfg.store
+        .get_opts(path, opts)
+        .await
+        .map_err(|e| az_error("GetBlob", what, e))
+}
+
+fn az_error(op: &str, what: &str, e: object_store::Error) -> anyhow::Error {
+    let hint = match &e {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => " (check the account key or SAS token)",
+        _ if sub_status(&e) == Some(403) => " (check the account key or SAS token permissions)",
+        _ => "",
+    };
+    anyhow!(
+        "Azure {op} {what}: {}{hint}",
+        crate::base::redact::redact(&e.to_string())
+    )
+}
+
+fn meta(cfg: &Cfg, m: &object_store::ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        key: cfg.rel(m.location.as_ref()),
+        size: m.size,
+        mtime: Some(m.last_modified.timestamp_millis() as f64 / 1000.0),
+        etag: m.e_tag.as_ref().map(|e| e.trim_matches('"').to_string()),
+    }
+}
+
+struct AzureSink {
+    inner: Option<BufWriter>,
+    cfg: Arc<Cfg>,
+    key: String,
+    bytes: u64,
+    /// Set once a commit was attempted: object_store's writer may not be aborted after that.
+    shut: bool,
+}
+
+impl AsyncWrite for AzureSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let Some(w) = this.inner.as_mut() else {
+            return std::task::Poll::Ready(Err(std::io::Error::other("Azure writer closed")));
+        };
+        let n = std::task::ready!(std::pin::Pin::new(w).poll_write(cx, buf))?;
+        this.bytes += n as u64;
+        std::task::Poll::Ready(Ok(n))
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.inner.as_mut() {
+            Some(w) => std::pin::Pin::new(w).poll_flush(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+    /// Commits the blob (Put Blob or Put Block List). Only `stream::finish` calls it.
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.shut = true;
+        match self.inner.as_mut() {
+            Some(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl Sink for AzureSink {
+    fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
+        Box::pin(async move {
+            self.inner.take();
+            let what = self.cfg.url(&self.key);
+            let m = self
+                .cfg
+                .store
+                .head(&self.cfg.path(&self.key))
+                .await
+                .map_err(|e| az_error("GetBlobProperties", &what, e))?;
+            let mut o = Map::new();
+            o.insert("key".into(), Json::String(self.key.clone()));
+            o.insert("bytes".into(), Json::from(self.bytes));
+            if let Some(e) = m.e_tag {
+                o.insert("etag".into(), Json::String(e.trim_matches('"').to_string()));
+            }
+            Ok(o)
+        })
+    }
+    fn abort(mut self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Some(mut w) = self.inner.take()
+                && !self.shut
+            {
+                let _ = w.abort().await;
+            }
+        })
+    }
+}
+
+/// Deletes up to 256 keys with one Blob Batch request (object_store's `delete_stream`; its single
+/// `delete` is a batch of one too). object_store retries a batch answered 5xx, 429 or 408; sent again
+/// here with backoff: a batch lost in transport (object_store does not resend a POST that may have
+/// arrived) and sub-requests answered 5xx, 429 or 408. Any other failure names container and key. A
+/// batch sent twice may count keys its first attempt deleted as missing.
+async fn delete_batch(cfg: Arc<Cfg>, keys: Vec<String>) -> anyhow::Result<usize> {
+    let mut n = 0;
+    let mut missing = None;
+    let mut pending = keys;
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let paths: Vec<object_store::Result<OPath>> =
+            pending.iter().map(|k| Ok(cfg.path(k))).collect();
+        let results: Vec<object_store::Result<OPath>> = cfg
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed())
+            .collect()
+            .await;
+        if results.len() != pending.len() {
+            // The batch request itself failed: one error for all its keys.
+            let what = format!(
+                "{} and {} more keys",
+                cfg.url(&pending[0]),
+                pending.len() - 1
+            );
+            let Some(e) = results.into_iter().find_map(Result::err) else {
+                bail!("Azure BlobBatch {what}: fewer answers than keys");
+            };
+            if attempt < DELETE_RETRIES && transport_error(&e) {
+                tracing::debug!("Azure BlobBatch {what}: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(az_error("BlobBatch", &what, e));
+        }
+        let mut again = Vec::new();
+        for (k, r) in pending.into_iter().zip(results) {
+            match r {
+                Ok(_) => n += 1,
+                Err(object_store::Error::NotFound { .. }) => {
+                    missing.get_or_insert(k);
+                }
+                // A batch of one key that failed in transport reports that here, too.
+                Err(e)
+                    if attempt < DELETE_RETRIES
+                        && (transport_error(&e) || sub_status(&e).is_some_and(transient)) =>
+                {
+                    tracing::debug!("Azure DeleteBlob {}: {e}; retrying", cfg.url(&k));
+                    again.push(k);
+                }
+                Err(e) => return Err(az_error("DeleteBlob", &cfg.url(&k), e)),
+            }
+        }
+        if !again.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            attempt += 1;
+        }
+        pending = again;
+    }
+    if let Some(k) = missing {
+        check_container(&cfg, &k, "DeleteBlob").await?;
+    }
+    Ok(n)
+}
+
+/// A batch sub-request's HTTP status: object_store keeps it only in its message, "... (code: 503)".
+fn sub_status(e: &object_store::Error) -> Option<u16> {
+    let s = e.to_string();
+    let rest = &s[s.rfind("(code: ")? + "(code: ".len()..];
+    rest.split(')').next()?.trim().parse().ok()
+}
+
+/// A request that failed in transport (connection dropped or timed out), not with an HTTP status.
+fn transport_error(e: &object_store::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<object_store::client::HttpError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn transient(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+/// A missing container answers 404 like a missing blob: tell them apart (once per store) with a
+/// listing of `key`'s name, so that a wrong container is an error rather than "nothing there".
+async fn check_container(cfg: &Cfg, key: &str, op: &str) -> anyhow::Result<()> {
+    if cfg.container_ok.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match cfg.store.list_with_delimiter(Some(&cfg.path(key))).await {
+        // object_store reports a failed listing as a generic error carrying Azure's error code.
+        Err(e)
+            if matches!(e, object_store::Error::NotFound { .. })
+                || e.to_string().contains("ContainerNotFound") =>
+        {
+            bail!(
+                "Azure {op} {}: ContainerNotFound: container '{}' does not exist",
+                cfg.url(key),
+                cfg.container
+            )
+        }
+        // Without List permission (a SAS may lack it) the blob is simply absent.
+        Err(e) => tracing::debug!(
+            "Azure ListBlobs to check az://{}: {}",
+            cfg.container,
+            crate::base::redact::redact(&e.to_string())
+        ),
+        Ok(_) => {}
+    }
+    cfg.container_ok.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+impl Backend for AzureBackend {
+    fn url(&self) -> String {
+        let p = self.cfg.prefix.trim_matches('/');
+        if p.is_empty() {
+            format!("az://{}", self.cfg.container)
+        } else {
+            format!("az://{}/{}", self.cfg.container, p)
+        }
+    }
+
+    fn writer(&self, key: &str) -> BoxFuture<'static, anyhow::Result<BoxSink>> {
+        let cfg = self.cfg.clone();
+        let key = key.to_string();
+        Box::pin(async move {
+            let w = BufWriter::with_capacity(
+                cfg.store.clone() as Arc<dyn ObjectStore>,
+                cfg.path(&key),
+                cfg.part_size,
+            )
+            .with_max_concurrency(cfg.concurrency);
+            Ok(Box::new(AzureSink {
+                inner: Some(w),
+                cfg,
+                key,
+                bytes: 0,
+                shut: false,
+            }) as BoxSink)
+        })
+    }
+
+    fn reader(&self, key: &str, range: Range) -> BoxFuture<'static, anyhow::Result<BoxReader>> {
+        let cfg = self.cfg.clone();
+        let key = key.to_string();
+        Box::pin(async move {
+            let what = cfg.url(&key);
+            let path = cfg.path(&key);
+            let head = match cfg.store.head(&path).await {
+                Ok(m) => m,
+                Err(object_store::Error::NotFound { .. }) => {
+                    bail!("no object {what} (not found)")
+                }
+                Err(e) => return Err(az_error("GetBlobProperties", &what, e)),
+            };
+            let start = range.offset.min(head.size);
+            let end = match range.length {
+                Some(l) => start.saturating_add(l).min(head.size),
+                None => head.size,
+            };
+            if start >= end {
+                return Ok(Box::pin(tokio::io::empty()) as BoxReader);
+            }
+            let part = cfg.part_size as u64;
+            if end - start <= part || cfg.concurrency == 1 {
+                let res = get_range(&cfg, &path, &what, start..end, head.e_tag.clone()).await?;
+                let s = res.into_stream().map_err(std::io::Error::other);
+                return Ok(Box::pin(tokio_util::io::StreamReader::new(s)) as BoxReader);
+            }
+            let ranges: Vec<std::ops::Range<u64>> = (start..end)
+                .step_by(part as usize)
+                .map(|s| s..(s + part).min(end))
+                .collect();
+            let conc = cfg.concurrency;
+            let etag = head.e_tag.clone();
+            let stream = futures::stream::iter(ranges)
+                .map(move |r| {
+                    let cfg = cfg.clone();
+                    let path = path.clone();
+                    let what = what.clone();
+                    let etag = etag.clone();
+                    async move {
+                        let res = get_range(&cfg, &path, &what, r, etag).await?;
+                        let b: Bytes = res
+                            .bytes()
+                            .await
+                            .map_err(|e| az_error("GetBlob", &what, e))?;
+                        anyhow::Ok(b)
+                    }
+                })
+                .buffered(conc)
+                .map_err(|e| std::io::Error::other(format!("{e:#}")));
+            Ok(Box::pin(tokio_util::io::StreamReader::new(stream)) as BoxReader)
+        })
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'static, anyhow::Result<Vec<ObjectMeta>>> {
+        let cfg = self.cfg.clone();
+        let full_prefix = {
+            let p = cfg.prefix.trim_matches('/');
+            if p.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{p}/{prefix}")
+            }
+        };
+        // object_store lists whole path segments: list the parent "directory", filter by the string prefix.
+        let dir = match full_prefix.rfind('/') {
+            Some(i) => full_prefix[..i].to_string(),
+            None => String::new(),
+        };
+        let dir_path = if dir.is_empty() {
+            None
+        } else {
+            Some(OPath::from(dir.as_str()))
+        };
+        let what = format!("az://{}/{}", cfg.container, full_prefix);
+        let cfg2 = cfg.clone();
+        let fp = full_prefix.clone();
+        cfg.store
+            .list(dir_path.as_ref())
+            .try_filter(move |m| futures::future::ready(m.location.as_ref().starts_with(&fp)))
+            .chunks(PAGE)
+            .map(move |items| {
+                let mut page = Vec::with_capacity(items.len());
+                for it in items {
+                    match it {
+                        Ok(m) => page.push(meta(&cfg2, &m)),
+                        Err(e) => return Err(az_error("ListBlobs", &what, e)),
+                    }
+                }
+                Ok(page)
+            })
+            .boxed()
+    }
+
+    fn head(&self, key: &str) -> BoxFuture<'static, anyhow::Result<Option<ObjectMeta>>> {
+        let cfg = self.cfg.clone();
+        let key = key.to_string();
+        Box::pin(async move {
+            match cfg.store.head(&cfg.path(&key)).await {
+                Ok(m) => {
+                    let mut m = meta(&cfg, &m);
+                    m.key = key;
+                    Ok(Some(m))
+                }
+                Err(object_store::Error::NotFound { .. }) => {
+                    check_container(&cfg, &key, "GetBlobProperties").await?;
+                    Ok(None)
+                }
+                Err(e) => Err(az_error("GetBlobProperties", &cfg.url(&key), e)),
+            }
+        })
+    }
+
+    fn delete(&self, keys: Vec<String>) -> BoxFuture<'static, anyhow::Result<usize>> {
+        let cfg = self.cfg.clone();
+        Box::pin(async move {
+            // A key listed twice would be deleted once and then be "missing": send it once.
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<String> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
+            let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
+            // The first error stops the deletion (batches in flight are dropped).
+            futures::stream::iter(batches)
+                .map(|batch| delete_batch(cfg.clone(), batch))
+                .buffer_unordered(DELETE_CONCURRENCY)
+                .try_fold(0, |n, c| futures::future::ready(Ok(n + c)))
+                .await
+        })
+    }
+
+    fn copy(&self, from: &str, to: &str) -> BoxFuture<'static, anyhow::Result<()>> {
+        let cfg = self.cfg.clone();
+        let (from, to) = (from.to_string(), to.to_string());
+        Box::pin(async move {
+            let what = format!("{} to {}", cfg.url(&from), cfg.url(&to));
+            match cfg.store.copy(&cfg.path(&from), &cfg.path(&to)).await {
+                Ok(()) => Ok(()),
+                Err(object_store::Error::NotFound { .. }) => {
+                    bail!(
+                        "Azure CopyBlob {what}: no object {} (not found)",
+                        cfg.url(&from)
+                    )
+                }
+                Err(e) => Err(az_error("CopyBlob", &what, e)),
+            }
+        })
+    }
+
+    fn create_if_absent(&self, key: &str, data: Bytes) -> BoxFuture<'static, anyhow::Result<bool>> {
+        let cfg = self.cfg.clone();
+        let key = key.to_string();
+        Box::pin(async move {
+            let res = cfg
+                .store
+                .put_opts(
+                    &cfg.path(&key),
+                    PutPayload::from(data),
+                    PutMode::Create.into(),
+                )
+                .await;
+            match res {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(object_store::Error::Precondition { .. }) => Ok(false),
+                Err(e) => Err(az_error("PutBlob (If-None-Match)", &cfg.url(&key), e)),
+            }
+        })
+    }
+}
