@@ -1,19 +1,14 @@
 //! `kafka.consumer{brokers, group, topics, config, start}`: polls batches; offsets are committed only by
-//! `c:commit()` (enable.auto.commit and enable.auto.offset.store are off).
+//! `c:commit()` (enable.auto.commit and enable.auto.offset.store are off). This file holds the consumer
+//! userdata: creation (subscribe, or assign from a time), `poll`, `commit`, `seek` and `close`.
 //!
-//! `c:archive_batch{max, wait, drain}` is the fast path of `topic-archive`: messages are gathered per
-//! partition into gzipped JSONL buffers in Rust; a buffer closes at `max` records or `wait` after its first
-//! record, and closed buffers come back to Lua as strings with their offsets, so Lua only writes them and
-//! commits. Open buffers live in the consumer, not in the call, so an interrupted script can still take
-//! them (`c:take_open()`) and write them before it exits.
+//! `c:archive_batch{}` and `c:take_open()`, the fast path of `topic-archive`, are in `archive_batch.rs`;
+//! their open buffers live in the consumer (`Consumer::archive`).
 
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use mlua::{Lua, Table, UserData, UserDataMethods, Value};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::error::KafkaError;
@@ -21,9 +16,11 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::Ctx;
+use super::archive_batch::{self, Archive};
 use crate::base::errors::IntoLua;
 
-type Tp = (String, i32);
+/// A topic partition.
+pub(super) type Tp = (String, i32);
 
 struct Msg {
     topic: String,
@@ -55,149 +52,15 @@ impl Msg {
     }
 }
 
-struct Open {
-    first_offset: i64,
-    last_offset: i64,
-    count: u64,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    opened: Instant,
-    bytes: u64,
-    /// The batch's JSONL, uncompressed: gzip runs when the batch closes, on another thread, so 128 open
-    /// partitions do not each hold a compressor's state (~400 KB) and polling does not wait for it.
-    raw: Vec<u8>,
-}
-
-struct Batch {
-    topic: String,
-    partition: i32,
-    first_offset: i64,
-    last_offset: i64,
-    count: u64,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    bytes: u64,
-    /// JSONL until `gzip` replaces it with its gzip encoding.
-    data: anyhow::Result<Vec<u8>>,
-}
-
-impl Batch {
-    fn gzip(mut self, level: u32) -> Batch {
-        if let Ok(raw) = &self.data {
-            let mut enc = GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4 + 64),
-                Compression::new(level),
-            );
-            self.data = enc
-                .write_all(raw)
-                .and_then(|_| enc.finish())
-                .map_err(Into::into);
-        }
-        self
-    }
-}
-
-/// Compresses closed batches in parallel, one thread per core (few threads: fewer malloc arenas
-/// holding freed buffers, so memory stays flat).
-async fn gzip_all(batches: Vec<Batch>, level: u32) -> mlua::Result<Vec<Batch>> {
-    if batches.is_empty() {
-        return Ok(batches);
-    }
-    crate::base::blocking::spawn_blocking(move || {
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(batches.len());
-        let per = batches.len().div_ceil(workers);
-        let mut parts: Vec<Vec<Batch>> = Vec::new();
-        let mut it = batches.into_iter();
-        loop {
-            let part: Vec<Batch> = it.by_ref().take(per).collect();
-            if part.is_empty() {
-                break;
-            }
-            parts.push(part);
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| {
-                    s.spawn(move || part.into_iter().map(|b| b.gzip(level)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("gzip thread panicked"))
-                .collect()
-        })
-    })
-    .await
-    .lua_err()
-}
-
-fn close(tp: Tp, o: Open) -> Batch {
-    Batch {
-        topic: tp.0,
-        partition: tp.1,
-        first_offset: o.first_offset,
-        last_offset: o.last_offset,
-        count: o.count,
-        first_ts: o.first_ts,
-        last_ts: o.last_ts,
-        bytes: o.bytes,
-        data: Ok(o.raw),
-    }
-}
-
-#[derive(Default)]
-struct Archive {
-    open: HashMap<Tp, Open>,
-    /// Next offset per partition, of what this consumer has read.
-    consumed: HashMap<Tp, i64>,
-    /// For drain mode: the high watermark each partition must reach.
-    targets: Option<HashMap<Tp, i64>>,
-    /// For drain mode: partitions found at their end with nothing to read.
-    at_end: HashSet<Tp>,
-    /// gzip level of the last archive_batch call (for take_open).
-    level: u32,
-}
-
-/// PartitionEOF names only the partition number: check the committed offsets of the target partitions
-/// with that number.
-fn eof(c: &BaseConsumer<Ctx>, st: &mut Archive, p: i32) {
-    let Some(targets) = &st.targets else { return };
-    let mut tpl = TopicPartitionList::new();
-    for (tp, high) in targets {
-        if tp.1 == p
-            && !st.at_end.contains(tp)
-            && st.consumed.get(tp).copied().unwrap_or(-1) < *high
-        {
-            tpl.add_partition(&tp.0, tp.1);
-        }
-    }
-    if tpl.count() == 0 {
-        return;
-    }
-    let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(30)) else {
-        return;
-    };
-    for e in committed.elements() {
-        let tp = (e.topic().to_string(), e.partition());
-        if let (Offset::Offset(o), Some(high)) = (e.offset(), targets.get(&tp))
-            && o >= *high
-        {
-            st.at_end.insert(tp);
-        }
-    }
-}
-
 pub struct Consumer {
-    inner: Arc<BaseConsumer<Ctx>>,
-    ctx: Ctx,
-    topics: Vec<String>,
+    pub(super) inner: Arc<BaseConsumer<Ctx>>,
+    pub(super) ctx: Ctx,
+    pub(super) topics: Vec<String>,
     group: String,
     /// Next offset per partition of what `poll` returned: what `commit()` commits.
     polled: Arc<Mutex<HashMap<Tp, i64>>>,
-    archive: Arc<Mutex<Archive>>,
+    /// Open archive buffers and drain state (`archive_batch.rs`).
+    pub(super) archive: Arc<Mutex<Archive>>,
 }
 
 fn topics_of(opts: &Table) -> mlua::Result<Vec<String>> {
@@ -224,7 +87,7 @@ fn topics_of(opts: &Table) -> mlua::Result<Vec<String>> {
 }
 
 /// Partitions of the topics, from the cluster's metadata.
-fn partitions(
+pub(super) fn partitions(
     c: &BaseConsumer<Ctx>,
     topics: &[String],
     timeout: Duration,
@@ -351,156 +214,9 @@ fn msg_table(lua: &Lua, m: &Msg) -> mlua::Result<Table> {
     Ok(t)
 }
 
-fn batch_table(lua: &Lua, b: Batch) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("topic", b.topic.as_str())?;
-    t.set("partition", b.partition)?;
-    t.set("first_offset", b.first_offset)?;
-    t.set("last_offset", b.last_offset)?;
-    t.set("count", b.count)?;
-    t.set("first_timestamp", b.first_ts.map(|ms| ms as f64 / 1000.0))?;
-    t.set("last_timestamp", b.last_ts.map(|ms| ms as f64 / 1000.0))?;
-    t.set("bytes", b.bytes)?;
-    let data = b.data.lua_err()?;
-    t.set("data", lua.create_string(&data)?)?;
-    Ok(t)
-}
-
 /// Is this poll error only informational?
-fn benign(e: &KafkaError) -> bool {
+pub(super) fn benign(e: &KafkaError) -> bool {
     matches!(e, KafkaError::PartitionEOF(_))
-}
-
-struct ArchiveOpts {
-    max: u64,
-    wait: Duration,
-    drain: bool,
-    level: u32,
-}
-
-/// Closed batches returned by one call at most: the script writes them concurrently and commits them
-/// with one request, so per-batch round trips do not bound the rate.
-const MAX_CLOSED: usize = 32;
-
-/// One slice of archiving (at most ~200 ms), on a blocking thread. Returns closed batches and whether a
-/// drain reached its end.
-fn archive_slice(
-    c: &BaseConsumer<Ctx>,
-    state: &Mutex<Archive>,
-    o: &ArchiveOpts,
-) -> (Vec<Batch>, bool) {
-    let slice_end = Instant::now() + Duration::from_millis(200);
-    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-    st.level = o.level;
-    let mut closed = Vec::new();
-    // A partition is drained when this consumer has read up to the target, or when librdkafka reports
-    // the end of it (PartitionEOF) and the group's committed offset is already there (nothing to read).
-    let reached = |st: &Archive| -> bool {
-        let Some(t) = &st.targets else { return false };
-        t.iter().all(|(tp, high)| {
-            st.consumed.get(tp).copied().unwrap_or(-1) >= *high || st.at_end.contains(tp)
-        })
-    };
-    let mut done = false;
-    // Per-message work stays O(1): the drain check runs only when a partition may have reached its
-    // target, and the expiry scan only when the earliest buffer deadline has passed.
-    let mut check_reached = true;
-    let mut next_expiry = st.open.values().map(|b| b.opened + o.wait).min();
-    loop {
-        if o.drain && check_reached {
-            check_reached = false;
-            if reached(&st) {
-                for (tp, open) in std::mem::take(&mut st.open) {
-                    closed.push(close(tp, open));
-                }
-                done = true;
-                break;
-            }
-        }
-        let now = Instant::now();
-        if now >= slice_end {
-            break;
-        }
-        if next_expiry.is_some_and(|t| now >= t) {
-            // Close buffers whose wait is over.
-            let expired: Vec<Tp> = st
-                .open
-                .iter()
-                .filter(|(_, b)| now.duration_since(b.opened) >= o.wait)
-                .map(|(tp, _)| tp.clone())
-                .collect();
-            for tp in expired {
-                if let Some(b) = st.open.remove(&tp) {
-                    closed.push(close(tp, b));
-                }
-            }
-            next_expiry = st.open.values().map(|b| b.opened + o.wait).min();
-        }
-        if closed.len() >= MAX_CLOSED {
-            break;
-        }
-        let next_wait = next_expiry.map_or(o.wait, |t| t.saturating_duration_since(now));
-        let timeout = (slice_end - now)
-            .min(next_wait)
-            .min(Duration::from_millis(100));
-        match c.poll(timeout) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) if o.drain => {
-                eof(c, &mut st, p);
-                check_reached = true;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
-            Some(Err(e)) if benign(&e) => {}
-            Some(Err(e)) => {
-                tracing::warn!(
-                    "kafka consumer: {}",
-                    crate::base::redact::redact(&e.to_string())
-                )
-            }
-            Some(Ok(m)) => {
-                let tp: Tp = (m.topic().to_string(), m.partition());
-                st.consumed.insert(tp.clone(), m.offset() + 1);
-                if let Some(high) = st.targets.as_ref().and_then(|t| t.get(&tp))
-                    && m.offset() + 1 >= *high
-                {
-                    check_reached = true;
-                }
-                let ts = m.timestamp().to_millis();
-                let b = st.open.entry(tp.clone()).or_insert_with(|| {
-                    let opened = Instant::now();
-                    next_expiry =
-                        Some(next_expiry.map_or(opened + o.wait, |t| t.min(opened + o.wait)));
-                    Open {
-                        first_offset: m.offset(),
-                        last_offset: m.offset(),
-                        count: 0,
-                        first_ts: ts,
-                        last_ts: ts,
-                        opened,
-                        bytes: 0,
-                        raw: Vec::new(),
-                    }
-                });
-                b.last_offset = m.offset();
-                b.last_ts = ts;
-                b.count += 1;
-                if let Some(v) = m.payload() {
-                    // Vec writes cannot fail.
-                    b.raw.extend_from_slice(v);
-                    b.raw.push(b'\n');
-                    b.bytes += v.len() as u64 + 1;
-                }
-                if b.count >= o.max {
-                    let b = st.open.remove(&tp).expect("buffer just used");
-                    closed.push(close(tp, b));
-                    if closed.len() >= MAX_CLOSED {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    (closed, done)
 }
 
 impl UserData for Consumer {
@@ -656,80 +372,12 @@ impl UserData for Consumer {
         m.add_async_method(
             "archive_batch",
             |lua, this, opts: Option<Table>| async move {
-                let o = match &opts {
-                    Some(t) => ArchiveOpts {
-                        max: t.get::<Option<u64>>("max")?.unwrap_or(1000).max(1),
-                        wait: super::duration(&t.get("wait")?, "wait", Duration::from_secs(600))?,
-                        drain: t.get::<Option<bool>>("drain")?.unwrap_or(false),
-                        level: t.get::<Option<u32>>("level")?.unwrap_or(1).min(9),
-                    },
-                    None => ArchiveOpts {
-                        max: 1000,
-                        wait: Duration::from_secs(600),
-                        drain: false,
-                        level: 1,
-                    },
-                };
-                let o = Arc::new(o);
-                if o.drain {
-                    let need = self_targets_missing(&this.archive);
-                    if need {
-                        let c = this.inner.clone();
-                        let topics = this.topics.clone();
-                        let hint = this.ctx.hint();
-                        let targets = crate::base::blocking::spawn_blocking(move || {
-                            drain_targets(&c, &topics)
-                        })
-                        .await
-                        .lua_err()?
-                        .map_err(|e| crate::base::errors::lua_error(e.context(hint)))?;
-                        this.archive
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .targets = Some(targets);
-                    }
-                }
-                loop {
-                    let c = this.inner.clone();
-                    let st = this.archive.clone();
-                    let o2 = o.clone();
-                    let (batches, done) =
-                        crate::base::blocking::spawn_blocking(move || archive_slice(&c, &st, &o2))
-                            .await
-                            .lua_err()?;
-                    if !batches.is_empty() || done {
-                        let batches = gzip_all(batches, o.level).await?;
-                        let t = lua.create_table()?;
-                        let arr = lua.create_table()?;
-                        for b in batches {
-                            arr.push(batch_table(&lua, b)?)?;
-                        }
-                        t.set("batches", arr)?;
-                        t.set("done", done)?;
-                        return Ok(t);
-                    }
-                }
+                archive_batch::archive_batch(&lua, &this, opts).await
             },
         );
         // take_open() -> batches: closes every open buffer now (for a clean stop).
         m.add_async_method("take_open", |lua, this, ()| async move {
-            let st = this.archive.clone();
-            let (batches, level) = crate::base::blocking::spawn_blocking(move || {
-                let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
-                let closed = std::mem::take(&mut st.open)
-                    .into_iter()
-                    .map(|(tp, o)| close(tp, o))
-                    .collect::<Vec<_>>();
-                (closed, st.level)
-            })
-            .await
-            .lua_err()?;
-            let batches = gzip_all(batches, level).await?;
-            let arr = lua.create_table()?;
-            for b in batches {
-                arr.push(batch_table(&lua, b)?)?;
-            }
-            Ok(arr)
+            archive_batch::take_open(&lua, &this).await
         });
         // close(): leaves the group. Uncommitted offsets are not committed.
         m.add_async_method("close", |_, this, ()| async move {
@@ -756,29 +404,4 @@ impl UserData for Consumer {
             ))
         });
     }
-}
-
-fn self_targets_missing(a: &Mutex<Archive>) -> bool {
-    a.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .targets
-        .is_none()
-}
-
-/// For drain mode: each partition with something to read, and the high watermark it must reach.
-fn drain_targets(c: &BaseConsumer<Ctx>, topics: &[String]) -> anyhow::Result<HashMap<Tp, i64>> {
-    let timeout = Duration::from_secs(10);
-    let parts = partitions(c, topics, timeout)?;
-    let mut out = HashMap::new();
-    let mut seen = HashSet::new();
-    for (t, p) in parts {
-        if !seen.insert((t.clone(), p)) {
-            continue;
-        }
-        let (low, high) = c.fetch_watermarks(&t, p, timeout)?;
-        if high > low {
-            out.insert((t, p), high);
-        }
-    }
-    Ok(out)
 }

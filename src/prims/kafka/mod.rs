@@ -2,15 +2,17 @@
 //!
 //! - `kafka.producer{brokers, config}`: idempotent, acks=all by default; every librdkafka setting in
 //!   `config` passes through. `p:send`, `p:flush`, `p:send_lines` (the fast path: lines stream from a
-//!   Reader through Rust into the topic, see `lines.rs`).
+//!   Reader through Rust into the topic, see `lines/`).
 //! - `kafka.consumer{brokers, group, topics, config, start}`: offsets are committed only by `c:commit()`.
-//!   `c:archive_batch{}` does batching and gzip in Rust for the `topic-archive` procedure.
+//!   `c:archive_batch{}` does batching and gzip in Rust for the `topic-archive` procedure
+//!   (`archive_batch.rs`).
 //! - `kafka.admin{brokers}`: topics with partitions and watermarks, `create_topic`.
 //!
 //! Credentials in `config` (any key naming a password, secret, key or token) are registered as secrets,
 //! and librdkafka's own log lines and error reports pass through `redact` before they reach a log.
 
 mod admin;
+mod archive_batch;
 mod consumer;
 mod lines;
 mod producer;

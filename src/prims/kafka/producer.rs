@@ -1,4 +1,4 @@
-//! `kafka.producer{}`: single sends awaiting delivery, flush, and `send_lines` (see `lines.rs`).
+//! `kafka.producer{}`: single sends awaiting delivery, flush, and `send_lines` (see `lines/`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
