@@ -1,8 +1,7 @@
 //! rewind.tar and rewind.hash through the real binary: round trips and hostile archives.
 
-#[path = "common/archive.rs"]
-mod common_archive;
-use common_archive::*;
+mod common;
+use common::archive::*;
 
 use std::path::Path;
 

@@ -1,10 +1,7 @@
 //! backup-dir / restore-dir / snapshots / verify end to end with the real binary and the local store.
 
-#[path = "common/archive.rs"]
-mod common_archive;
-use common_archive::*;
-#[path = "common/s3.rs"]
-mod common_s3;
+mod common;
+use common::archive::*;
 
 use std::path::Path;
 use std::process::Output;
@@ -273,7 +270,7 @@ fn concurrent_backup_is_refused_and_lock_released_on_ctrl_c() {
 /// conditional-create locks, verified streaming restore.
 #[test]
 fn round_trip_through_s3() {
-    let server = common_s3::S3Server::start();
+    let server = common::s3::S3Server::start();
     server.create_bucket("backups");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("data");

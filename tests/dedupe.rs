@@ -1,8 +1,7 @@
 //! rewind.dedupe through the real binary: persistence across restarts, expiry, and crash safety.
 
-#[path = "common/archive.rs"]
-mod common_archive;
-use common_archive::*;
+mod common;
+use common::archive::*;
 
 #[test]
 fn survives_restart_and_expires() {

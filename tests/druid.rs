@@ -1,10 +1,9 @@
 //! druid-backup / druid-restore / prune against a real PostgreSQL (Debian's server, a throwaway cluster
 //! per test), a generated deep-storage tree, the local store, and a fake Druid coordinator.
 
-#[path = "common/pg.rs"]
-mod pg;
+mod common;
 
-use pg::Pg;
+use common::pg::{self as pg, Pg};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

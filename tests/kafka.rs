@@ -1,12 +1,12 @@
 //! rewind.kafka and topic-archive against librdkafka's mock cluster, checked with kcat.
 
-#[path = "common/kafka.rs"]
-mod kafka_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kafka_common::*;
+use common::kafka::*;
+use common::process::files;
 
 fn json_result(out: &std::process::Output) -> serde_json::Value {
     assert!(

@@ -7,8 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
 
+use common::process::{BIN, text};
 use common::s3::S3Server;
-use common::store::{BIN, run_script, text};
+use common::store::run_script;
 
 const BUCKET: &str = "prune";
 /// The store is `s3://prune/rw`, the snapshots under its prefix `snap`: bucket keys are `rw/snap/...`.

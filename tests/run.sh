@@ -31,6 +31,8 @@ if [ ! -x "$moto_venv/bin/moto_server" ]; then
 fi
 # Azure: Azurite from npm (tests/store_azure.rs); containers are created with the Python SDK.
 "$moto_venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null || "$moto_venv/bin/pip" install -q azure-storage-blob
+# The Prometheus project's OpenMetrics parser reads the daemon's /metrics in tests/daemon/api.rs.
+"$moto_venv/bin/python" -c 'import prometheus_client' 2>/dev/null || "$moto_venv/bin/pip" install -q prometheus_client
 command -v azurite-blob >/dev/null 2>&1 || {
   command -v npm >/dev/null 2>&1 || { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq npm; }
   as_root npm install -g --silent azurite >/dev/null

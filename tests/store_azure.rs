@@ -3,7 +3,8 @@
 mod common;
 
 use common::azure::Azurite;
-use common::store::{lua_test, result, run_script, text};
+use common::process::text;
+use common::store::{lua_test, result, run_script};
 
 const MIB: usize = 1024 * 1024;
 const PART: usize = 5 * MIB;

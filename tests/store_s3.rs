@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Instant;
 
+use common::process::text;
 use common::s3::S3Server;
-use common::store::{lua_test, result, run_script, text};
+use common::store::{lua_test, result, run_script};
 
 const MIB: usize = 1024 * 1024;
 const PART: usize = 5 * MIB;
@@ -257,7 +258,7 @@ end }
 "#;
     std::fs::write(dir.path().join("script.lua"), script).unwrap();
     let spawn = |who: &str| {
-        let mut cmd = std::process::Command::new(common::store::BIN);
+        let mut cmd = std::process::Command::new(common::process::BIN);
         cmd.args(["run", "script.lua", "--json"])
             .current_dir(dir.path())
             .env("WHO", who)

@@ -1,9 +1,9 @@
 //! Treasure Data parent segments: td-ps-backup and td-ps-restore against the fake TD server.
 
-#[path = "common/td.rs"]
-mod td_common;
+mod common;
 
-use td_common::{Fake, KEY, files, json_out, rewind, text};
+use common::process::{files, text};
+use common::td::{Fake, KEY, json_out, rewind};
 
 fn backup(fake: &Fake, store: &str, extra: &[&str]) -> std::process::Output {
     let ep = format!("endpoint={}", fake.url());

@@ -1,102 +1,125 @@
-//! Prometheus text exposition of the daemon's counters: runs by job and status, a run duration histogram,
-//! the last success time per job, and reload errors.
+//! The daemon's metrics for Prometheus (OpenMetrics text from `prometheus-client`): runs by job and
+//! status, a run duration histogram, the last success time per job, and reload errors.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 
 const BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
 
-#[derive(Default)]
+type Labels = Vec<(&'static str, String)>;
+
+fn job(job: &str) -> Labels {
+    vec![("job", job.to_string())]
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
+}
+
 pub struct Metrics {
-    /// (job, status) → count
-    pub runs: BTreeMap<(String, String), u64>,
-    /// job → (bucket counts, sum, count)
-    pub durations: BTreeMap<String, (Vec<u64>, f64, u64)>,
-    /// job → unix seconds
-    pub last_success: BTreeMap<String, f64>,
-    pub reload_errors_total: u64,
+    registry: Registry,
+    runs: Family<Labels, Counter>,
+    failures: Family<Labels, Counter>,
+    durations: Family<Labels, Histogram, fn() -> Histogram>,
+    last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+    reload_errors: Counter,
+    jobs: Gauge,
+    load_errors: Gauge,
+    in_progress: Gauge,
+    /// Runs in progress (also what the scheduler waits on at shutdown).
     pub running: u64,
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            runs: Family::default(),
+            failures: Family::default(),
+            durations: Family::new_with_constructor(duration_histogram),
+            last_success: Family::default(),
+            reload_errors: Counter::default(),
+            jobs: Gauge::default(),
+            load_errors: Gauge::default(),
+            in_progress: Gauge::default(),
+            running: 0,
+        };
+        let mut r = Registry::default();
+        r.register(
+            "rewind_runs",
+            "Runs by job and final status",
+            m.runs.clone(),
+        );
+        r.register(
+            "rewind_run_failures",
+            "Failed runs by job",
+            m.failures.clone(),
+        );
+        r.register_with_unit(
+            "rewind_run_duration",
+            "Run durations",
+            Unit::Seconds,
+            m.durations.clone(),
+        );
+        r.register_with_unit(
+            "rewind_last_success_timestamp",
+            "When each job last succeeded (unix time)",
+            Unit::Seconds,
+            m.last_success.clone(),
+        );
+        r.register(
+            "rewind_reload_errors",
+            "Job loads that failed since start",
+            m.reload_errors.clone(),
+        );
+        r.register(
+            "rewind_job_load_errors",
+            "Job files currently failing to load",
+            m.load_errors.clone(),
+        );
+        r.register("rewind_jobs", "Scheduled jobs", m.jobs.clone());
+        r.register(
+            "rewind_runs_in_progress",
+            "Runs in progress",
+            m.in_progress.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+}
+
 impl Metrics {
-    pub fn record_run(&mut self, job: &str, status: &str, seconds: Option<f64>, at: f64) {
-        *self.runs.entry((job.into(), status.into())).or_default() += 1;
+    pub fn record_run(&mut self, name: &str, status: &str, seconds: Option<f64>, at: f64) {
+        let labels = vec![("job", name.to_string()), ("status", status.to_string())];
+        self.runs.get_or_create(&labels).inc();
+        if status == "failed" {
+            self.failures.get_or_create(&job(name)).inc();
+        }
         if let Some(s) = seconds {
-            let e = self
-                .durations
-                .entry(job.into())
-                .or_insert_with(|| (vec![0; BUCKETS.len()], 0.0, 0));
-            for (i, b) in BUCKETS.iter().enumerate() {
-                if s <= *b {
-                    e.0[i] += 1;
-                }
-            }
-            e.1 += s;
-            e.2 += 1;
+            self.durations.get_or_create(&job(name)).observe(s);
         }
         if status == "done" {
-            self.last_success.insert(job.into(), at);
+            self.last_success.get_or_create(&job(name)).set(at);
         }
+    }
+
+    /// A job file failed to load (the last good version, if any, keeps running).
+    pub fn reload_failed(&mut self) {
+        self.reload_errors.inc();
     }
 
     /// `jobs`: loaded job count; `load_errors`: files currently failing to load.
     pub fn render(&self, jobs: usize, load_errors: usize) -> String {
-        let mut o = String::new();
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        o.push_str("# HELP rewind_runs_total Runs by job and final status.\n# TYPE rewind_runs_total counter\n");
-        for ((job, status), n) in &self.runs {
-            let _ = writeln!(
-                o,
-                "rewind_runs_total{{job=\"{}\",status=\"{status}\"}} {n}",
-                esc(job)
-            );
-        }
-        o.push_str("# HELP rewind_run_failures_total Failed runs by job.\n# TYPE rewind_run_failures_total counter\n");
-        for ((job, status), n) in &self.runs {
-            if status == "failed" {
-                let _ = writeln!(o, "rewind_run_failures_total{{job=\"{}\"}} {n}", esc(job));
-            }
-        }
-        o.push_str("# HELP rewind_run_duration_seconds Run durations.\n# TYPE rewind_run_duration_seconds histogram\n");
-        for (job, (buckets, sum, count)) in &self.durations {
-            let j = esc(job);
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    o,
-                    "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"{b}\"}} {}",
-                    buckets[i]
-                );
-            }
-            let _ = writeln!(
-                o,
-                "rewind_run_duration_seconds_bucket{{job=\"{j}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(o, "rewind_run_duration_seconds_sum{{job=\"{j}\"}} {sum}");
-            let _ = writeln!(
-                o,
-                "rewind_run_duration_seconds_count{{job=\"{j}\"}} {count}"
-            );
-        }
-        o.push_str("# HELP rewind_last_success_timestamp_seconds When each job last succeeded.\n# TYPE rewind_last_success_timestamp_seconds gauge\n");
-        for (job, t) in &self.last_success {
-            let _ = writeln!(
-                o,
-                "rewind_last_success_timestamp_seconds{{job=\"{}\"}} {t}",
-                esc(job)
-            );
-        }
-        let _ = write!(
-            o,
-            "# HELP rewind_reload_errors_total Job loads that failed since start.\n# TYPE rewind_reload_errors_total counter\nrewind_reload_errors_total {}\n\
-             # HELP rewind_job_load_errors Job files currently failing to load.\n# TYPE rewind_job_load_errors gauge\nrewind_job_load_errors {load_errors}\n\
-             # HELP rewind_jobs Scheduled jobs.\n# TYPE rewind_jobs gauge\nrewind_jobs {jobs}\n\
-             # HELP rewind_runs_in_progress Runs in progress.\n# TYPE rewind_runs_in_progress gauge\nrewind_runs_in_progress {}\n",
-            self.reload_errors_total, self.running
-        );
-        o
+        self.jobs.set(jobs as i64);
+        self.load_errors.set(load_errors as i64);
+        self.in_progress.set(self.running as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String");
+        out
     }
 }

@@ -144,7 +144,7 @@ impl Daemon {
                             j.def.file.display()
                         );
                         tracing::error!("{e}");
-                        s.metrics.reload_errors_total += 1;
+                        s.metrics.reload_failed();
                         s.file_errors.insert(file.to_path_buf(), e);
                     }
                     Some(j) => {
@@ -188,7 +188,7 @@ impl Daemon {
                 }
             }
             Err(e) => {
-                s.metrics.reload_errors_total += 1;
+                s.metrics.reload_failed();
                 match s.jobs.get_mut(&name) {
                     Some(j) if j.def.file == file => {
                         tracing::error!("job {name}: {e} (keeping the last good version)");

@@ -32,21 +32,20 @@ pub fn read_secrets(path: &str) -> anyhow::Result<BTreeMap<String, String>> {
             out.insert(k.clone(), s);
         }
     } else {
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").unwrap_or(line);
-            let (k, v) = line
-                .split_once('=')
-                .with_context(|| format!("secrets file {path}:{}: expected KEY=VALUE", i + 1))?;
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v);
-            out.insert(k.trim().to_string(), v.to_string());
+        // `.env` syntax (dotenvy): comments, `export `, single and double quotes, escapes, and `$VAR`
+        // expansion outside single quotes (single-quote a value that holds a literal `$`).
+        for item in dotenvy::from_read_iter(text.as_bytes()) {
+            let (k, v) = item.map_err(|e| match e {
+                dotenvy::Error::LineParse(line, _) => {
+                    let n = text
+                        .lines()
+                        .position(|l| l.contains(line.as_str()))
+                        .unwrap_or(0);
+                    anyhow::anyhow!("secrets file {path}:{}: expected KEY=VALUE", n + 1)
+                }
+                other => anyhow::anyhow!("secrets file {path}: {other}"),
+            })?;
+            out.insert(k, v);
         }
     }
     for v in out.values() {

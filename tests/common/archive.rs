@@ -1,16 +1,12 @@
 //! Helpers for the archive tests: run a Lua snippet through the real binary, build trees, compare trees.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-pub fn rewind() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rewind"));
-    c.env_remove("REWIND_PATH");
-    c
-}
+pub use super::process::rewind;
+use super::process::{text, unique};
 
 /// Runs `body` (the inside of `run = function(p) ... end`) with string params `p.*`.
 pub fn run_lua(dir: &Path, body: &str, params: &[(&str, &str)]) -> Output {
@@ -21,7 +17,7 @@ pub fn run_lua(dir: &Path, body: &str, params: &[(&str, &str)]) -> Output {
     let script = format!(
         "return {{ description = \"test\", params = {{ {decl} }}, run = function(p)\n{body}\nend }}\n"
     );
-    let path = dir.join(format!("t{}.lua", rand_suffix()));
+    let path = dir.join(format!("t{}.lua", unique()));
     std::fs::write(&path, script).unwrap();
     let mut c = rewind();
     c.arg("run").arg("--json").arg(&path);
@@ -31,20 +27,8 @@ pub fn run_lua(dir: &Path, body: &str, params: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed) + std::process::id() as u64 * 1000
-}
-
 pub fn ok(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "rewind failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "rewind failed: {}", text(out));
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 

@@ -1,12 +1,11 @@
 //! Azurite (the Azure Storage emulator from npm, installed by tests/run.sh) started on a free port in
 //! a temp directory and stopped on drop. Containers are created with the azure-storage-blob Python
 //! SDK (installed beside moto) so that no test signs requests by hand.
-#![allow(dead_code)]
 
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use super::process::{Killed, free_port, must_succeed, wait_for_port};
 
 /// Azurite's well-known development account (public, documented by Microsoft).
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -14,13 +13,13 @@ pub const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 pub struct Azurite {
-    child: Child,
+    _child: Killed,
     pub port: u16,
     pub endpoint: String,
     dir: tempfile::TempDir,
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     PathBuf::from(home).join(".cache/rewind-tests/moto/bin/python")
 }
@@ -37,7 +36,7 @@ impl Azurite {
 
     fn start_with(debug: bool) -> Azurite {
         let dir = tempfile::tempdir().unwrap();
-        let port = super::s3::free_port();
+        let port = free_port();
         let log = std::fs::File::create(dir.path().join("azurite.log")).unwrap();
         let mut cmd = Command::new("azurite-blob");
         if debug {
@@ -60,18 +59,13 @@ impl Azurite {
             .stderr(log)
             .spawn()
             .expect("start azurite-blob (run tests/run.sh to install it)");
-        let a = Azurite {
-            child,
+        wait_for_port("azurite", port);
+        Azurite {
+            _child: Killed(child),
             port,
             endpoint: format!("http://127.0.0.1:{port}/{ACCOUNT}"),
             dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "azurite did not start");
-            std::thread::sleep(Duration::from_millis(100));
         }
-        a
     }
 
     pub fn connection_string(&self) -> String {
@@ -105,11 +99,7 @@ impl Azurite {
             ])
             .output()
             .expect("run python with azure-storage-blob");
-        assert!(
-            out.status.success(),
-            "container SAS for {container}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = must_succeed(out, &format!("container SAS for {container}"));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -123,11 +113,7 @@ impl Azurite {
             ])
             .output()
             .expect("run python with azure-storage-blob");
-        assert!(
-            out.status.success(),
-            "create container {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        must_succeed(out, &format!("create container {name}"));
     }
 
     /// The store options a script passes to reach this Azurite.
@@ -136,12 +122,5 @@ impl Azurite {
             r#"{{"account": "{ACCOUNT}", "access_key": "{KEY}", "endpoint": "{}", "part_size": 5242880}}"#,
             self.endpoint
         )
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

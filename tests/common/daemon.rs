@@ -1,14 +1,13 @@
 //! Helpers for tests/daemon.rs: start real `rewind daemon` processes, call `rewind jobs`, read the state dir.
-#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rewind");
+use super::process::{BIN, wait_for};
+use super::process::{Killed, python_fake, spawn_announcing, unique};
 
 pub struct Daemon {
     pub child: Child,
@@ -20,7 +19,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `rewind daemon --jobs JOBS --state STATE ARGS...` with stderr in `STATE/../daemon-N.log`.
     pub fn start(jobs: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let log = state.with_extension(format!("log{}", rand_suffix()));
+        let log = state.with_extension(format!("log{}", unique()));
         let mut cmd = Command::new(BIN);
         cmd.arg("daemon")
             .arg("--jobs")
@@ -83,35 +82,11 @@ impl Drop for Daemon {
     }
 }
 
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-}
-
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 pub fn rewind(args: &[&str]) -> Output {
-    Command::new(BIN)
+    super::process::rewind()
         .args(args)
-        .env_remove("REWIND_PATH")
         .output()
         .expect("run rewind")
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Every run record in the state dir, oldest first.
@@ -148,18 +123,9 @@ pub fn status(state: &Path) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The Slack fake (tests/fakes/slack_fake.py): its base URL and the file it records messages in.
 pub struct SlackFake {
-    pub child: Child,
+    _child: Killed,
     pub url: String,
     pub record: PathBuf,
 }
@@ -167,20 +133,11 @@ pub struct SlackFake {
 impl SlackFake {
     pub fn start(dir: &Path) -> SlackFake {
         let record = dir.join("slack.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/slack_fake.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&record)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 for the Slack fake");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, port) =
+            spawn_announcing(python_fake("slack_fake.py").arg(&record), "the Slack fake");
         SlackFake {
-            child,
-            url: format!("http://127.0.0.1:{}", line.trim()),
+            _child: Killed(child),
+            url: format!("http://127.0.0.1:{port}"),
             record,
         }
     }
@@ -191,12 +148,5 @@ impl SlackFake {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
-    }
-}
-
-impl Drop for SlackFake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

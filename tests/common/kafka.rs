@@ -1,48 +1,31 @@
 //! Helpers for tests/kafka.rs: a librdkafka mock cluster in its own process (`rewind-mock-kafka`), kcat as
 //! the independent client, and running scripts through the real `rewind` binary.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+pub use super::process::rewind;
+use super::process::{Killed, must_succeed, spawn_announcing};
 
 pub struct MockKafka {
-    child: Child,
+    _child: Killed,
     pub brokers: String,
 }
 
 impl MockKafka {
-    /// Starts a mock cluster with the given topics ("name", partitions).
+    /// Starts a mock cluster with the given topics ("name", partitions). It stops when its stdin closes.
     pub fn start(topics: &[(&str, i32)]) -> MockKafka {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind-mock-kafka"));
         for (t, p) in topics {
             cmd.arg(format!("{t}:{p}"));
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting rewind-mock-kafka");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("reading bootstrap servers");
-        assert!(
-            !line.trim().is_empty(),
-            "mock cluster printed no bootstrap servers"
-        );
+        cmd.stdin(Stdio::piped()).stderr(Stdio::null());
+        let (child, brokers) = spawn_announcing(&mut cmd, "rewind-mock-kafka");
         MockKafka {
-            child,
-            brokers: line.trim().to_string(),
+            _child: Killed(child),
+            brokers,
         }
-    }
-}
-
-impl Drop for MockKafka {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -61,11 +44,7 @@ pub fn kcat_all(brokers: &str, topic: &str) -> Vec<KMsg> {
         .args(["-b", brokers, "-C", "-t", topic, "-e", "-q", "-J"])
         .output()
         .expect("running kcat (apt-get install kcat)");
-    assert!(
-        out.status.success(),
-        "kcat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = must_succeed(out, "kcat");
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -96,12 +75,6 @@ pub fn kcat_produce(brokers: &str, topic: &str, lines: &[String]) {
         }
     }
     assert!(child.wait().unwrap().success());
-}
-
-pub fn rewind() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rewind"));
-    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    c
 }
 
 /// Writes `source` as a script in `dir` and runs it with params.
@@ -154,18 +127,6 @@ pub fn zstd_lines(path: &Path, lines: &[String]) {
         writeln!(e, "{l}").unwrap();
     }
     e.finish().unwrap();
-}
-
-/// Every file under `dir`, sorted.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.into_path())
-        .collect();
-    v.sort();
-    v
 }
 
 pub fn gunzip_lines(path: &Path) -> Vec<String> {

@@ -1,5 +1,14 @@
-//! Shared test helpers, one file per area.
+//! Shared test helpers, one file per area. Every test crate includes them all with `mod common;`
+//! (a folder crate with `#[path = "../common/mod.rs"]`).
 #![allow(dead_code)]
+pub mod archive;
 pub mod azure;
+pub mod daemon;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod pg;
+pub mod process;
 pub mod s3;
 pub mod store;
+pub mod td;

@@ -1,10 +1,11 @@
 //! Throwaway PostgreSQL clusters for tests: Debian's server binaries, `initdb` into a temp dir, a unix
 //! socket in that dir (no TCP), password auth (scram) for the `druid` superuser. When the tests run as
 //! root the server runs as the `postgres` user, which owns the temp dir.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use super::process::must_succeed;
 
 pub const USER: &str = "druid";
 pub const PASSWORD: &str = "s3cr3t-PgPass-7f1c";
@@ -91,11 +92,7 @@ impl Pg {
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        must_succeed(out, "initdb");
         let opts = format!(
             "-c listen_addresses='' -c unix_socket_directories='{}' -p {} -c fsync=off -c max_connections=20",
             pg.socket_dir().display(),
@@ -143,11 +140,7 @@ impl Pg {
     /// Runs SQL in `db` and returns psql's unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self.try_psql(db, sql);
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = must_succeed(out, "psql");
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -200,11 +193,7 @@ impl Pg {
             .args(["--data-only", "--no-owner", "--no-acl", "-d", db])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_dump: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = must_succeed(out, "pg_dump");
         // pg_dump 15.14+ brackets the script with `\restrict <random key>`: not content.
         String::from_utf8(out.stdout)
             .unwrap()

@@ -2,31 +2,25 @@
 //! tests/run.sh into ~/.cache/rewind-tests/moto), started on a free port and stopped on drop.
 //! moto supports what the S3 backend relies on: multipart upload (incl. AbortMultipartUpload and
 //! ListMultipartUploads), `If-None-Match: *` on PutObject, ranged GET and DeleteObjects.
-#![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+pub use super::process::free_port;
+use super::process::{Killed, wait_for_port};
 
 /// moto routes requests by the service in the credential scope and, unless auth is enforced, does
 /// not check signatures: this header only tells it "s3".
-const AUTH: &str = "Authorization: AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+const AUTH: (&str, &str) = (
+    "Authorization",
+    "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+);
 
 pub struct S3Server {
-    child: Child,
+    _child: Killed,
     pub port: u16,
     pub endpoint: String,
     _dir: tempfile::TempDir,
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn moto_server() -> PathBuf {
@@ -65,61 +59,25 @@ impl S3Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start moto_server");
-        let server = S3Server {
-            child,
+        wait_for_port("moto_server", port);
+        S3Server {
+            _child: Killed(child),
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
         }
-        server
     }
 
-    /// A raw, unsigned request (moto accepts them unless auth is enforced): (status, body).
+    /// An unsigned request (moto accepts them unless auth is enforced): (status, body).
     pub fn request(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        let text = String::from_utf8_lossy(&out).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+        let url = format!("{}{path}", self.endpoint);
+        let r = super::http::request(method, &url, &[], Some(Vec::new()));
+        (r.status, r.body)
     }
 
     /// The response headers of an unsigned HEAD, lower-cased names.
     pub fn head_headers(&self, path: &str) -> Vec<(String, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "HEAD {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n{AUTH}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap();
-        String::from_utf8_lossy(&out)
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect()
+        super::http::request("HEAD", &format!("{}{path}", self.endpoint), &[AUTH], None).headers
     }
 
     pub fn create_bucket(&self, bucket: &str) {
@@ -191,13 +149,6 @@ impl S3Server {
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,18 +1,13 @@
 //! Running rewind scripts and Lua tests for the store tests.
-#![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rewind");
-
-pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use super::process::{repo, text};
 
 /// Runs `rewind test <file>` from the repo root with extra env; returns (passed, output).
 pub fn lua_test(file: &str, env: &[(&str, String)]) -> (bool, String) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = super::process::rewind();
     cmd.arg("test").arg(file).current_dir(repo());
     for (k, v) in env {
         cmd.env(k, v);
@@ -30,21 +25,12 @@ pub fn lua_test(file: &str, env: &[(&str, String)]) -> (bool, String) {
 pub fn run_script(dir: &Path, body: &str, env: &[(&str, String)]) -> Output {
     let script = dir.join("script.lua");
     std::fs::write(&script, body).unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = super::process::rewind();
     cmd.arg("run").arg(&script).arg("--json").current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.output().expect("run rewind")
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The script's JSON result (the last line of stdout).
