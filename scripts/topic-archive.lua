@@ -13,6 +13,9 @@ local layout = require("rewind.archive_layout")
 
 return {
   description = "Archive Kafka topics into a store as gzipped JSONL batches, committing offsets after each write",
+  -- SIGTERM is how a long-running archive normally stops: the on_exit handler writes and commits what is
+  -- open, and the run then ends as done (exit 0).
+  graceful_stop = true,
   params = {
     brokers = { type = "string", required = true, doc = "bootstrap servers, host:port[,host:port]" },
     topics = { type = "list", required = true, doc = "topics to archive" },

@@ -13,6 +13,21 @@ pub struct StateInfo {
     pub loaded_files: Vec<PathBuf>,
     /// Functions registered with `task.on_exit`, run after the script ends, fails or is cancelled.
     pub on_exit: Vec<mlua::RegistryKey>,
+    /// Coroutines started with `task.spawn`: they belong to the run and are stopped when it ends.
+    pub tasks: Vec<tokio::task::AbortHandle>,
+    /// Cancelled by `task.abort(reason)` (a lost lease, say): the runner stops the whole run with `reason`.
+    pub abort: tokio_util::sync::CancellationToken,
+    pub abort_reason: Option<String>,
+}
+
+impl StateInfo {
+    /// Stops the run: the runner drops the script's future and fails the run with `reason`.
+    pub fn abort(&mut self, reason: String) {
+        if self.abort_reason.is_none() {
+            self.abort_reason = Some(reason);
+        }
+        self.abort.cancel();
+    }
 }
 
 pub type SharedStateInfo = Rc<RefCell<StateInfo>>;

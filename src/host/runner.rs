@@ -64,6 +64,14 @@ pub async fn run(host: &Host, req: RunRequest, cancel: impl Future<Output = ()>)
         Err(errors) => return Outcome::Usage(params_message(&script, &errors)),
     };
     let outcome = call(&lua, &script, &values, cancel).await;
+    // Coroutines started with task.spawn belong to the run: nothing of it goes on after it ended.
+    for t in std::mem::take(&mut state_info(&lua).borrow_mut().tasks) {
+        t.abort();
+    }
+    let outcome = match outcome {
+        Outcome::Cancelled if script.graceful_stop => stop_gracefully(&lua, &script).await,
+        other => other,
+    };
     if matches!(outcome, Outcome::Cancelled) {
         // A second Ctrl-C or SIGTERM while cleaning up stops waiting for the handlers.
         tokio::select! {
@@ -112,7 +120,13 @@ async fn call(
         Err(e) => return failure(&e),
     };
     let fut = run.call_async::<Value>((params_v, ctx));
+    let abort = state_info(lua).borrow().abort.clone();
     tokio::select! {
+        biased;
+        _ = abort.cancelled() => {
+            let reason = state_info(lua).borrow().abort_reason.clone().unwrap_or_default();
+            Outcome::Failed(Report { message: reason, traceback: None, usage: false })
+        }
         res = fut => match res {
             Ok(v) => match crate::base::values::from_lua(lua, &v) {
                 Ok(j) => Outcome::Done(j),
@@ -144,16 +158,47 @@ fn failure(e: &mlua::Error) -> Outcome {
     }
 }
 
-/// Runs the `task.on_exit` handlers, newest first; their errors are logged, not raised.
-pub async fn run_on_exit(lua: &Lua) {
+/// A script with `graceful_stop = true` (topic-archive) ends on a signal by design: its `on_exit` handlers
+/// finish the work, and when every one of them succeeds the run is done (exit 0), not cancelled.
+async fn stop_gracefully(lua: &Lua, script: &Script) -> Outcome {
+    let failed = tokio::select! {
+        failed = run_on_exit(lua) => failed,
+        _ = shutdown_signal() => {
+            tracing::warn!("second signal: on_exit handlers were interrupted");
+            return Outcome::Cancelled;
+        }
+    };
+    if failed > 0 {
+        return Outcome::Failed(Report {
+            message: format!(
+                "{} was stopped by a signal and {failed} of its exit handlers failed (see the log)",
+                script.source.name
+            ),
+            traceback: None,
+            usage: false,
+        });
+    }
+    tracing::info!(
+        "{} stopped by a signal after finishing its work",
+        script.source.name
+    );
+    Outcome::Done(Json::Null)
+}
+
+/// Runs the `task.on_exit` handlers, newest first; their errors are logged, not raised. Returns how
+/// many failed.
+pub async fn run_on_exit(lua: &Lua) -> usize {
     let keys: Vec<mlua::RegistryKey> = std::mem::take(&mut state_info(lua).borrow_mut().on_exit);
+    let mut failed = 0;
     for key in keys.into_iter().rev() {
         if let Ok(f) = lua.registry_value::<mlua::Function>(&key)
             && let Err(e) = f.call_async::<()>(()).await
         {
+            failed += 1;
             tracing::warn!("on_exit handler failed: {}", Report::from_lua(&e).message);
         }
     }
+    failed
 }
 
 /// Resolves when the process gets Ctrl-C or SIGTERM.

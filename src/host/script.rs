@@ -10,6 +10,8 @@ pub struct Script {
     pub source: ScriptSource,
     pub description: String,
     pub params: Vec<ParamSpec>,
+    /// `graceful_stop = true`: a signal is how this script normally ends (see `runner`).
+    pub graceful_stop: bool,
     pub table: Table,
 }
 
@@ -37,6 +39,7 @@ pub fn load(lua: &Lua, source: &ScriptSource) -> mlua::Result<Script> {
         ))));
     }
     let description: Option<String> = table.get("description")?;
+    let graceful_stop: Option<bool> = table.get("graceful_stop")?;
     let params: Option<Table> = table.get("params")?;
     let params = parse_specs(lua, params)
         .map_err(|e| mlua::Error::external(UsageError(format!("{where_}: {e}"))))?;
@@ -44,6 +47,7 @@ pub fn load(lua: &Lua, source: &ScriptSource) -> mlua::Result<Script> {
         source: source.clone(),
         description: description.unwrap_or_default(),
         params,
+        graceful_stop: graceful_stop.unwrap_or(false),
         table,
     })
 }

@@ -59,9 +59,25 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let fut = thread.into_async::<MultiValue>(args)?;
             // In the caller's span, so a daemon run's log keeps what its tasks log.
             let handle = tokio::task::spawn_local(tracing::Instrument::in_current_span(fut));
+            crate::base::state::state_info(lua)
+                .borrow_mut()
+                .tasks
+                .push(handle.abort_handle());
             Ok(Task {
                 handle: RefCell::new(Some(handle)),
             })
+        })?,
+    )?;
+    // abort(reason): stops the whole run now (its coroutines too) and fails it with `reason`; the
+    // `on_exit` handlers still run. For a condition found off the main path, such as a lost lease.
+    t.set(
+        "abort",
+        lua.create_function(|lua, reason: String| -> mlua::Result<()> {
+            let reason = crate::base::redact::redact(&reason);
+            crate::base::state::state_info(lua)
+                .borrow_mut()
+                .abort(reason.clone());
+            Err(mlua::Error::runtime(reason))
         })?,
     )?;
     t.set(
