@@ -5,14 +5,17 @@ use std::sync::RwLock;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
+/// Secrets shorter than this are masked only where they stand as a whole token (not inside a longer
+/// word), so a two-character password does not garble every word that happens to contain it.
+const SHORT: usize = 4;
+
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
 
-/// Registers a secret value. Very short values are ignored: masking "a" everywhere would garble output
-/// without protecting anything.
+/// Registers a secret value. Every value counts, however short (see `SHORT`).
 pub fn register(secret: &str) {
     let secret = secret.trim();
-    if secret.len() < 4 {
+    if secret.is_empty() {
         return;
     }
     let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
@@ -54,10 +57,35 @@ pub fn redact(text: &str) -> String {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     let mut out = text.to_string();
     for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), MASK);
+        if !out.contains(s.as_str()) {
+            continue;
         }
+        out = if s.chars().count() < SHORT {
+            replace_whole(&out, s)
+        } else {
+            out.replace(s.as_str(), MASK)
+        };
     }
+    out
+}
+
+/// Replaces `secret` where it is not part of a longer word (no letter or digit right before or after).
+fn replace_whole(text: &str, secret: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(secret) {
+        let before = rest[..i].chars().last().or_else(|| out.chars().last());
+        let after = rest[i + secret.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if word(before) || word(after) {
+            out.push_str(secret);
+        } else {
+            out.push_str(MASK);
+        }
+        rest = &rest[i + secret.len()..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -119,6 +147,12 @@ mod tests {
         let mut v = serde_json::json!({"a": [r#"quo"te\slash-secret"#]});
         redact_json(&mut v);
         assert_eq!(v, serde_json::json!({"a": ["***"]}));
+        // Short secrets are masked where they stand alone, not inside longer words.
+        register("q7");
+        assert_eq!(
+            redact("password q7, url u:q7@h, json \"q7\", word aq7b q7x"),
+            "password ***, url u:***@h, json \"***\", word aq7b q7x"
+        );
         assert_eq!(
             redact_url("https://user:pw@example.com/x?sig=abc&a=1"),
             "https://***@example.com/x?sig=***&a=1"

@@ -9,7 +9,7 @@ use super::{runtime, usage};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Test files or directories (default: tests/lua).
+    /// Test files or directories (default: tests/lua). Exits 1 when a case fails or none ran.
     paths: Vec<PathBuf>,
     /// Only cases whose name contains this text.
     #[arg(long)]
@@ -20,7 +20,7 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from("tests/lua")]
     } else {
-        args.paths
+        args.paths.clone()
     };
     let files = match testing::discover(&paths) {
         Ok(f) => f,
@@ -35,7 +35,24 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     println!("{} passed, {} failed", s.passed, s.failed);
     if s.failed > 0 {
         ExitCode::from(1)
+    } else if s.passed == 0 {
+        // A run that tested nothing must not look like a green one (a filter that matches no case, a
+        // directory without *_test.lua files).
+        let what = match &args.filter {
+            Some(f) => format!("no test case matches --filter '{f}'"),
+            None => format!("no test cases found in {}", describe(&paths)),
+        };
+        eprintln!("error: {what}");
+        ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn describe(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
