@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use tokio::io::AsyncWrite;
 
 use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
 use crate::base::errors::UsageError;
+use crate::base::retry::{Policy, RetryableWithContext};
 use crate::base::stream::{BoxReader, BoxSink, Sink};
 
 const DEFAULT_PART: u64 = 8 * 1024 * 1024;
@@ -39,7 +41,10 @@ const PAGE: usize = 1000;
 /// A Blob Batch request carries at most 256 sub-requests.
 const DELETE_BATCH: usize = 256;
 const DELETE_CONCURRENCY: usize = 4;
+/// Pending keys are sent again up to 4 times, after 200, 400, 800 and 1600 ms.
 const DELETE_RETRIES: u32 = 4;
+const DELETE_BACKOFF: Policy =
+    Policy::doubling(Duration::from_millis(200), DELETE_RETRIES as usize);
 
 struct Cfg {
     store: Arc<MicrosoftAzure>,
@@ -309,64 +314,120 @@ impl Sink for AzureSink {
 /// arrived) and sub-requests answered 5xx, 429 or 408. Any other failure names container and key. A
 /// batch sent twice may count keys its first attempt deleted as missing.
 async fn delete_batch(cfg: Arc<Cfg>, keys: Vec<String>) -> anyhow::Result<usize> {
-    let mut n = 0;
-    let mut missing = None;
-    let mut pending = keys;
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        let paths: Vec<object_store::Result<OPath>> =
-            pending.iter().map(|k| Ok(cfg.path(k))).collect();
-        let results: Vec<object_store::Result<OPath>> = cfg
-            .store
-            .delete_stream(futures::stream::iter(paths).boxed())
-            .collect()
-            .await;
-        if results.len() != pending.len() {
-            // The batch request itself failed: one error for all its keys.
-            let what = format!(
-                "{} and {} more keys",
-                cfg.url(&pending[0]),
-                pending.len() - 1
-            );
-            let Some(e) = results.into_iter().find_map(Result::err) else {
-                bail!("Azure BlobBatch {what}: fewer answers than keys");
-            };
-            if attempt < DELETE_RETRIES && transport_error(&e) {
-                tracing::debug!("Azure BlobBatch {what}: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-                attempt += 1;
-                continue;
-            }
-            return Err(az_error("BlobBatch", &what, e));
+    let batch = Batch {
+        pending: keys,
+        deleted: 0,
+        missing: None,
+        attempts: 0,
+    };
+    let (batch, res) = (|mut batch: Batch| {
+        let cfg = cfg.clone();
+        async move {
+            let res = delete_pending(&cfg, &mut batch).await;
+            (batch, res)
         }
-        let mut again = Vec::new();
-        for (k, r) in pending.into_iter().zip(results) {
-            match r {
-                Ok(_) => n += 1,
-                Err(object_store::Error::NotFound { .. }) => {
-                    missing.get_or_insert(k);
-                }
-                // A batch of one key that failed in transport reports that here, too.
-                Err(e)
-                    if attempt < DELETE_RETRIES
-                        && (transport_error(&e) || sub_status(&e).is_some_and(transient)) =>
-                {
-                    tracing::debug!("Azure DeleteBlob {}: {e}; retrying", cfg.url(&k));
-                    again.push(k);
-                }
-                Err(e) => return Err(az_error("DeleteBlob", &cfg.url(&k), e)),
-            }
+    })
+    .retry(DELETE_BACKOFF)
+    .context(batch)
+    .when(|f| f.retry)
+    .notify(|f, _| {
+        for line in &f.retrying {
+            tracing::debug!("{line}; retrying");
         }
-        if !again.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            attempt += 1;
-        }
-        pending = again;
-    }
-    if let Some(k) = missing {
+    })
+    .await;
+    res.map_err(|f| f.error)?;
+    if let Some(k) = batch.missing {
         check_container(&cfg, &k, "DeleteBlob").await?;
     }
-    Ok(n)
+    Ok(batch.deleted)
+}
+
+/// A batch deletion's progress, carried from one attempt to the next.
+struct Batch {
+    /// Keys not deleted yet: all of them, then those whose sub-request failed transiently.
+    pending: Vec<String>,
+    deleted: usize,
+    /// The first key found missing (the container is checked once the batch is done).
+    missing: Option<String>,
+    attempts: u32,
+}
+
+/// Why an attempt left keys pending.
+struct DeleteFailed {
+    /// Every failure was transient: send the pending keys again.
+    retry: bool,
+    /// What the deletion fails with when it is not retried.
+    error: anyhow::Error,
+    /// The transient failures, logged when retried.
+    retrying: Vec<String>,
+}
+
+/// One Blob Batch request for the pending keys. The last attempt fails with the first key that failed;
+/// an earlier one with the first key that failed for good, else it asks to send the rest again.
+async fn delete_pending(cfg: &Cfg, batch: &mut Batch) -> Result<(), DeleteFailed> {
+    let last = batch.attempts == DELETE_RETRIES;
+    batch.attempts += 1;
+    let paths: Vec<object_store::Result<OPath>> =
+        batch.pending.iter().map(|k| Ok(cfg.path(k))).collect();
+    let results: Vec<object_store::Result<OPath>> = cfg
+        .store
+        .delete_stream(futures::stream::iter(paths).boxed())
+        .collect()
+        .await;
+    if results.len() != batch.pending.len() {
+        // The batch request itself failed: one error for all its keys.
+        let what = format!(
+            "{} and {} more keys",
+            cfg.url(&batch.pending[0]),
+            batch.pending.len() - 1
+        );
+        let Some(e) = results.into_iter().find_map(Result::err) else {
+            return Err(DeleteFailed {
+                retry: false,
+                error: anyhow!("Azure BlobBatch {what}: fewer answers than keys"),
+                retrying: Vec::new(),
+            });
+        };
+        return Err(DeleteFailed {
+            retry: !last && transport_error(&e),
+            retrying: vec![format!("Azure BlobBatch {what}: {e}")],
+            error: az_error("BlobBatch", &what, e),
+        });
+    }
+    let mut again = Vec::new();
+    let mut first_error = None;
+    let mut retrying = Vec::new();
+    for (k, r) in std::mem::take(&mut batch.pending).into_iter().zip(results) {
+        match r {
+            Ok(_) => batch.deleted += 1,
+            Err(object_store::Error::NotFound { .. }) => {
+                batch.missing.get_or_insert(k);
+            }
+            // A batch of one key that failed in transport reports that here, too.
+            Err(e) if !last && (transport_error(&e) || sub_status(&e).is_some_and(transient)) => {
+                retrying.push(format!("Azure DeleteBlob {}: {e}", cfg.url(&k)));
+                first_error.get_or_insert_with(|| az_error("DeleteBlob", &cfg.url(&k), e));
+                again.push(k);
+            }
+            Err(e) => {
+                return Err(DeleteFailed {
+                    retry: false,
+                    error: az_error("DeleteBlob", &cfg.url(&k), e),
+                    retrying: Vec::new(),
+                });
+            }
+        }
+    }
+    batch.pending = again;
+    match first_error {
+        None => Ok(()),
+        Some(error) => Err(DeleteFailed {
+            retry: true,
+            error,
+            retrying,
+        }),
+    }
 }
 
 /// A batch sub-request's HTTP status: object_store keeps it only in its message, "... (code: 503)".

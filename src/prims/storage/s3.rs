@@ -15,6 +15,7 @@
 //!   naming the bucket and key.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use aws_sdk_s3::Client;
@@ -32,6 +33,7 @@ use tokio::sync::oneshot;
 
 use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
 use crate::base::errors::UsageError;
+use crate::base::retry::{Policy, Retryable};
 use crate::base::stream::{BoxReader, BoxSink, Sink};
 
 /// S3's minimum part size (except the last part).
@@ -46,6 +48,11 @@ const MAX_COPY: u64 = 5 * 1024 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
 const DEFAULT_COPY_THRESHOLD: u64 = 256 * 1024 * 1024;
 const DEFAULT_COPY_PART: u64 = 64 * 1024 * 1024;
+/// A ranged GET whose body breaks off is sent again up to 3 times, after 200, 400 and 600 ms.
+const BODY_BACKOFF: Policy = Policy::linear(Duration::from_millis(200), 3);
+/// A conditional PutObject that meets a concurrent one (409) is sent again up to 5 times, after 100,
+/// 200, 300, 400 and 500 ms.
+const CONDITIONAL_WRITE_BACKOFF: Policy = Policy::linear(Duration::from_millis(100), 5);
 
 struct Cfg {
     client: Client,
@@ -812,8 +819,7 @@ impl Backend for S3Backend {
         let key = key.to_string();
         Box::pin(async move {
             let what = cfg.url(&key);
-            let mut attempt = 0;
-            loop {
+            let created = (|| {
                 let mut req = cfg
                     .client
                     .put_object()
@@ -827,20 +833,19 @@ impl Backend for S3Backend {
                 if let Some(k) = &cfg.kms_key_id {
                     req = req.ssekms_key_id(k);
                 }
-                match req.send().await {
-                    Ok(_) => return Ok(true),
-                    Err(e) => match status_of(&e) {
-                        Some(412) => return Ok(false),
-                        // 409 ConditionalRequestConflict: a concurrent conditional write; try again.
-                        Some(409) if attempt < 5 => {
-                            attempt += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(100 * attempt))
-                                .await;
-                        }
-                        _ => return Err(s3_error("PutObject (If-None-Match)", &what, e)),
-                    },
+                async move {
+                    match req.send().await {
+                        Ok(_) => Ok(true),
+                        Err(e) if status_of(&e) == Some(412) => Ok(false),
+                        Err(e) => Err(e),
+                    }
                 }
-            }
+            })
+            .retry(CONDITIONAL_WRITE_BACKOFF)
+            // 409 ConditionalRequestConflict: a concurrent conditional write; try again.
+            .when(|e| status_of(e) == Some(409))
+            .await;
+            created.map_err(|e| s3_error("PutObject (If-None-Match)", &what, e))
         })
     }
 }
@@ -1003,41 +1008,52 @@ async fn get_range(
     end: u64,
 ) -> anyhow::Result<Bytes> {
     // The SDK retries the request; a body cut off midway is retried here.
-    let mut attempt = 0;
-    loop {
+    let range = format!("bytes={}-{}", start, end - 1);
+    let read = || async {
         let mut req = cfg
             .client
             .get_object()
             .bucket(&cfg.bucket)
             .key(full)
-            .range(format!("bytes={}-{}", start, end - 1));
+            .range(&range);
         if let Some(e) = etag {
             req = req.if_match(format!("\"{e}\""));
         }
         let out = req
             .send()
             .await
-            .map_err(|e| s3_error("GetObject", &format!("{what} bytes {start}-{end}"), e))?;
-        match out.body.collect().await {
-            Ok(b) => {
-                let b = b.into_bytes();
-                if b.len() as u64 != end - start {
-                    bail!(
-                        "S3 GetObject {what}: expected {} bytes at offset {start}, got {}",
-                        end - start,
-                        b.len()
-                    );
-                }
-                return Ok(b);
-            }
-            Err(e) if attempt < 3 => {
-                attempt += 1;
+            .map_err(|e| s3_error("GetObject", &format!("{what} bytes {start}-{end}"), e))
+            .map_err(RangeFailed::Request)?;
+        out.body.collect().await.map_err(RangeFailed::Body)
+    };
+    let body = read
+        .retry(BODY_BACKOFF)
+        .when(|f| matches!(f, RangeFailed::Body(_)))
+        .notify(|f, _| {
+            if let RangeFailed::Body(e) = f {
                 tracing::warn!("reading {what} at {start}: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
             }
-            Err(e) => bail!("S3 GetObject {what} bytes {start}-{end}: {e}"),
-        }
+        })
+        .await;
+    let b = match body {
+        Ok(b) => b.into_bytes(),
+        Err(RangeFailed::Request(e)) => return Err(e),
+        Err(RangeFailed::Body(e)) => bail!("S3 GetObject {what} bytes {start}-{end}: {e}"),
+    };
+    if b.len() as u64 != end - start {
+        bail!(
+            "S3 GetObject {what}: expected {} bytes at offset {start}, got {}",
+            end - start,
+            b.len()
+        );
     }
+    Ok(b)
+}
+
+/// Why a ranged GET failed: the request (the SDK retried it already), or its body midway.
+enum RangeFailed {
+    Request(anyhow::Error),
+    Body(aws_smithy_types::byte_stream::error::Error),
 }
 
 fn urlencode_key(k: &str) -> String {
