@@ -1,5 +1,6 @@
 //! The floor every binding stands on: error conversion, duration parsing, per-state bookkeeping (exit
-//! hooks, loaded files), stream types, Lua <-> JSON conversion, blocking work, redaction of secrets.
+//! hooks, loaded files), stream types, Lua <-> JSON conversion, blocking work, redaction of secrets,
+//! the retry policy.
 //! It imports nothing else from the crate.
 
 pub mod blocking;
@@ -7,6 +8,7 @@ pub mod duration;
 pub mod errors;
 pub mod files;
 pub mod redact;
+pub mod retry;
 pub mod state;
 pub mod stream;
 pub mod values;

@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::base::errors::IntoLua;
 use crate::base::redact::{looks_secret, redact, redact_url};
+use crate::base::retry::{Policy, Retryable};
 use crate::base::stream::Reader;
 
 const BODY_IN_ERROR: usize = 2000;
@@ -154,17 +155,45 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs.clamp(0.0, 60.0)))
 }
 
-fn backoff_delay(base: f64, attempt: u32) -> Duration {
-    let exp = base * 2f64.powi(attempt as i32);
-    let jitter = rand::random::<f64>() * exp * 0.25;
-    Duration::from_secs_f64((exp + jitter).min(30.0))
+/// The longest wait between two attempts (a Retry-After answer may ask for up to 60 s).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Waits `backoff`, 2·`backoff`, 4·`backoff`... seconds before the retries, each plus up to a quarter at
+/// random and at most 30 s.
+fn policy(req: &Req) -> Policy {
+    // Capped first, so that no base overflows a Duration (NaN counts as the cap, a negative base as 0).
+    let first = Duration::try_from_secs_f64(req.backoff.min(MAX_BACKOFF.as_secs_f64()))
+        .unwrap_or(Duration::ZERO);
+    Policy::doubling(first, req.retries as usize)
+        .with_jitter(0.25)
+        .with_max_delay(MAX_BACKOFF)
+}
+
+/// One attempt that did not give the final answer.
+struct Failed {
+    /// Counted from 1.
+    attempt: u32,
+    why: Why,
+}
+
+enum Why {
+    /// Answered with a status in `retry_on`; once retries are spent, the answer is the result.
+    Status(reqwest::Response),
+    /// No answer (the URL left out of the error); retried when `transient`.
+    Transport {
+        error: reqwest::Error,
+        transient: bool,
+    },
 }
 
 async fn send(lua: Lua, req: Req) -> mlua::Result<Table> {
     let shown_url = redact_url(&req.url);
     let what = format!("{} {}", req.method, shown_url);
-    let mut attempt = 0u32;
-    let resp = loop {
+    let req = &req;
+    let mut attempts = 0u32;
+    let outcome = (move || {
+        attempts += 1;
+        let attempt = attempts;
         let mut b = client()
             .request(req.method.clone(), &req.url)
             .headers(req.headers.clone())
@@ -178,30 +207,51 @@ async fn send(lua: Lua, req: Req) -> mlua::Result<Table> {
         if let Some(form) = &req.form {
             b = b.form(form);
         }
-        match b.send().await {
-            Ok(resp) if req.retry_on.contains(&resp.status().as_u16()) && attempt < req.retries => {
-                let delay =
-                    retry_after(&resp).unwrap_or_else(|| backoff_delay(req.backoff, attempt));
-                tracing::debug!(target: "http", "{what}: {} (attempt {}), retrying in {:?}", resp.status(), attempt + 1, delay);
-                tokio::time::sleep(delay).await;
-            }
-            Ok(resp) => break resp,
-            Err(e)
-                if (e.is_connect() || e.is_timeout() || e.is_request())
-                    && attempt < req.retries =>
-            {
-                let delay = backoff_delay(req.backoff, attempt);
-                tracing::debug!(target: "http", "{what}: {} (attempt {}), retrying in {:?}", redact(&e.without_url().to_string()), attempt + 1, delay);
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => {
-                let e = e.without_url();
-                return Err(anyhow::Error::new(e)
-                    .context(format!("{what} failed after {} attempt(s)", attempt + 1)))
-                .lua_err();
-            }
+        async move {
+            let why = match b.send().await {
+                Ok(resp) if req.retry_on.contains(&resp.status().as_u16()) => Why::Status(resp),
+                Ok(resp) => return Ok(resp),
+                Err(e) => Why::Transport {
+                    transient: e.is_connect() || e.is_timeout() || e.is_request(),
+                    error: e.without_url(),
+                },
+            };
+            Err(Failed { attempt, why })
         }
-        attempt += 1;
+    })
+    .retry(policy(req))
+    .when(|f| match &f.why {
+        Why::Status(_) => true,
+        Why::Transport { transient, .. } => *transient,
+    })
+    // A Retry-After answer sets the wait itself (the policy still counts the retry).
+    .adjust(|f, delay| match &f.why {
+        Why::Status(resp) => delay.map(|d| retry_after(resp).unwrap_or(d)),
+        Why::Transport { .. } => delay,
+    })
+    .notify(|f, delay| match &f.why {
+        Why::Status(resp) => {
+            tracing::debug!(target: "http", "{what}: {} (attempt {}), retrying in {:?}", resp.status(), f.attempt, delay)
+        }
+        Why::Transport { error, .. } => {
+            tracing::debug!(target: "http", "{what}: {} (attempt {}), retrying in {:?}", redact(&error.to_string()), f.attempt, delay)
+        }
+    })
+    .await;
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(Failed {
+            why: Why::Status(resp),
+            ..
+        }) => resp,
+        Err(Failed {
+            attempt,
+            why: Why::Transport { error, .. },
+        }) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("{what} failed after {attempt} attempt(s)")))
+            .lua_err();
+        }
     };
     let status = resp.status();
     let headers = lua.create_table()?;

@@ -13,6 +13,9 @@
 //!
 //! Deletes: Blob Batch requests of up to 256 keys (object_store's `delete_stream`), 4 in flight.
 //! Copies: object_store's Copy Blob (server-side; no size limit of its own, see the README).
+//!
+//! Here: the options, the client, error messages, listing, HEAD and copies. `upload`: the writer.
+//! `download`: the reader. `delete`: Blob Batch deletes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,23 +26,20 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
-use object_store::buffered::BufWriter;
 use object_store::path::Path as OPath;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutPayload};
-use serde_json::{Map, Value as Json};
-use tokio::io::AsyncWrite;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
 use crate::base::errors::UsageError;
-use crate::base::stream::{BoxReader, BoxSink, Sink};
+use crate::base::stream::{BoxReader, BoxSink};
+
+mod delete;
+mod download;
+mod upload;
 
 const DEFAULT_PART: u64 = 8 * 1024 * 1024;
 const DEFAULT_CONCURRENCY: usize = 4;
 const PAGE: usize = 1000;
-/// A Blob Batch request carries at most 256 sub-requests.
-const DELETE_BATCH: usize = 256;
-const DELETE_CONCURRENCY: usize = 4;
-const DELETE_RETRIES: u32 = 4;
 
 struct Cfg {
     store: Arc<MicrosoftAzure>,
@@ -186,25 +186,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
-/// One ranged GET, pinned to the ETag the reader started with (a blob replaced mid-read fails).
-async fn get_range(
-    cfg: &Cfg,
-    path: &object_store::path::Path,
-    what: &str,
-    range: std::ops::Range<u64>,
-    etag: Option<String>,
-) -> anyhow::Result<object_store::GetResult> {
-    let opts = GetOptions {
-        range: Some(GetRange::Bounded(range)),
-        if_match: etag,
-        ..Default::default()
-    };
-    cfg.store
-        .get_opts(path, opts)
-        .await
-        .map_err(|e| az_error("GetBlob", what, e))
-}
-
 fn az_error(op: &str, what: &str, e: object_store::Error) -> anyhow::Error {
     let hint = match &e {
         object_store::Error::PermissionDenied { .. }
@@ -227,169 +208,11 @@ fn meta(cfg: &Cfg, m: &object_store::ObjectMeta) -> ObjectMeta {
     }
 }
 
-struct AzureSink {
-    inner: Option<BufWriter>,
-    cfg: Arc<Cfg>,
-    key: String,
-    bytes: u64,
-    /// Set once a commit was attempted: object_store's writer may not be aborted after that.
-    shut: bool,
-}
-
-impl AsyncWrite for AzureSink {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let Some(w) = this.inner.as_mut() else {
-            return std::task::Poll::Ready(Err(std::io::Error::other("Azure writer closed")));
-        };
-        let n = std::task::ready!(std::pin::Pin::new(w).poll_write(cx, buf))?;
-        this.bytes += n as u64;
-        std::task::Poll::Ready(Ok(n))
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.inner.as_mut() {
-            Some(w) => std::pin::Pin::new(w).poll_flush(cx),
-            None => std::task::Poll::Ready(Ok(())),
-        }
-    }
-    /// Commits the blob (Put Blob or Put Block List). Only `stream::finish` calls it.
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.shut = true;
-        match self.inner.as_mut() {
-            Some(w) => std::pin::Pin::new(w).poll_shutdown(cx),
-            None => std::task::Poll::Ready(Ok(())),
-        }
-    }
-}
-
-impl Sink for AzureSink {
-    fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
-        Box::pin(async move {
-            self.inner.take();
-            let what = self.cfg.url(&self.key);
-            let m = self
-                .cfg
-                .store
-                .head(&self.cfg.path(&self.key))
-                .await
-                .map_err(|e| az_error("GetBlobProperties", &what, e))?;
-            let mut o = Map::new();
-            o.insert("key".into(), Json::String(self.key.clone()));
-            o.insert("bytes".into(), Json::from(self.bytes));
-            if let Some(e) = m.e_tag {
-                o.insert("etag".into(), Json::String(e.trim_matches('"').to_string()));
-            }
-            Ok(o)
-        })
-    }
-    fn abort(mut self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            if let Some(mut w) = self.inner.take()
-                && !self.shut
-            {
-                let _ = w.abort().await;
-            }
-        })
-    }
-}
-
-/// Deletes up to 256 keys with one Blob Batch request (object_store's `delete_stream`; its single
-/// `delete` is a batch of one too). object_store retries a batch answered 5xx, 429 or 408; sent again
-/// here with backoff: a batch lost in transport (object_store does not resend a POST that may have
-/// arrived) and sub-requests answered 5xx, 429 or 408. Any other failure names container and key. A
-/// batch sent twice may count keys its first attempt deleted as missing.
-async fn delete_batch(cfg: Arc<Cfg>, keys: Vec<String>) -> anyhow::Result<usize> {
-    let mut n = 0;
-    let mut missing = None;
-    let mut pending = keys;
-    let mut attempt = 0;
-    while !pending.is_empty() {
-        let paths: Vec<object_store::Result<OPath>> =
-            pending.iter().map(|k| Ok(cfg.path(k))).collect();
-        let results: Vec<object_store::Result<OPath>> = cfg
-            .store
-            .delete_stream(futures::stream::iter(paths).boxed())
-            .collect()
-            .await;
-        if results.len() != pending.len() {
-            // The batch request itself failed: one error for all its keys.
-            let what = format!(
-                "{} and {} more keys",
-                cfg.url(&pending[0]),
-                pending.len() - 1
-            );
-            let Some(e) = results.into_iter().find_map(Result::err) else {
-                bail!("Azure BlobBatch {what}: fewer answers than keys");
-            };
-            if attempt < DELETE_RETRIES && transport_error(&e) {
-                tracing::debug!("Azure BlobBatch {what}: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-                attempt += 1;
-                continue;
-            }
-            return Err(az_error("BlobBatch", &what, e));
-        }
-        let mut again = Vec::new();
-        for (k, r) in pending.into_iter().zip(results) {
-            match r {
-                Ok(_) => n += 1,
-                Err(object_store::Error::NotFound { .. }) => {
-                    missing.get_or_insert(k);
-                }
-                // A batch of one key that failed in transport reports that here, too.
-                Err(e)
-                    if attempt < DELETE_RETRIES
-                        && (transport_error(&e) || sub_status(&e).is_some_and(transient)) =>
-                {
-                    tracing::debug!("Azure DeleteBlob {}: {e}; retrying", cfg.url(&k));
-                    again.push(k);
-                }
-                Err(e) => return Err(az_error("DeleteBlob", &cfg.url(&k), e)),
-            }
-        }
-        if !again.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            attempt += 1;
-        }
-        pending = again;
-    }
-    if let Some(k) = missing {
-        check_container(&cfg, &k, "DeleteBlob").await?;
-    }
-    Ok(n)
-}
-
 /// A batch sub-request's HTTP status: object_store keeps it only in its message, "... (code: 503)".
 fn sub_status(e: &object_store::Error) -> Option<u16> {
     let s = e.to_string();
     let rest = &s[s.rfind("(code: ")? + "(code: ".len()..];
     rest.split(')').next()?.trim().parse().ok()
-}
-
-/// A request that failed in transport (connection dropped or timed out), not with an HTTP status.
-fn transport_error(e: &object_store::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<object_store::client::HttpError>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
-}
-
-fn transient(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500..=599)
 }
 
 /// A missing container answers 404 like a missing blob: tell them apart (once per store) with a
@@ -433,77 +256,11 @@ impl Backend for AzureBackend {
     }
 
     fn writer(&self, key: &str) -> BoxFuture<'static, anyhow::Result<BoxSink>> {
-        let cfg = self.cfg.clone();
-        let key = key.to_string();
-        Box::pin(async move {
-            let w = BufWriter::with_capacity(
-                cfg.store.clone() as Arc<dyn ObjectStore>,
-                cfg.path(&key),
-                cfg.part_size,
-            )
-            .with_max_concurrency(cfg.concurrency);
-            Ok(Box::new(AzureSink {
-                inner: Some(w),
-                cfg,
-                key,
-                bytes: 0,
-                shut: false,
-            }) as BoxSink)
-        })
+        Box::pin(upload::writer(self.cfg.clone(), key.to_string()))
     }
 
     fn reader(&self, key: &str, range: Range) -> BoxFuture<'static, anyhow::Result<BoxReader>> {
-        let cfg = self.cfg.clone();
-        let key = key.to_string();
-        Box::pin(async move {
-            let what = cfg.url(&key);
-            let path = cfg.path(&key);
-            let head = match cfg.store.head(&path).await {
-                Ok(m) => m,
-                Err(object_store::Error::NotFound { .. }) => {
-                    bail!("no object {what} (not found)")
-                }
-                Err(e) => return Err(az_error("GetBlobProperties", &what, e)),
-            };
-            let start = range.offset.min(head.size);
-            let end = match range.length {
-                Some(l) => start.saturating_add(l).min(head.size),
-                None => head.size,
-            };
-            if start >= end {
-                return Ok(Box::pin(tokio::io::empty()) as BoxReader);
-            }
-            let part = cfg.part_size as u64;
-            if end - start <= part || cfg.concurrency == 1 {
-                let res = get_range(&cfg, &path, &what, start..end, head.e_tag.clone()).await?;
-                let s = res.into_stream().map_err(std::io::Error::other);
-                return Ok(Box::pin(tokio_util::io::StreamReader::new(s)) as BoxReader);
-            }
-            let ranges: Vec<std::ops::Range<u64>> = (start..end)
-                .step_by(part as usize)
-                .map(|s| s..(s + part).min(end))
-                .collect();
-            let conc = cfg.concurrency;
-            let etag = head.e_tag.clone();
-            let stream = futures::stream::iter(ranges)
-                .map(move |r| {
-                    let cfg = cfg.clone();
-                    let path = path.clone();
-                    let what = what.clone();
-                    let etag = etag.clone();
-                    async move {
-                        let res = get_range(&cfg, &path, &what, r, etag).await?;
-                        let b: Bytes = res
-                            .bytes()
-                            .await
-                            .map_err(|e| az_error("GetBlob", &what, e))?;
-                        anyhow::Ok(b)
-                    }
-                })
-                .buffered(conc)
-                .map_err(|e| std::io::Error::other(format!("{e:#}")));
-            Ok(Box::pin(tokio_util::io::StreamReader::new(stream)) as BoxReader)
-        })
+        Box::pin(download::reader(self.cfg.clone(), key.to_string(), range))
     }
 
     fn list(&self, prefix: &str) -> BoxStream<'static, anyhow::Result<Vec<ObjectMeta>>> {
@@ -566,22 +323,7 @@ impl Backend for AzureBackend {
     }
 
     fn delete(&self, keys: Vec<String>) -> BoxFuture<'static, anyhow::Result<usize>> {
-        let cfg = self.cfg.clone();
-        Box::pin(async move {
-            // A key listed twice would be deleted once and then be "missing": send it once.
-            let mut seen = std::collections::HashSet::new();
-            let keys: Vec<String> = keys
-                .into_iter()
-                .filter(|k| seen.insert(k.clone()))
-                .collect();
-            let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[_]>::to_vec).collect();
-            // The first error stops the deletion (batches in flight are dropped).
-            futures::stream::iter(batches)
-                .map(|batch| delete_batch(cfg.clone(), batch))
-                .buffer_unordered(DELETE_CONCURRENCY)
-                .try_fold(0, |n, c| futures::future::ready(Ok(n + c)))
-                .await
-        })
+        Box::pin(delete::delete(self.cfg.clone(), keys))
     }
 
     fn copy(&self, from: &str, to: &str) -> BoxFuture<'static, anyhow::Result<()>> {

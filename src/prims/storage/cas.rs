@@ -1,0 +1,201 @@
+//! Content-addressed puts (`store:put_cas`): the input is hashed (a reader is spooled to a temporary
+//! file on the way) and stored at `<prefix>/<aa>/<sha256>` unless that key exists, optionally
+//! compressed with gzip or zstd on a blocking thread.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Backend, join, open_file_reader};
+use crate::base::errors::UsageError;
+use crate::base::stream::BoxReader;
+
+/// Compression applied by `put_cas`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn parse(s: Option<&str>) -> anyhow::Result<Compression> {
+        Ok(match s.unwrap_or("none") {
+            "none" | "" => Compression::None,
+            "gzip" | "gz" => Compression::Gzip,
+            "zstd" | "zst" => Compression::Zstd,
+            other => bail!(UsageError(format!(
+                "compression '{other}' is not one of none, gzip, zstd"
+            ))),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Compresses a stream on a blocking thread; errors (of the input or the encoder) reach the reader.
+pub fn compress_reader(input: BoxReader, c: Compression) -> BoxReader {
+    if c == Compression::None {
+        return input;
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    crate::base::blocking::spawn_blocking(move || {
+        struct ChanWrite(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
+        impl std::io::Write for ChanWrite {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed"))?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut src = tokio_util::io::SyncIoBridge::new(input);
+        let out = std::io::BufWriter::with_capacity(256 * 1024, ChanWrite(tx.clone()));
+        let res = (|| -> std::io::Result<()> {
+            match c {
+                Compression::Zstd => {
+                    let mut enc = zstd::Encoder::new(out, 3)?;
+                    std::io::copy(&mut src, &mut enc)?;
+                    let mut w = enc.finish()?;
+                    std::io::Write::flush(&mut w)?;
+                }
+                Compression::Gzip => {
+                    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+                    std::io::copy(&mut src, &mut enc)?;
+                    let mut w = enc.finish()?;
+                    std::io::Write::flush(&mut w)?;
+                }
+                Compression::None => unreachable!(),
+            }
+            Ok(())
+        })();
+        if let Err(e) = res {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Box::pin(tokio_util::io::StreamReader::new(stream))
+}
+
+/// The content-addressed key of a sha256 under `prefix`: `<prefix>/<aa>/<sha256>`.
+pub fn cas_key(prefix: &str, sha: &str) -> String {
+    join(prefix, &format!("{}/{}", &sha[..2], sha))
+}
+
+/// Hashes a reader while spooling it to a temporary file (bounded memory).
+async fn spool_and_hash(
+    mut reader: BoxReader,
+) -> anyhow::Result<(tempfile::TempPath, String, u64)> {
+    let tmp = crate::base::blocking::spawn_blocking(|| {
+        tempfile::Builder::new().prefix(".rewind-cas-").tempfile()
+    })
+    .await??;
+    let (file, path) = tmp.into_parts();
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await.context("reading the input")?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .await
+            .context("writing a temporary spool file")?;
+        size += n as u64;
+    }
+    file.flush().await?;
+    Ok((path, hex::encode(hasher.finalize()), size))
+}
+
+/// Hashes a file by streaming it.
+async fn hash_file(path: std::path::PathBuf) -> anyhow::Result<(String, u64)> {
+    crate::base::blocking::spawn_blocking(move || -> anyhow::Result<(String, u64)> {
+        let mut f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut f, &mut hasher)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok((hex::encode(hasher.finalize()), size))
+    })
+    .await?
+}
+
+/// `put_cas`: content-addressed put. Returns `{sha256, key, new, size, stored_size?, compression}`.
+pub async fn put_cas(
+    backend: Arc<dyn Backend>,
+    input: CasInput,
+    prefix: &str,
+    compression: Compression,
+) -> anyhow::Result<Map<String, Json>> {
+    // Keep the spool file alive until the upload is done.
+    let mut _spool = None;
+    let (sha, size, source): (String, u64, CasSource) = match input {
+        CasInput::Bytes(b) => {
+            let sha = hex::encode(Sha256::digest(&b));
+            let n = b.len() as u64;
+            (sha, n, CasSource::Bytes(b))
+        }
+        CasInput::File(p) => {
+            let (sha, n) = hash_file(p.clone()).await?;
+            (sha, n, CasSource::File(p))
+        }
+        CasInput::Reader(r) => {
+            let (tmp, sha, n) = spool_and_hash(r).await?;
+            let p = tmp.to_path_buf();
+            _spool = Some(tmp);
+            (sha, n, CasSource::File(p))
+        }
+    };
+    let key = cas_key(prefix, &sha);
+    let mut out = Map::new();
+    out.insert("sha256".into(), Json::String(sha.clone()));
+    out.insert("key".into(), Json::String(key.clone()));
+    out.insert("size".into(), Json::from(size));
+    out.insert(
+        "compression".into(),
+        Json::String(compression.name().into()),
+    );
+    if backend.head(&key).await?.is_some() {
+        out.insert("new".into(), Json::Bool(false));
+        return Ok(out);
+    }
+    let reader: BoxReader = match source {
+        CasSource::Bytes(b) => Box::pin(std::io::Cursor::new(b)),
+        CasSource::File(p) => open_file_reader(&p).await?,
+    };
+    let info = backend
+        .put(&key, compress_reader(reader, compression))
+        .await?;
+    if let Some(b) = info.get("bytes") {
+        out.insert("stored_size".into(), b.clone());
+    }
+    out.insert("new".into(), Json::Bool(true));
+    Ok(out)
+}
+
+pub enum CasInput {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
+    Reader(BoxReader),
+}
+
+enum CasSource {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
+}

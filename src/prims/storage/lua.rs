@@ -1,0 +1,291 @@
+//! The Lua side of `rewind.store`: `store.open(url, opts)` and the `Store` userdata whose methods
+//! (put, get, reader, writer, list, head, delete, copy, create_if_absent, put_cas...) check their keys
+//! and hand the work to the backend.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use mlua::{Lua, Table, UserData, UserDataMethods, Value};
+use serde_json::{Map, Value as Json};
+use tokio::io::AsyncReadExt;
+
+use super::{
+    Backend, CasInput, Compression, ObjectMeta, Range, check_key, check_prefix, default_url, open,
+    open_file_reader, put_cas,
+};
+use crate::base::errors::{IntoLua, UsageError, lua_error};
+use crate::base::stream::{Reader, Writer, reader_from_value};
+
+/// What `list` and `head` hand to Lua: `{key, size, mtime?, etag?}`.
+pub fn meta_json(m: &ObjectMeta) -> Json {
+    let mut o = Map::new();
+    o.insert("key".into(), Json::String(m.key.clone()));
+    o.insert("size".into(), Json::from(m.size));
+    if let Some(t) = m.mtime {
+        o.insert("mtime".into(), Json::from(t));
+    }
+    if let Some(e) = &m.etag {
+        o.insert("etag".into(), Json::String(e.clone()));
+    }
+    Json::Object(o)
+}
+
+/// The Lua handle of an open store.
+pub struct Store {
+    pub backend: Arc<dyn Backend>,
+}
+
+fn put_report(key: &str, info: &Map<String, Json>) -> Map<String, Json> {
+    let mut o = Map::new();
+    o.insert("key".into(), Json::String(key.to_string()));
+    o.insert(
+        "size".into(),
+        info.get("bytes").cloned().unwrap_or(Json::from(0)),
+    );
+    if let Some(e) = info.get("etag") {
+        o.insert("etag".into(), e.clone());
+    }
+    o
+}
+
+struct ListState {
+    pages: Option<BoxStream<'static, anyhow::Result<Vec<ObjectMeta>>>>,
+    buf: VecDeque<ObjectMeta>,
+    done: bool,
+}
+
+impl UserData for Store {
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("url", |_, this| Ok(this.backend.url()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_async_method(
+            "put",
+            |lua, this, (key, data, _opts): (String, Value, Option<Table>)| async move {
+                check_key(&key).lua_err()?;
+                let reader = reader_from_value(&data, "store:put")?;
+                let info = this.backend.put(&key, reader).await.lua_err()?;
+                crate::base::values::to_lua(&lua, &Json::Object(put_report(&key, &info)))
+            },
+        );
+        m.add_async_method(
+            "put_file",
+            |lua, this, (key, path): (String, String)| async move {
+                check_key(&key).lua_err()?;
+                let reader = open_file_reader(std::path::Path::new(&path))
+                    .await
+                    .lua_err()?;
+                let info = this.backend.put(&key, reader).await.lua_err()?;
+                crate::base::values::to_lua(&lua, &Json::Object(put_report(&key, &info)))
+            },
+        );
+        m.add_async_method("get", |lua, this, key: String| async move {
+            check_key(&key).lua_err()?;
+            let mut r = this
+                .backend
+                .reader(&key, Range::default())
+                .await
+                .lua_err()?;
+            let mut buf = Vec::new();
+            r.read_to_end(&mut buf)
+                .await
+                .with_context(|| format!("reading {}", key))
+                .lua_err()?;
+            lua.create_string(&buf)
+        });
+        m.add_async_method(
+            "get_file",
+            |lua, this, (key, path): (String, String)| async move {
+                check_key(&key).lua_err()?;
+                let r = this
+                    .backend
+                    .reader(&key, Range::default())
+                    .await
+                    .lua_err()?;
+                let sink = crate::base::stream::FileSink::create(&path)
+                    .await
+                    .lua_err()?;
+                let info = crate::base::stream::copy_into(r, Box::new(sink))
+                    .await
+                    .with_context(|| format!("downloading {key} to {path}"))
+                    .lua_err()?;
+                let mut o = Map::new();
+                o.insert("key".into(), Json::String(key));
+                o.insert("path".into(), Json::String(path));
+                o.insert(
+                    "size".into(),
+                    info.get("bytes").cloned().unwrap_or(Json::from(0)),
+                );
+                crate::base::values::to_lua(&lua, &Json::Object(o))
+            },
+        );
+        m.add_async_method(
+            "reader",
+            |_, this, (key, opts): (String, Option<Table>)| async move {
+                check_key(&key).lua_err()?;
+                let mut range = Range::default();
+                if let Some(o) = opts {
+                    range.offset = o.get::<Option<u64>>("offset")?.unwrap_or(0);
+                    range.length = o.get::<Option<u64>>("length")?;
+                }
+                let r = this.backend.reader(&key, range).await.lua_err()?;
+                let label = format!("{}/{}", this.backend.url().trim_end_matches('/'), key);
+                Ok(Reader::new(label, r))
+            },
+        );
+        m.add_async_method(
+            "writer",
+            |_, this, (key, _opts): (String, Option<Table>)| async move {
+                check_key(&key).lua_err()?;
+                let sink = this.backend.writer(&key).await.lua_err()?;
+                let label = format!("{}/{}", this.backend.url().trim_end_matches('/'), key);
+                Ok(Writer::new(label, sink))
+            },
+        );
+        m.add_method("list", |lua, this, prefix: Option<String>| {
+            let prefix = prefix.unwrap_or_default();
+            check_prefix(&prefix).lua_err()?;
+            let state = Rc::new(RefCell::new(ListState {
+                pages: Some(this.backend.list(&prefix)),
+                buf: VecDeque::new(),
+                done: false,
+            }));
+            lua.create_async_function(move |lua, ()| {
+                let state = state.clone();
+                async move {
+                    loop {
+                        if let Some(m) = state.borrow_mut().buf.pop_front() {
+                            return crate::base::values::to_lua(&lua, &meta_json(&m));
+                        }
+                        if state.borrow().done {
+                            return Ok(Value::Nil);
+                        }
+                        let pages = state.borrow_mut().pages.take();
+                        let Some(mut pages) = pages else {
+                            return Err(mlua::Error::runtime(
+                                "store list iterator used concurrently",
+                            ));
+                        };
+                        let next = pages.next().await;
+                        let mut st = state.borrow_mut();
+                        st.pages = Some(pages);
+                        match next {
+                            None => st.done = true,
+                            Some(Ok(page)) => st.buf.extend(page),
+                            Some(Err(e)) => {
+                                st.done = true;
+                                return Err(lua_error(e));
+                            }
+                        }
+                    }
+                }
+            })
+        });
+        m.add_async_method("head", |lua, this, key: String| async move {
+            check_key(&key).lua_err()?;
+            match this.backend.head(&key).await.lua_err()? {
+                Some(m) => crate::base::values::to_lua(&lua, &meta_json(&m)),
+                None => Ok(Value::Nil),
+            }
+        });
+        m.add_async_method("exists", |_, this, key: String| async move {
+            check_key(&key).lua_err()?;
+            Ok(this.backend.head(&key).await.lua_err()?.is_some())
+        });
+        m.add_async_method("delete", |_, this, keys: Value| async move {
+            let keys: Vec<String> = match keys {
+                Value::String(s) => vec![s.to_str()?.to_string()],
+                Value::Table(t) => t.sequence_values::<String>().collect::<mlua::Result<_>>()?,
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "store:delete: expected a key or a list of keys, got {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            for k in &keys {
+                check_key(k).lua_err()?;
+            }
+            this.backend.delete(keys).await.lua_err()
+        });
+        m.add_async_method("copy", |_, this, (from, to): (String, String)| async move {
+            check_key(&from).lua_err()?;
+            check_key(&to).lua_err()?;
+            this.backend.copy(&from, &to).await.lua_err()
+        });
+        m.add_async_method(
+            "create_if_absent",
+            |_, this, (key, data): (String, mlua::LuaString)| async move {
+                check_key(&key).lua_err()?;
+                let data = bytes::Bytes::copy_from_slice(&data.as_bytes());
+                this.backend.create_if_absent(&key, data).await.lua_err()
+            },
+        );
+        m.add_async_method(
+            "put_cas",
+            |lua, this, (input, opts): (Value, Option<Table>)| async move {
+                let (prefix, compression) = match &opts {
+                    Some(o) => (
+                        o.get::<Option<String>>("prefix")?.unwrap_or_default(),
+                        o.get::<Option<String>>("compression")?,
+                    ),
+                    None => (String::new(), None),
+                };
+                check_prefix(&prefix).lua_err()?;
+                let compression = Compression::parse(compression.as_deref()).lua_err()?;
+                let input = match &input {
+                    Value::String(s) => CasInput::Bytes(s.as_bytes().to_vec()),
+                    Value::Table(t) => match t.get::<Option<String>>("file")? {
+                        Some(p) => CasInput::File(p.into()),
+                        None => {
+                            return Err(lua_error(
+                                UsageError("store:put_cas: a table input needs file=path".into())
+                                    .into(),
+                            ));
+                        }
+                    },
+                    other => CasInput::Reader(reader_from_value(other, "store:put_cas")?),
+                };
+                let out = put_cas(this.backend.clone(), input, &prefix, compression)
+                    .await
+                    .lua_err()?;
+                crate::base::values::to_lua(&lua, &Json::Object(out))
+            },
+        );
+        m.add_meta_method("__tostring", |_, this, ()| {
+            Ok(format!("store({})", this.backend.url()))
+        });
+    }
+}
+
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set(
+        "open",
+        lua.create_async_function(
+            |lua, (url, opts): (Option<String>, Option<Table>)| async move {
+                let url = url.filter(|u| !u.is_empty()).unwrap_or_else(default_url);
+                let opts = match opts {
+                    Some(o) => match crate::base::values::from_lua(&lua, &Value::Table(o))? {
+                        Json::Object(m) => m,
+                        _ => Map::new(),
+                    },
+                    None => Map::new(),
+                };
+                let backend = open(&url, &opts).await.lua_err()?;
+                Ok(Store { backend })
+            },
+        )?,
+    )?;
+    t.set(
+        "default_url",
+        lua.create_function(|_, ()| Ok(default_url()))?,
+    )?;
+    Ok(t)
+}
