@@ -41,6 +41,11 @@ function M.map(items, concurrency, fn) end
 ---@param fn fun()
 function M.on_exit(fn) end
 
+---Stops the whole run now, from any coroutine (a lost lease, say): the script's work and every coroutine
+---it started stop, the `on_exit` handlers run, and the run fails with `reason`. Raises `reason` in the caller.
+---@param reason string
+function M.abort(reason) end
+
 ---Runs `fn(...)`, raising "timed out after ..." if it takes longer than `secs`.
 ---@param secs number
 ---@param fn function
