@@ -97,6 +97,7 @@ fn json_of(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
+mod lua_tests;
 mod output;
 mod params;
 mod search_path;
