@@ -58,6 +58,7 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
             host,
             RunRequest {
                 source,
+                modules: None,
                 cli_params,
                 file_params,
             },

@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 
 use super::schedule::Schedule;
 use crate::host::search::{Origin, ScriptSource};
-use crate::host::{Host, params, script, state_info};
+use crate::host::{Host, ModuleSet, loaded_modules, params, script, state_info};
 
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +50,8 @@ pub struct JobDef {
     pub params: Map<String, Json>,
     /// Files whose change reloads this job: the job file, the script file, modules it requires.
     pub deps: Vec<PathBuf>,
+    /// The modules its script required when it loaded: runs use these until the job reloads cleanly.
+    pub modules: ModuleSet,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +152,7 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
             ),
         ));
     };
-    let (deps, _) = check_script(host, &source, &job.params, file).map_err(|e| {
+    let (deps, modules, _) = check_script(host, &source, &job.params, file).map_err(|e| {
         if e.starts_with("bad params") {
             at("params", e)
         } else {
@@ -177,6 +179,7 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
         source,
         params: job.params,
         deps,
+        modules,
     })
 }
 
@@ -186,7 +189,7 @@ fn check_script(
     source: &ScriptSource,
     values: &Map<String, Json>,
     job_file: &Path,
-) -> Result<(Vec<PathBuf>, Option<LuaJobFields>), String> {
+) -> Result<(Vec<PathBuf>, ModuleSet, Option<LuaJobFields>), String> {
     let lua = host
         .new_state()
         .map_err(|e| format!("cannot create a Lua state: {e}"))?;
@@ -217,7 +220,7 @@ fn check_script(
         })
     })()
     .map_err(|e| format!("{}: {e}", job_file.display()))?;
-    Ok((deps, Some(fields)))
+    Ok((deps, loaded_modules(&lua), Some(fields)))
 }
 
 struct LuaJobFields {
@@ -238,7 +241,7 @@ fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
         code: text.clone(),
         origin: Origin::File(file.to_path_buf()),
     };
-    let (deps, fields) = check_script(host, &source, &Map::new(), file).map_err(|e| {
+    let (deps, modules, fields) = check_script(host, &source, &Map::new(), file).map_err(|e| {
         if e.starts_with("bad params") {
             format!("{shown}:{}: {e}", line_of(&text, "params"))
         } else {
@@ -284,5 +287,6 @@ fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
         source,
         params: Map::new(),
         deps,
+        modules,
     })
 }

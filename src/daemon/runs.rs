@@ -84,6 +84,7 @@ impl Daemon {
             file_params.append(&mut params);
             let req = RunRequest {
                 source: def.source.clone(),
+                modules: Some(def.modules.clone()),
                 cli_params: args,
                 file_params: Some(file_params),
             };
@@ -183,7 +184,9 @@ fn summarize(result: Json) -> Json {
 
 /// Runs a job's on_failure / on_success action on a fresh Lua state; errors come back as text.
 async fn notify(host: &Host, def: &JobDef, rec: &RunRecord, action: &Notify) -> Result<(), String> {
-    let lua = host.new_state().map_err(|e| e.to_string())?;
+    let lua = host
+        .new_state_with(Some(def.modules.clone()))
+        .map_err(|e| e.to_string())?;
     let info = serde_json::json!({
         "job": def.name,
         "run_id": rec.id,

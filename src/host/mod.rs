@@ -13,9 +13,39 @@ pub use crate::base::state::{SharedStateInfo, StateInfo, state_info};
 pub use search::SearchPath;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use mlua::{Lua, Table, Value};
+
+/// A Lua module's code as one load of a script found it.
+#[derive(Clone, Debug)]
+pub struct ModuleCode {
+    pub chunk_name: String,
+    pub code: String,
+    pub path: Option<PathBuf>,
+}
+
+/// The Lua modules a script required while it loaded, by name. A daemon job runs with exactly these (the
+/// job, its script and its modules are one unit): an edit that breaks a module reloads the job, fails, and
+/// the last good unit keeps running. Modules first required inside `run` come from the search path.
+#[derive(Clone, Debug, Default)]
+pub struct ModuleSet(pub Arc<BTreeMap<String, ModuleCode>>);
+
+/// Modules required so far on a state (see `loaded_modules`).
+#[derive(Default)]
+struct Loaded(RefCell<BTreeMap<String, ModuleCode>>);
+
+/// The Lua modules this state has required so far.
+pub fn loaded_modules(lua: &Lua) -> ModuleSet {
+    let map = lua
+        .app_data_ref::<Loaded>()
+        .map(|l| l.0.borrow().clone())
+        .unwrap_or_default();
+    ModuleSet(Arc::new(map))
+}
 
 /// A search path plus everything needed to create fresh Lua states from it.
 #[derive(Clone)]
@@ -31,9 +61,16 @@ impl Host {
     /// A fresh Lua state: standard libraries, a `require` that follows the search path, and the
     /// `rewind.*` modules. Nothing is shared between states.
     pub fn new_state(&self) -> mlua::Result<Lua> {
+        self.new_state_with(None)
+    }
+
+    /// A fresh state whose `require` takes the modules of `pinned` before the search path.
+    pub fn new_state_with(&self, pinned: Option<ModuleSet>) -> mlua::Result<Lua> {
         let lua = Lua::new();
         lua.set_app_data::<SharedStateInfo>(Rc::new(RefCell::new(StateInfo::default())));
         lua.set_app_data::<SearchPath>(self.search.clone());
+        lua.set_app_data(pinned.unwrap_or_default());
+        lua.set_app_data(Loaded::default());
         install_require(&lua)?;
         Ok(lua)
     }
@@ -50,18 +87,37 @@ fn install_require(lua: &Lua) -> mlua::Result<()> {
             .app_data_ref::<SearchPath>()
             .map(|s| s.clone())
             .expect("search path set");
-        match search.find_module(&name) {
+        let pinned = lua
+            .app_data_ref::<ModuleSet>()
+            .and_then(|m| m.0.get(&name).cloned());
+        let found = match pinned {
+            Some(m) => Some(search::ModuleSource::Lua {
+                chunk_name: m.chunk_name,
+                code: m.code,
+                path: m.path,
+            }),
+            None => search.find_module(&name),
+        };
+        match found {
             Some(search::ModuleSource::Lua {
                 chunk_name,
                 code,
                 path,
             }) => {
-                if let Some(p) = path
+                if let Some(p) = &path
                     && let Some(info) = lua.app_data_ref::<SharedStateInfo>()
                 {
-                    info.borrow_mut().loaded_files.push(p);
+                    info.borrow_mut().loaded_files.push(p.clone());
                 }
-                let f = lua.load(code).set_name(&chunk_name).into_function()?;
+                let f = lua.load(&code).set_name(&chunk_name).into_function()?;
+                if let Some(loaded) = lua.app_data_ref::<Loaded>() {
+                    let m = ModuleCode {
+                        chunk_name: chunk_name.clone(),
+                        code,
+                        path,
+                    };
+                    loaded.0.borrow_mut().insert(name.clone(), m);
+                }
                 Ok((
                     Value::Function(f),
                     Value::String(lua.create_string(&chunk_name)?),

@@ -34,6 +34,8 @@ impl Outcome {
 
 pub struct RunRequest {
     pub source: ScriptSource,
+    /// The modules to run with (a daemon job's unit); `None` reads them from the search path.
+    pub modules: Option<super::ModuleSet>,
     pub cli_params: Vec<(String, String)>,
     pub file_params: Option<Map<String, Json>>,
 }
@@ -42,7 +44,7 @@ pub struct RunRequest {
 /// `cancel` resolves when the run should stop (a signal); the script's future is then dropped, which
 /// aborts its uncommitted writers, and its `on_exit` handlers still run.
 pub async fn run(host: &Host, req: RunRequest, cancel: impl Future<Output = ()>) -> Outcome {
-    let lua = match host.new_state() {
+    let lua = match host.new_state_with(req.modules.clone()) {
         Ok(l) => l,
         Err(e) => return Outcome::Failed(Report::from_lua(&e)),
     };

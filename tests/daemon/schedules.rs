@@ -146,6 +146,40 @@ fn lua_job_reloads_when_a_required_module_changes() {
                 .any(|r| r["result"]["word"] == "howdy")
         },
     );
+    // A broken edit of the module: the job reports the load error and keeps running its last good
+    // unit (script and modules together), not the broken module read from disk at the next run.
+    write(&lib.join("stdlib/greeting.lua"), "return { word = \n");
+    wait_for("the module's load error", Duration::from_secs(10), || {
+        status(&state)["jobs"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("greeting.lua")
+    });
+    let broken_at = chrono::Utc::now().to_rfc3339();
+    wait_for(
+        "two runs of the last good unit after the broken edit",
+        Duration::from_secs(10),
+        || {
+            runs(&state)
+                .iter()
+                .filter(|r| {
+                    r["job"] == "mod" && r["started"].as_str().unwrap_or("") > broken_at.as_str()
+                })
+                .count()
+                >= 2
+        },
+    );
+    for r in runs(&state)
+        .iter()
+        .filter(|r| r["job"] == "mod" && r["started"].as_str().unwrap_or("") > broken_at.as_str())
+    {
+        assert_eq!(r["status"], "done", "{r}");
+        assert_eq!(r["result"]["word"], "howdy", "{r}");
+    }
+    write(
+        &lib.join("stdlib/greeting.lua"),
+        "return { word = 'howdy' }\n",
+    );
     // A Lua job with a bad schedule keeps the old version, error at the schedule's line.
     write(
         &jobs.join("mod.lua"),
