@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         }
     };
     cli::logging::init(&cli);
+    cli::set_verbose(cli.verbose > 0);
     let host = Host::new(SearchPath::new(&cli.paths));
     match cli.command {
         Command::Run(args) => cli::run::run(&host, args),

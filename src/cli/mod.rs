@@ -78,6 +78,17 @@ pub enum Command {
     },
 }
 
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-v` was given: errors show the Lua traceback (without it they keep their file:line only).
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Prints a usage error (bad input): exit code 2.
 pub fn usage(msg: impl AsRef<str>) -> ExitCode {
     eprintln!("error: {}", redact(msg.as_ref()));
@@ -137,5 +148,5 @@ pub fn load_script(
 /// A script that does not compile or has a bad declaration is bad input: exit 2.
 pub fn report_load_error(e: &mlua::Error) -> ExitCode {
     let r = rewind::base::errors::Report::from_lua(e);
-    usage(r.render(!r.usage))
+    usage(r.render(!r.usage && verbose()))
 }

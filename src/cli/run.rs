@@ -69,7 +69,7 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     match outcome {
         Outcome::Done(result) => print_result(&result, args.json),
         Outcome::Usage(msg) => return usage(msg),
-        Outcome::Failed(report) => eprintln!("error: {}", report.render(true)),
+        Outcome::Failed(report) => eprintln!("error: {}", report.render(super::verbose())),
         Outcome::Cancelled => {
             eprintln!("error: {} was cancelled by a signal", args.script)
         }

@@ -102,6 +102,14 @@ fn lua_errors_show_file_line_and_traceback() {
         r.stderr.contains("err.lua:2: something went wrong"),
         "{r:?}"
     );
+    // The traceback is for whoever debugs the script: only with -v.
+    assert!(!r.stderr.contains("stack traceback:"), "{r:?}");
+    let r = rewind(d.path(), &["-v", "run", "err.lua"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("err.lua:2: something went wrong"),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("stack traceback:"), "{r:?}");
     assert!(r.stderr.contains("err.lua:5:"), "{r:?}");
 
