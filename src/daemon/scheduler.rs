@@ -88,12 +88,8 @@ pub async fn serve(
         allow: Arc::new(allow),
     };
     let _ = std::fs::remove_file(&d.socket);
-    let unix = tokio::net::UnixListener::bind(&d.socket)
+    let unix = bind_private(&d.socket)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", d.socket.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o600));
-    }
     let unix_app = api::unix_router(api_state.clone());
     tokio::spawn(async move {
         let _ = axum::serve(unix, unix_app).await;
@@ -175,4 +171,14 @@ pub async fn serve(
     let _ = std::fs::remove_file(&d.socket);
     tracing::info!("daemon stopped");
     Ok(())
+}
+
+/// Binds the control socket with mode 0600 from its first moment: the umask is narrowed around `bind`
+/// (a chmod afterwards would leave a window in which another user could connect).
+fn bind_private(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    // SAFETY: umask only swaps the process's file-creation mask; it is restored right after the bind.
+    let old = unsafe { libc::umask(0o177) };
+    let res = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    res
 }

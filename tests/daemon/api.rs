@@ -266,3 +266,15 @@ fn slack_on_failure_posts_and_reports_slack_errors() {
     );
     assert!(!d.stderr().contains("gonehooksecret"));
 }
+
+#[test]
+fn control_socket_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, jobs, state) = setup();
+    let _d = Daemon::start(&jobs, &state, &[], &[]);
+    let mode = std::fs::metadata(state.join("daemon.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+}
