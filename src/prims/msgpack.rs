@@ -1,5 +1,5 @@
 //! `rewind.msgpack`: MessagePack encoding for APIs that take it (Treasure Data's v3 table import takes a
-//! gzip of concatenated msgpack maps). Encoding is done by `rmp-serde`.
+//! gzip of concatenated msgpack maps), and decoding of what such APIs return. `rmp-serde` does the work.
 
 use std::io::Write;
 
@@ -26,6 +26,24 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             let json = crate::base::values::from_lua(lua, &v)?;
             let bytes = rmp_serde::to_vec_named(&json).lua_err()?;
             lua.create_string(&bytes)
+        })?,
+    )?;
+    // decode(bytes) -> value: exactly one msgpack value (maps with string keys, no binary data).
+    t.set(
+        "decode",
+        lua.create_function(|lua, bytes: mlua::LuaString| {
+            let bytes = bytes.as_bytes();
+            let mut de = rmp_serde::Deserializer::new(&bytes[..]);
+            let json: serde_json::Value = serde::Deserialize::deserialize(&mut de)
+                .map_err(|e| mlua::Error::runtime(format!("invalid msgpack: {e}")))?;
+            let rest = de.into_inner();
+            if !rest.is_empty() {
+                return Err(mlua::Error::runtime(format!(
+                    "invalid msgpack: {} bytes after the value",
+                    rest.len()
+                )));
+            }
+            crate::base::values::to_lua(lua, &json)
         })?,
     )?;
     // pack_gz(records) -> string: gzip of the concatenated msgpack encodings of a list of records.
