@@ -6,6 +6,7 @@ pub mod azure;
 pub mod daemon;
 pub mod http;
 pub mod kafka;
+pub mod lua_harness;
 pub mod metrics;
 pub mod pg;
 pub mod process;
