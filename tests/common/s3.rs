@@ -75,6 +75,13 @@ impl S3Server {
         (r.status, r.body)
     }
 
+    /// An object's bytes (a GET with the placeholder credential moto accepts): (status, body).
+    pub fn get_object(&self, bucket: &str, key: &str) -> (u16, String) {
+        let url = format!("{}/{bucket}/{key}", self.endpoint);
+        let r = super::http::request("GET", &url, &[AUTH], None);
+        (r.status, r.body)
+    }
+
     /// The response headers of an unsigned HEAD, lower-cased names.
     pub fn head_headers(&self, path: &str) -> Vec<(String, String)> {
         super::http::request("HEAD", &format!("{}{path}", self.endpoint), &[AUTH], None).headers
