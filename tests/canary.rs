@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::process::{files, free_port, rewind, text, wait_for};
+use common::process::{files, free_port, rewind, text};
 
 /// Shaped like a TD API key so that every service accepts it as a credential.
 const CANARY: &str = "1/c4nary5ecret0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c";
