@@ -368,29 +368,30 @@ fn topic_archive_never_shows_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let config = format!(r#"config={{"sasl.password": "{CANARY}", "client.id": "canary-test"}}"#);
-    let out = run(
-        &[
-            "run",
-            "topic-archive",
-            &format!("brokers={}", k.brokers),
-            "topics=events",
-            &format!("store={}", store.display()),
-            "once=true",
-            &config,
-            "--json",
-        ],
-        &[],
-    );
-    // librdkafka ignores a SASL password on a plaintext connection: the archive still works.
-    ok(&out);
-    let lines: usize = files(&store)
-        .iter()
-        .filter(|f| f.to_string_lossy().ends_with(".jsonl.gz"))
-        .map(|f| common::kafka::gunzip_lines(f).len())
-        .sum();
-    assert_eq!(
-        lines, 20,
-        "the 20 events archived once (the second run finds them committed)"
-    );
+    for format in ["human", "json"] {
+        let out = run_in(
+            &[format],
+            &[
+                "run",
+                "topic-archive",
+                &format!("brokers={}", k.brokers),
+                "topics=events",
+                &format!("store={}", store.join(format).display()),
+                &format!("group=canary-{format}"),
+                "once=true",
+                &config,
+                "--json",
+            ],
+            &[],
+        );
+        // librdkafka ignores a SASL password on a plaintext connection: the archive still works.
+        ok(&out);
+        let lines: usize = files(&store.join(format))
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".jsonl.gz"))
+            .map(|f| common::kafka::gunzip_lines(f).len())
+            .sum();
+        assert_eq!(lines, 20, "every event archived");
+    }
     assert_tree_clean(&store);
 }
