@@ -14,6 +14,7 @@ pub const RUST_MODULES: &[(&str, RustModule)] = &[
     ("rewind.hash", crate::prims::hash::module),
     ("rewind.http", crate::prims::http::module),
     ("rewind.json", crate::prims::json::module),
+    #[cfg(feature = "kafka")]
     ("rewind.kafka", crate::prims::kafka::module),
     ("rewind.log", crate::prims::log::module),
     ("rewind.msgpack", crate::prims::msgpack::module),

@@ -9,6 +9,7 @@ pub mod fs;
 pub mod hash;
 pub mod http;
 pub mod json;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;
 pub mod msgpack;
