@@ -62,6 +62,12 @@ fn a_copied_snapshot_directory_is_pruned_and_restored_as_its_own() {
         listed(&store, tmp.path(), "dirs/copy"),
         [(x.to_string(), true), (y.to_string(), true)]
     );
+    let r = ok(&run_in(
+        &store,
+        tmp.path(),
+        &["snapshots", "prefix=dirs/copy"],
+    ));
+    assert_eq!(r["snapshots"][0]["moved_from"], "dirs/data", "{r}");
 
     let out = run_in(
         &store,

@@ -88,7 +88,7 @@ fn kill9(pid: u32) {
 /// restore-dir overwrite=true killed with SIGKILL at seeded random points: while it extracts, right
 /// around the swap, and while it removes the replaced tree. After each kill `to` is exactly the old tree
 /// or exactly the new one, anything else beside it is a `.rewind-restore-to-*` leftover, and the next
-/// run removes those. REWIND_TEST_SEED repeats a run; REWIND_TEST_KILLS sets how many kills (default 9).
+/// run removes those. REWIND_TEST_SEED repeats a run; REWIND_TEST_KILLS sets how many kills (default 12).
 #[test]
 fn an_overwrite_killed_at_any_point_leaves_the_old_tree_or_the_new_one() {
     let seed: u64 = std::env::var("REWIND_TEST_SEED")
@@ -103,20 +103,20 @@ fn an_overwrite_killed_at_any_point_leaves_the_old_tree_or_the_new_one() {
     let kills: usize = std::env::var("REWIND_TEST_KILLS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(9);
+        .unwrap_or(12);
     println!("seed {seed} (REWIND_TEST_SEED={seed} repeats this run), {kills} kills");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let src = tmp.path().join("data");
-    many_files(&src, "old", 0, 1500);
+    many_files(&src, "old", 0, 1000);
     let a = ok(&run_in(&store, tmp.path(), &["backup-dir", "from=data"]))["snapshot"]
         .as_str()
         .unwrap()
         .to_string();
     std::fs::remove_dir_all(&src).unwrap();
-    many_files(&src, "new", 700, 1500);
+    many_files(&src, "new", 500, 1000);
     let b = ok(&run_in(&store, tmp.path(), &["backup-dir", "from=data"]))["snapshot"]
         .as_str()
         .unwrap()
@@ -192,7 +192,7 @@ fn an_overwrite_killed_at_any_point_leaves_the_old_tree_or_the_new_one() {
             }
             _ => {
                 wait_line("removing the replaced tree");
-                let us = rng.random_range(0..20_000);
+                let us = rng.random_range(0..10_000);
                 std::thread::sleep(Duration::from_micros(us));
                 format!("{us} µs after 'removing the replaced tree'")
             }

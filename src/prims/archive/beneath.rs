@@ -72,6 +72,10 @@ impl Root {
     }
 
     fn open_dir(&self, rel: &Path, create: bool) -> Result<OwnedFd, DirError> {
+        #[cfg(test)]
+        if tests::WALK_ONLY.with(|w| w.get()) {
+            return self.walk(rel, create);
+        }
         let target: &Path = if rel.as_os_str().is_empty() {
             Path::new(".")
         } else {
@@ -211,4 +215,98 @@ fn read_link(root: &mut Root, rel: &Path) -> Option<PathBuf> {
     let t = rustix::fs::readlinkat(parent.as_fd(), name, Vec::new()).ok()?;
     use std::os::unix::ffi::OsStringExt;
     Some(PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    thread_local! {
+        /// Forces the O_NOFOLLOW walk, as on a kernel without openat2.
+        pub static WALK_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    fn tree() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("to/a/b")).unwrap();
+        std::fs::create_dir_all(t.path().join("outside")).unwrap();
+        symlink("../outside", t.path().join("to/esc")).unwrap();
+        symlink("b", t.path().join("to/a/inner")).unwrap();
+        std::fs::write(t.path().join("to/file"), "x").unwrap();
+        t
+    }
+
+    fn both(f: impl Fn()) {
+        for walk in [false, true] {
+            WALK_ONLY.with(|w| w.set(walk));
+            f();
+        }
+        WALK_ONLY.with(|w| w.set(false));
+    }
+
+    #[test]
+    fn directories_open_beneath_the_root_and_never_through_a_symlink() {
+        both(|| {
+            let t = tree();
+            let mut root = Root::open(&t.path().join("to")).unwrap();
+            assert!(root.dir(Path::new("a/b"), false).is_ok());
+            assert!(
+                matches!(root.dir(Path::new("esc"), true), Err(DirError::Symlink(p)) if p == Path::new("esc"))
+            );
+            assert!(
+                matches!(root.dir(Path::new("esc/x/y"), true), Err(DirError::Symlink(p)) if p == Path::new("esc"))
+            );
+            assert!(
+                matches!(root.dir(Path::new("a/inner/c"), true), Err(DirError::Symlink(p)) if p == Path::new("a/inner"))
+            );
+            assert!(
+                matches!(root.dir(Path::new("file/x"), true), Err(DirError::NotDir(p)) if p == Path::new("file"))
+            );
+            assert!(matches!(
+                root.dir(Path::new("new/x"), false),
+                Err(DirError::Missing(_))
+            ));
+            assert!(root.dir(Path::new("new/x"), true).is_ok());
+            assert!(t.path().join("to/new/x").is_dir());
+            assert!(
+                !t.path().join("outside/x").exists(),
+                "nothing made through the symlink"
+            );
+        });
+    }
+
+    #[test]
+    fn outward_links_are_found_lexically_through_chains_that_dangle() {
+        let t = tempfile::tempdir().unwrap();
+        let to = t.path().join("to");
+        std::fs::create_dir_all(to.join("a")).unwrap();
+        symlink("..", to.join("a/b")).unwrap();
+        let mut root = Root::open(&to).unwrap();
+        let out = |root: &mut Root, link: &str, target: &str| {
+            leads_outside(root, Path::new(link), Path::new(target))
+        };
+        assert!(!out(&mut root, "a/b", ".."));
+        assert!(
+            out(&mut root, "c", "a/b/../x"),
+            "a/b is the root, so a/b/.. is outside"
+        );
+        assert!(!out(&mut root, "c", "a/b/x"), "a/b/x is x at the root");
+        assert!(
+            !out(&mut root, "c", "a/missing/../x"),
+            "dangling, and still inside"
+        );
+        assert!(out(&mut root, "c", "a/missing/../../../x"));
+        assert!(out(&mut root, "c", "/etc/hostname"));
+        assert!(out(&mut root, "a/c", "../../x"));
+        assert!(!out(&mut root, "a/c", "../x"));
+        symlink("/etc", to.join("abs")).unwrap();
+        assert!(
+            out(&mut root, "c", "abs/hostname"),
+            "through an absolute link"
+        );
+        symlink("loop2", to.join("loop1")).unwrap();
+        symlink("loop1", to.join("loop2")).unwrap();
+        assert!(!out(&mut root, "c", "loop1/x"), "a loop leads nowhere");
+    }
 }
