@@ -24,7 +24,7 @@ return {
     end
     for _, bad in ipairs(invalid) do
       out[#out + 1] = { id = bad.id, key = bad.key, complete = false, invalid = true, error = bad.error,
-        note = "invalid manifest: " .. bad.error .. " (restore, verify and prune refuse it)" }
+        note = "invalid manifest: " .. bad.error .. " (restore and verify refuse it; prune keeps it and deletes nothing it names)" }
     end
     for _, inc in ipairs(snapshot.incomplete(s, p.prefix)) do
       out[#out + 1] = { id = inc.id, started_at = inc.started_at, objects = #inc.keys, complete = false,

@@ -361,16 +361,23 @@ function M.incomplete(store, prefix)
   return M.scan(store, prefix).incomplete
 end
 
---- The newest valid snapshot's manifest, or nil when there is none. Raises when the newest snapshot
---- has an invalid manifest (using an older one instead would be a silent substitution).
-function M.latest(store, prefix)
+-- The newest valid manifest (or nil), or nil and why when the newest snapshot's manifest is invalid.
+local function newest(store, prefix)
   prefix = trim(prefix)
   local valid, invalid = M.list(store, prefix)
   local v, bad = valid[#valid], invalid[#invalid]
   if bad and (not v or bad.id > v.id) then
-    error(string.format("the newest snapshot under %s, %s, has an invalid manifest (%s): %s; name another one with snapshot=ID%s",
-      prefix, bad.id, bad.key, bad.error, v and (" (the newest valid one is " .. v.id .. ")") or ""), 2)
+    return nil, string.format("the newest snapshot under %s, %s, has an invalid manifest (%s): %s; name another one with snapshot=ID%s",
+      prefix, bad.id, bad.key, bad.error, v and (" (the newest valid one is " .. v.id .. ")") or "")
   end
+  return v
+end
+
+--- The newest valid snapshot's manifest, or nil when there is none. Raises when the newest snapshot
+--- has an invalid manifest (using an older one instead would be a silent substitution).
+function M.latest(store, prefix)
+  local v, why = newest(store, prefix)
+  if why then error(why, 2) end
   return v
 end
 
@@ -383,7 +390,9 @@ function M.open(store, prefix, id)
   prefix = trim(prefix)
   local manifest
   if id == nil or id == "" then
-    manifest = M.latest(store, prefix)
+    local why
+    manifest, why = newest(store, prefix)
+    if why then error(why, 2) end
     if not manifest then
       local inc = M.incomplete(store, prefix)
       if #inc > 0 then
