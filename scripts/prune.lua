@@ -2,7 +2,9 @@
 -- snapshots under a prefix. Runs under the prefix's lock, so it never races a backup or a restore.
 -- Deletes each removed snapshot's manifest FIRST, then its objects: a prune cut off half way leaves
 -- objects without a manifest (an incomplete snapshot, removed by a later prune), never a manifest that
--- points at missing objects.
+-- points at missing objects. It deletes only keys in a snapshot's own <prefix>/<YYYYMMDD>/ directory: a
+-- manifest that is invalid (not JSON, not a rewind manifest, or naming anything else, see
+-- snapshot.check) is reported and kept, and nothing it names is deleted.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
 local lock = require("rewind.lock")
@@ -15,10 +17,6 @@ local fs = require("rewind.fs")
 local env = require("rewind.env")
 local hash = require("rewind.hash")
 local json = require("rewind.json")
-
-local function manifest_key(prefix, id)
-  return string.format("%s/%s/manifest_%s.json", prefix, id:sub(1, 8), id:sub(10, 15))
-end
 
 -- One listing pass for both complete and incomplete snapshots (snapshot.scan). Manifests are read while
 -- the listing goes on: each listed manifest that is not in the cache joins a chunk, and chunks are read
@@ -40,14 +38,16 @@ local CHUNK = 32
 
 local function scan(st, prefix, concurrency, cache_file)
   local cache = load_cache(cache_file)
-  local fresh, hits, manifests = {}, 0, {}
+  local fresh, hits, manifests, invalid = {}, 0, {}, {}
   local function tag_of(obj) return tostring(obj.etag or "") .. ":" .. tostring(obj.size or "") end
   local function read(obj)
     -- A failed GET raises, so the prune stops before deleting anything.
-    local m = snapshot.read_manifest(st, obj.key)
+    local m, why = snapshot.read_manifest(st, obj.key)
     if m then
       fresh[obj.key] = { tag = tag_of(obj), m = m }
       manifests[#manifests + 1] = m
+    else
+      invalid[#invalid + 1] = { id = snapshot.key_id(obj.key), key = obj.key, error = why }
     end
   end
   local size = math.max(1, math.min(CHUNK, concurrency))
@@ -62,7 +62,8 @@ local function scan(st, prefix, concurrency, cache_file)
   end
   local found = snapshot.scan(st, prefix, { on_manifest = function(obj)
     local c = cache[obj.key]
-    if c and c.tag == tag_of(obj) and type(c.m) == "table" then
+    -- A cached manifest is checked again (no read): the rules may be newer than the cache.
+    if c and c.tag == tag_of(obj) and type(c.m) == "table" and snapshot.check(c.m, obj.key) then
       hits = hits + 1
       fresh[obj.key] = c
       manifests[#manifests + 1] = c.m
@@ -80,7 +81,8 @@ local function scan(st, prefix, concurrency, cache_file)
     end)
     if not ok then log.warn("could not write the manifest cache", { path = cache_file, error = tostring(err) }) end
   end
-  return manifests, found.incomplete, hits
+  table.sort(invalid, function(a, b) return a.id < b.id end)
+  return manifests, found.incomplete, hits, invalid
 end
 
 local function count_param(name, doc)
@@ -123,7 +125,7 @@ return {
     local function work()
       local t0 = time.monotonic()
       local prefix = (p.prefix:gsub("/+$", ""))
-      local manifests, incomplete, hits = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
+      local manifests, incomplete, hits, invalid = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
       local t_list = time.monotonic() - t0
       local plan = retention.plan(manifests, policy, time.now(), incomplete)
       local t_decide = time.monotonic() - t0
@@ -143,12 +145,17 @@ return {
       for _, e in ipairs(plan.incomplete_remove) do
         print(string.format("%-12s %s  (incomplete)  %s", verb, e.incomplete.id, table.concat(e.reasons, ", ")))
       end
+      for _, i in ipairs(invalid) do
+        print(string.format("%-12s %s  %s: %s; kept, nothing it names is deleted", "invalid", i.id, i.key, i.error))
+        log.warn("invalid manifest: kept, nothing it names is deleted", { key = i.key, error = i.error })
+      end
 
       local result = {
         prefix = p.prefix, dry_run = p.dry_run, snapshots = #manifests,
         kept = #plan.keep, removed = #plan.remove,
         incomplete_kept = #plan.incomplete_keep, incomplete_removed = #plan.incomplete_remove,
         decide_seconds = t_decide, list_seconds = t_list, plan_seconds = t_decide - t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
+        invalid = #invalid, invalid_snapshots = json.array(invalid),
       }
       if p.dry_run then return result end
 
@@ -165,9 +172,11 @@ return {
       end
       local manifests_keys, object_keys = {}, {}
       for _, e in ipairs(plan.remove) do
-        local m = e.manifest
-        manifests_keys[#manifests_keys + 1] = m.manifest_key or manifest_key(m.prefix or p.prefix, m.id)
-        for _, o in ipairs(m.objects or {}) do object_keys[#object_keys + 1] = o.key end
+        -- Only keys in the snapshot's own directory (snapshot.check placed them there; checked again).
+        local keys, why = snapshot.own_keys(e.manifest)
+        if not keys then error("prune: snapshot " .. e.manifest.id .. ": " .. why .. "; nothing was deleted", 0) end
+        manifests_keys[#manifests_keys + 1] = keys[1]
+        for i = 2, #keys do object_keys[#object_keys + 1] = keys[i] end
       end
       for _, e in ipairs(plan.incomplete_remove) do
         for _, k in ipairs(e.incomplete.keys or {}) do object_keys[#object_keys + 1] = k end

@@ -1,6 +1,10 @@
 -- restore-dir: a snapshot made by backup-dir → a directory. Verifies size and sha256 while streaming;
--- extracts into a temporary directory beside the target and moves it in only when everything checked out.
--- Holds the prefix's lock (lock.target) while it reads, so no prune or backup of the prefix runs meanwhile.
+-- extracts into a temporary directory beside the target, then puts it in place in one step: a rename
+-- when the target is absent or empty, an atomic exchange (fs.swap) when it replaces a whole tree. A
+-- restore killed at any point leaves the target either as it was or fully restored, plus at most one
+-- `.rewind-restore-<name>-<pid>-<hex>` directory beside it, which the next restore into it removes.
+-- Nothing is written (no lease, no directory) before the snapshot is known to exist and be valid; then
+-- it holds the prefix's lock (lock.target) while it reads, so no prune or backup of the prefix runs meanwhile.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
 local tar = require("rewind.tar")
@@ -9,86 +13,124 @@ local task = require("rewind.task")
 local time = require("rewind.time")
 local errors = require("rewind.errors")
 local lock = require("rewind.lock")
+local log = require("rewind.log")
+local env = require("rewind.env")
+
+local LEFTOVER = ".rewind-restore-"
 
 local function parent(path)
-  path = path:gsub("/+$", "")
   local dir = path:match("^(.*)/[^/]*$")
   if dir == nil then return "." end
   if dir == "" then return "/" end
   return dir
 end
 
-local function basename(path)
-  return (path:gsub("/+$", "")):match("([^/]+)$")
+-- Leftovers of earlier restores into the same target whose process is gone (on this host): the partial
+-- tree of a restore that was killed, or the old tree a killed restore had swapped out. Returns how many
+-- it removed. A leftover of a restore still running is left alone.
+local function clean_leftovers(base, tag)
+  if not fs.exists("/proc/self") then return 0 end
+  local start, removed = LEFTOVER .. tag .. "-", 0
+  for _, e in ipairs(fs.list(base)) do
+    if e.name:sub(1, #start) == start then
+      local pid = e.name:sub(#start + 1):match("^(%d+)%-%x+$")
+      if pid and not fs.exists("/proc/" .. pid) then
+        log.info("removing the leftover of an interrupted restore", { path = e.path })
+        fs.remove(e.path, { recursive = true })
+        removed = removed + 1
+      end
+    end
+  end
+  return removed
 end
 
 return {
-  description = "Restore a directory snapshot (default: the newest complete one) into a directory",
+  description = "Restore a directory snapshot (default: the newest complete one) into a directory, replacing it in one step",
   params = {
     to = { type = "string", required = true, doc = "directory to restore into (must be empty or absent unless overwrite=true)" },
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (backup-dir's prefix, e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
-    overwrite = { type = "boolean", default = false, doc = "restore into a non-empty directory, replacing entries of the same name" },
+    overwrite = { type = "boolean", default = false, doc = "replace a non-empty directory as a whole (what the snapshot does not have is gone afterwards); the swap is atomic" },
+    symlinks = { type = "string", default = "keep", choices = { "keep", "inside" }, doc = "keep: restore symlinks as they are, also those leading outside the tree (they are counted and named); inside: refuse a snapshot with such a symlink" },
     dry_run = { type = "boolean", default = false, doc = "only show what would be restored" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a backup or prune of the prefix started meanwhile is refused)" },
   },
   run = function(p)
     local s = store.open(p.store)
-    local st = fs.stat(p.to)
-    local existing = {}
-    if st then
-      if st.type ~= "dir" then errors.usage("to: " .. p.to .. " exists and is not a directory") end
-      existing = fs.list(p.to)
-      if #existing > 0 and not p.overwrite then
-        errors.usage("to: " .. p.to .. " is not empty (" .. #existing .. " entries); pass overwrite=true to restore into it")
-      end
+    local to = p.to:gsub("/+$", "")
+    local name = to:match("([^/]+)$")
+    if not name or name == "." or name == ".." then
+      errors.usage("to: name the directory to restore into, not '" .. p.to .. "' (it is put in place as a whole)")
     end
+    -- nil: absent; "empty"; "full" (only with overwrite=true).
+    local function state()
+      local st = fs.stat(to)
+      if not st then return nil end
+      if st.type == "symlink" then errors.usage("to: " .. to .. " is a symlink; give the directory it points to") end
+      if st.type ~= "dir" then errors.usage("to: " .. to .. " exists and is not a directory") end
+      local n = #fs.list(to)
+      if n > 0 and not p.overwrite then
+        errors.usage("to: " .. to .. " is not empty (" .. n .. " entries); pass overwrite=true to replace it")
+      end
+      return n > 0 and "full" or "empty"
+    end
+    state()
     local function tar_object(snap)
       for _, o in ipairs(snap.manifest.objects) do
         if o.ext:match("^tar") then return o end
       end
       error("snapshot " .. snap.id .. " has no tar object", 0)
     end
+    -- Read only, before anything is written: a prefix without snapshots, or whose newest manifest is
+    -- invalid, ends here with no lease taken and no directory made.
+    local snap = snapshot.open(s, p.prefix, p.snapshot)
+    local obj = tar_object(snap)
     if p.dry_run then
-      local snap = snapshot.open(s, p.prefix, p.snapshot)
-      local obj = tar_object(snap)
-      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = p.to }
+      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = to }
     end
-    -- Under the prefix's lock: a prune or backup on the same prefix waits its turn instead of deleting or
-    -- adding snapshots while this one is read.
     return lock.with_target(s, p.prefix, function()
-      local snap = snapshot.open(s, p.prefix, p.snapshot)
-      local obj = tar_object(snap)
+      -- Again under the lock: a prune may have removed it since.
+      snap = snapshot.open(s, p.prefix, snap.id)
+      obj = tar_object(snap)
       local t0 = time.monotonic()
-      local base = parent(p.to)
+      local base = parent(to)
       fs.mkdir(base)
-      local tmp = base .. "/.rewind-restore-" .. (basename(p.to) or "dir") .. "-" .. snap.id .. "-" .. math.random(1, 1e9)
+      local tag = name:sub(1, 100)
+      local cleaned = clean_leftovers(base, tag)
+      local tmp = string.format("%s/%s%s-%d-%08x", base, LEFTOVER, tag, env.pid(), math.random(0, 0x7fffffff))
       local done = false
       task.on_exit(function()
         if not done then fs.remove(tmp, { recursive = true }) end
       end)
-      local ok, res = pcall(tar.extract, { from = snap:reader(obj.name), to = tmp })
+      local ok, res = pcall(tar.extract, { from = snap:reader(obj.name), to = tmp, symlinks = p.symlinks })
       if not ok then
         fs.remove(tmp, { recursive = true })
         done = true
-        error("restoring snapshot " .. snap.id .. " failed; " .. p.to .. " was not changed: " .. tostring(res), 0)
+        error("restoring snapshot " .. snap.id .. " failed; " .. to .. " was not changed: " .. tostring(res), 0)
       end
-      if not st or #existing == 0 then
-        if st then fs.remove(p.to) end
-        fs.rename(tmp, p.to)
-      else
-        for _, e in ipairs(fs.list(tmp)) do
-          local dest = p.to .. "/" .. e.name
-          if fs.exists(dest) then fs.remove(dest, { recursive = true }) end
-          fs.rename(e.path, dest)
-        end
+      local now = state()
+      if now == "full" then
+        log.info("extracted; swapping it in", { to = to, snapshot = snap.id })
+        fs.swap(tmp, to)
+        log.info("swapped in; removing the replaced tree", { to = to, old = tmp })
         fs.remove(tmp, { recursive = true })
+      else
+        -- Absent, or an empty directory (which rename replaces): one step either way.
+        fs.rename(tmp, to)
       end
       done = true
+      local examples = {}
+      for _, l in ipairs(res.outside) do examples[#examples + 1] = l.path .. " -> " .. l.target end
+      if res.symlinks_outside > 0 then
+        log.warn("restored symlinks that lead outside the restored tree, as they are",
+          { count = res.symlinks_outside, first = examples[1] })
+      end
       return {
-        snapshot = snap.id, key = obj.key, to = p.to, files = res.files, dirs = res.dirs,
-        symlinks = res.symlinks, bytes = res.bytes, verified = true,
+        snapshot = snap.id, key = obj.key, to = to, files = res.files, dirs = res.dirs,
+        symlinks = res.symlinks, hardlinks = res.hardlinks, bytes = res.bytes, verified = true,
+        replaced = now == "full", leftovers_removed = cleaned > 0 and cleaned or nil,
+        symlinks_outside = res.symlinks_outside, symlinks_outside_examples = #examples > 0 and examples or nil,
         seconds = math.floor((time.monotonic() - t0) * 100) / 100,
       }
     end, { owner = "restore-dir", ttl = p.lock_ttl })

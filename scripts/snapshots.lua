@@ -1,9 +1,11 @@
--- snapshots: list the snapshots under a prefix (complete ones, and incomplete ones flagged).
+-- snapshots: list the snapshots under a prefix: valid ones, incomplete ones (objects, no manifest) and
+-- those whose manifest is invalid (not JSON, not a rewind manifest, or lying about itself), each flagged.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
+local json = require("rewind.json")
 
 return {
-  description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) are flagged",
+  description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) and invalid manifests are flagged",
   params = {
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
@@ -11,17 +13,24 @@ return {
   run = function(p)
     local s = store.open(p.store)
     local out = {}
-    for _, m in ipairs(snapshot.list(s, p.prefix)) do
+    local valid, invalid = snapshot.list(s, p.prefix)
+    for _, m in ipairs(valid) do
       local size = 0
-      for _, o in ipairs(m.objects or {}) do size = size + (o.size or 0) end
+      for _, o in ipairs(m.objects) do size = size + o.size end
       out[#out + 1] = { id = m.id, started_at = m.started_at, finished_at = m.finished_at, size = size,
-        objects = #(m.objects or {}), procedure = m.procedure, complete = true, tags = m.tags }
+        objects = #m.objects, procedure = m.procedure, complete = true, tags = m.tags,
+        moved_from = m.moved_from,
+        note = m.moved_from and ("written under " .. m.moved_from .. "; read here") or nil }
+    end
+    for _, bad in ipairs(invalid) do
+      out[#out + 1] = { id = bad.id, key = bad.key, complete = false, invalid = true, error = bad.error,
+        note = "invalid manifest: " .. bad.error .. " (restore and verify refuse it; prune keeps it and deletes nothing it names)" }
     end
     for _, inc in ipairs(snapshot.incomplete(s, p.prefix)) do
       out[#out + 1] = { id = inc.id, started_at = inc.started_at, objects = #inc.keys, complete = false,
         note = "incomplete: no manifest (restore refuses it)" }
     end
     table.sort(out, function(a, b) return a.id < b.id end)
-    return { store = s.url, prefix = p.prefix, snapshots = out }
+    return { store = s.url, prefix = p.prefix, snapshots = json.array(out) }
   end,
 }

@@ -1,9 +1,10 @@
 -- verify: re-read every object of one snapshot (or all) and check size and sha256 against the manifest.
+-- An invalid manifest fails verification; so does a prefix without any snapshot.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
 
 return {
-  description = "Verify snapshots: re-read every object and check its size and sha256 (one snapshot, or all)",
+  description = "Verify snapshots: re-read every object and check its size and sha256 (one snapshot, or all); invalid manifests fail",
   params = {
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
@@ -11,13 +12,18 @@ return {
   },
   run = function(p)
     local s = store.open(p.store)
-    local ids = {}
+    local ids, bad = {}, {}
     if p.snapshot == "all" then
-      for _, m in ipairs(snapshot.list(s, p.prefix)) do ids[#ids + 1] = m.id end
+      local valid, invalid = snapshot.list(s, p.prefix)
+      if #valid == 0 and #invalid == 0 then
+        snapshot.open(s, p.prefix) -- raises: "no snapshots under ..." (or "no complete snapshot ...")
+      end
+      for _, m in ipairs(valid) do ids[#ids + 1] = m.id end
+      for _, i in ipairs(invalid) do bad[#bad + 1] = i.id .. ": invalid manifest (" .. i.key .. "): " .. i.error end
     else
       ids[1] = snapshot.open(s, p.prefix, p.snapshot).id
     end
-    local results, bad = {}, {}
+    local results = {}
     for _, id in ipairs(ids) do
       local r = snapshot.open(s, p.prefix, id):verify()
       results[#results + 1] = r
@@ -26,7 +32,7 @@ return {
       end
     end
     if #bad > 0 then
-      error(#bad .. " object(s) failed verification:\n  " .. table.concat(bad, "\n  "), 0)
+      error(#bad .. " problem(s) found:\n  " .. table.concat(bad, "\n  "), 0)
     end
     return { ok = true, verified = #results, snapshots = results }
   end,

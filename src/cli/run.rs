@@ -52,6 +52,7 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     };
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
+    let quiet_stdout = StdoutToStderr::new(args.json);
     let outcome = local.block_on(
         &rt,
         runner::run(
@@ -65,6 +66,7 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
             runner::shutdown_signal(),
         ),
     );
+    drop(quiet_stdout);
     let code = outcome.exit_code();
     match outcome {
         Outcome::Done(result) => print_result(&result, args.json),
@@ -80,6 +82,39 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     ));
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     ExitCode::from(code as u8)
+}
+
+/// With `--json`, stdout carries the result and nothing else: while the script runs, what it prints
+/// (Lua `print`, a prune's plan lines) goes to stderr. Restored when dropped.
+struct StdoutToStderr(Option<i32>);
+
+impl StdoutToStderr {
+    fn new(on: bool) -> StdoutToStderr {
+        if !on {
+            return StdoutToStderr(None);
+        }
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // SAFETY: dup/dup2 on the process's own standard descriptors; on failure stdout stays as it was.
+        let saved = unsafe { libc::dup(1) };
+        if saved < 0 || unsafe { libc::dup2(2, 1) } < 0 {
+            return StdoutToStderr(None);
+        }
+        StdoutToStderr(Some(saved))
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0.take() {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            // SAFETY: flushes C stdio (Lua's print), then puts the saved descriptor back on 1.
+            unsafe {
+                libc::fflush(std::ptr::null_mut());
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
+        }
+    }
 }
 
 fn read_params_file(path: &PathBuf) -> Result<Map<String, Json>, String> {

@@ -124,6 +124,18 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
                 .lua_err()
         })?,
     )?;
+    // swap(a, b): exchanges two existing paths in one step (renameat2 RENAME_EXCHANGE): afterwards each
+    // name holds what the other held, and at no moment is either missing.
+    t.set(
+        "swap",
+        lua.create_function(|_, (a, b): (String, String)| {
+            use rustix::fs::{CWD, RenameFlags, renameat_with};
+            renameat_with(CWD, a.as_str(), CWD, b.as_str(), RenameFlags::EXCHANGE)
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("swapping {a} and {b} (an atomic exchange)"))
+                .lua_err()
+        })?,
+    )?;
     // list(dir, {glob=}): the entries of one directory, sorted by name.
     t.set(
         "list",

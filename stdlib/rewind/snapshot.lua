@@ -7,6 +7,12 @@
 -- refuses it, `incomplete` reports it. Readers from `open` check size and sha256 while streaming and fail
 -- at the end of the stream on a mismatch.
 --
+-- A manifest is checked before any of it is used (`check`): JSON, this format, the id its key names, a
+-- plain prefix, and every object named `<name>_<HHMMSS>.<ext>` in the snapshot's own directory. One that
+-- fails is invalid: `list` returns it apart, `open` refuses it, prune never deletes anything it names.
+-- Objects are read where the manifest lies now: a snapshot directory copied or moved to another prefix is
+-- a snapshot of that prefix (`moved_from` keeps the prefix it was written under).
+--
 --   local snap = snapshot.begin(store, {prefix = "dirs/data", procedure = "backup-dir", params = ...})
 --   local w = snap:writer("data", "tar.zst")      -- or snap:put(name, ext, string|reader)
 --   tar.create{from = {"./data"}, to = w}
@@ -183,6 +189,109 @@ local function manifest_key(prefix, id)
   return under(prefix, day .. "/manifest_" .. hms .. ".json")
 end
 
+-- A key or prefix made of plain names separated by single slashes.
+local function plain_path(s)
+  if type(s) ~= "string" or s == "" then return false end
+  for c in (s .. "/"):gmatch("([^/]*)/") do
+    if c == "" or c == "." or c == ".." or c:find("%c") then return false end
+  end
+  return true
+end
+
+local function plain_name(s)
+  return type(s) == "string" and s ~= "" and s ~= "." and s ~= ".." and not s:find("[/%c]")
+end
+
+--- Where a manifest key puts its snapshot: prefix, day, hms (nil when it is not a manifest key).
+local function key_parts(key)
+  local prefix, day, hms = tostring(key):match("^(.*)/(%d%d%d%d%d%d%d%d)/manifest_(%d%d%d%d%d%d)%.json$")
+  if not prefix then
+    prefix = ""
+    day, hms = tostring(key):match("^(%d%d%d%d%d%d%d%d)/manifest_(%d%d%d%d%d%d)%.json$")
+  end
+  if not day then return nil end
+  return prefix, day, hms
+end
+
+--- The id a manifest key names (YYYYMMDD-HHMMSS), or the key itself when it names none.
+function M.key_id(key)
+  local _, day, hms = key_parts(key)
+  return day and (day .. "-" .. hms) or key
+end
+
+--- Checks a decoded manifest found at `key`. Returns it ready for use (`manifest_key` set, each object's
+--- key in the manifest's own directory) or nil and why it is invalid.
+function M.check(m, key)
+  local prefix, day, hms = key_parts(key)
+  if not prefix then return nil, "'" .. tostring(key) .. "' is not a manifest key" end
+  if type(m) ~= "table" or m.format == nil then return nil, "not a rewind manifest (it has no format)" end
+  if m.format ~= M.FORMAT then
+    return nil, "its format '" .. tostring(m.format) .. "' is not " .. M.FORMAT
+  end
+  local id = day .. "-" .. hms
+  if m.id ~= id then return nil, "its id '" .. tostring(m.id) .. "' is not " .. id .. ", the id its key names" end
+  if not plain_path(m.prefix) then
+    return nil, "its prefix '" .. tostring(m.prefix) .. "' is not a key prefix (plain names joined by '/')"
+  end
+  for _, f in ipairs({ "procedure", "host" }) do
+    if m[f] ~= nil and type(m[f]) ~= "string" then return nil, "its " .. f .. " is not a string" end
+  end
+  if m.tags ~= nil and type(m.tags) ~= "table" then return nil, "its tags are not a list or a table" end
+  if m.started_at ~= nil and not (type(m.started_at) == "string" and pcall(time.parse, m.started_at)) then
+    return nil, "its started_at '" .. tostring(m.started_at) .. "' is not a time"
+  end
+  local count = 0
+  if type(m.objects) == "table" then for _ in pairs(m.objects) do count = count + 1 end end
+  if type(m.objects) ~= "table" or count ~= #m.objects then return nil, "its objects are not a list" end
+  local names = {}
+  for i, o in ipairs(m.objects) do
+    if type(o) ~= "table" then return nil, "its object " .. i .. " is not a table" end
+    if not plain_name(o.name) or o.name == "manifest" then
+      return nil, "object name '" .. tostring(o.name) .. "' is not a plain name"
+    end
+    if names[o.name] then return nil, "object name '" .. o.name .. "' appears twice" end
+    names[o.name] = true
+    if not plain_name(o.ext) then return nil, "object '" .. o.name .. "': its ext '" .. tostring(o.ext) .. "' is not a plain name" end
+    if math.type(o.size) ~= "integer" or o.size < 0 then return nil, "object '" .. o.name .. "': its size is not a byte count" end
+    if type(o.sha256) ~= "string" then return nil, "object '" .. o.name .. "': its sha256 is not a string" end
+    local expected = m.prefix .. "/" .. day .. "/" .. o.name .. "_" .. hms .. "." .. o.ext
+    if o.key ~= expected then
+      return nil, "object '" .. o.name .. "': its key '" .. tostring(o.key) .. "' is not " .. expected
+        .. " (a snapshot's objects lie in its own directory)"
+    end
+  end
+  if m.prefix ~= prefix then m.moved_from, m.prefix = m.prefix, prefix end
+  for _, o in ipairs(m.objects) do o.key = under(prefix, day .. "/" .. o.name .. "_" .. hms .. "." .. o.ext) end
+  m.manifest_key = key
+  return m
+end
+
+--- Decodes and checks a manifest's text (see `check`): the manifest, or nil and why it is invalid.
+function M.parse(body, key)
+  local ok, m = pcall(json.decode, body)
+  if not ok then
+    local msg = tostring(m):match("^[^\n]*"):gsub("^runtime error: ", ""):gsub("^invalid JSON: ", "")
+    return nil, "not JSON (" .. msg .. ")"
+  end
+  return M.check(m, key)
+end
+
+--- The keys a snapshot may delete: its manifest's and its objects', each checked to lie in the
+--- manifest's own directory (nil and why otherwise).
+function M.own_keys(m)
+  local key = m.manifest_key
+  local dir = type(key) == "string" and key:match("^(.*/)manifest_%d+%.json$") or ""
+  local keys = { key }
+  for _, o in ipairs(m.objects or {}) do
+    local k = tostring(o.key)
+    if k:sub(1, #dir) ~= dir or k:sub(#dir + 1):find("/") or not plain_name(k:sub(#dir + 1)) then
+      return nil, "object key '" .. k .. "' is outside " .. dir
+    end
+    keys[#keys + 1] = k
+  end
+  return keys
+end
+
 --- One listing pass over `prefix`: the manifest objects (`{key, size, etag, ...}`, in key order) and the
 --- incomplete snapshots (date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest
 --- first). Reads no manifest; `list` and prune build on it. `opts.on_manifest(obj)`, when given, is called
@@ -223,28 +332,28 @@ function M.scan(store, prefix, opts)
   return { manifest_objects = manifest_objects, incomplete = incomplete }
 end
 
---- Reads one manifest object; nil (with a warning) when its body is not a rewind manifest. A failed read
+--- Reads and checks one manifest object: the manifest, or nil and why it is invalid. A failed read
 --- (network, permissions) raises: deciding without a snapshot that exists could pick an older one to
 --- restore, or let prune remove what a rule would keep.
 function M.read_manifest(store, key)
-  local body = store:get(key)
-  local ok, m = pcall(json.decode, body)
-  if ok and type(m) == "table" and m.format == M.FORMAT then
-    m.manifest_key = key
-    return m
-  end
-  require("rewind.log").warn("ignoring an unreadable manifest", { key = key })
-  return nil
+  return M.parse(store:get(key), key)
 end
 
---- Every complete snapshot's manifest under `prefix`, oldest first.
+--- Every valid snapshot's manifest under `prefix`, oldest first; second, the invalid ones
+--- (`{ {id, key, error} }`, oldest first).
 function M.list(store, prefix)
-  local out = {}
+  local out, invalid = {}, {}
   for _, obj in ipairs(M.scan(store, prefix).manifest_objects) do
-    out[#out + 1] = M.read_manifest(store, obj.key)
+    local m, why = M.read_manifest(store, obj.key)
+    if m then
+      out[#out + 1] = m
+    else
+      invalid[#invalid + 1] = { id = M.key_id(obj.key), key = obj.key, error = why }
+    end
   end
   table.sort(out, function(a, b) return a.id < b.id end)
-  return out
+  table.sort(invalid, function(a, b) return a.id < b.id end)
+  return out, invalid
 end
 
 --- Date/time groups with objects but no manifest: `{ {id, keys, started_at} }`, oldest first.
@@ -252,22 +361,46 @@ function M.incomplete(store, prefix)
   return M.scan(store, prefix).incomplete
 end
 
---- The newest complete snapshot's manifest, or nil.
+-- The newest valid manifest (or nil), or nil and why when the newest snapshot's manifest is invalid.
+local function newest(store, prefix)
+  prefix = trim(prefix)
+  local valid, invalid = M.list(store, prefix)
+  local v, bad = valid[#valid], invalid[#invalid]
+  if bad and (not v or bad.id > v.id) then
+    return nil, string.format("the newest snapshot under %s, %s, has an invalid manifest (%s): %s; name another one with snapshot=ID%s",
+      prefix, bad.id, bad.key, bad.error, v and (" (the newest valid one is " .. v.id .. ")") or "")
+  end
+  return v
+end
+
+--- The newest valid snapshot's manifest, or nil when there is none. Raises when the newest snapshot
+--- has an invalid manifest (using an older one instead would be a silent substitution).
 function M.latest(store, prefix)
-  local all = M.list(store, prefix)
-  return all[#all]
+  local v, why = newest(store, prefix)
+  if why then error(why, 2) end
+  return v
 end
 
 local Opened = {}
 Opened.__index = Opened
 
---- Opens a complete snapshot (the newest when id is nil). An id without a manifest is refused.
+--- Opens a valid snapshot (the newest when id is nil). An id without a manifest, or with an invalid
+--- one, is refused.
 function M.open(store, prefix, id)
   prefix = trim(prefix)
   local manifest
   if id == nil or id == "" then
-    manifest = M.latest(store, prefix)
-    if not manifest then error("no complete snapshot under " .. store.url .. " " .. prefix, 2) end
+    local why
+    manifest, why = newest(store, prefix)
+    if why then error(why, 2) end
+    if not manifest then
+      local inc = M.incomplete(store, prefix)
+      if #inc > 0 then
+        error(string.format("no complete snapshot under %s in %s (%d incomplete, the newest %s: no manifest)",
+          prefix, store.url, #inc, inc[#inc].id), 2)
+      end
+      error("no snapshots under " .. prefix .. " in " .. store.url, 2)
+    end
   else
     local key = manifest_key(prefix, id)
     if not store:exists(key) then
@@ -279,14 +412,14 @@ function M.open(store, prefix, id)
       end
       errors.usage("no snapshot " .. id .. " under " .. prefix)
     end
-    manifest = json.decode(store:get(key))
-    manifest.manifest_key = key
-    if manifest.format ~= M.FORMAT then
-      error("snapshot " .. id .. ": unknown manifest format " .. tostring(manifest.format), 2)
+    local why
+    manifest, why = M.read_manifest(store, key)
+    if not manifest then
+      error("snapshot " .. id .. " under " .. prefix .. " has an invalid manifest (" .. key .. "): " .. why, 2)
     end
   end
   local by_name = {}
-  for _, o in ipairs(manifest.objects or {}) do by_name[o.name] = o end
+  for _, o in ipairs(manifest.objects) do by_name[o.name] = o end
   return setmetatable({ store = store, prefix = prefix, id = manifest.id, manifest = manifest, by_name = by_name }, Opened)
 end
 

@@ -47,6 +47,13 @@ function M.remove(path, opts) end
 ---@param to string
 function M.rename(from, to) end
 
+---Exchanges two existing paths in one step (Linux renameat2 RENAME_EXCHANGE): afterwards each name
+---holds what the other held, and at no moment is either missing. Both must be on one filesystem that
+---supports it (ext4, xfs, btrfs, tmpfs, ...); otherwise it raises.
+---@param a string
+---@param b string
+function M.swap(a, b) end
+
 ---The entries of one directory, sorted by name; `glob` filters on the entry name.
 ---@param dir string
 ---@param opts? {glob?: string}

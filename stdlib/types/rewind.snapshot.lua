@@ -1,6 +1,8 @@
 ---@meta
 -- rewind.snapshot: objects at <prefix>/<YYYYMMDD>/<name>_<HHMMSS>.<ext> (UTC), manifest written last at
--- <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json; id = YYYYMMDD-HHMMSS. No manifest = incomplete.
+-- <prefix>/<YYYYMMDD>/manifest_<HHMMSS>.json; id = YYYYMMDD-HHMMSS. No manifest = incomplete. A manifest
+-- is checked before use (`check`); an invalid one is listed apart, refused by `open`, never deleted from.
+-- Objects are read where the manifest lies: a snapshot directory copied to another prefix belongs to it.
 local M = {}
 
 ---@class rewind.snapshot.Object
@@ -23,6 +25,14 @@ local M = {}
 ---@field tags table
 ---@field rewind_version string
 ---@field objects rewind.snapshot.Object[]
+---@field manifest_key? string  where it was read (set by check)
+---@field moved_from? string    the prefix it was written under, when it now lies under another one
+
+---An invalid manifest: its id (from its key), its key and why.
+---@class rewind.snapshot.Invalid
+---@field id string
+---@field key string
+---@field error string
 
 ---A snapshot being written.
 ---@class rewind.snapshot.Snap
@@ -74,11 +84,41 @@ function Opened:object(name) end
 ---@return rewind.snapshot.Snap
 function M.begin(store, opts) end
 
----Complete snapshots' manifests under prefix, oldest first.
+---Valid snapshots' manifests under prefix, oldest first; second, the invalid ones, oldest first.
 ---@param store rewind.Store
 ---@param prefix string
----@return rewind.snapshot.Manifest[]
+---@return rewind.snapshot.Manifest[] valid
+---@return rewind.snapshot.Invalid[] invalid
 function M.list(store, prefix) end
+
+---Checks a decoded manifest found at `key`: JSON object of this format, the id its key names, a plain
+---prefix, every object `<prefix>/<YYYYMMDD>/<name>_<HHMMSS>.<ext>` with a plain name and ext, a size and a
+---sha256. Returns it ready for use (`manifest_key` set, objects' keys placed in the manifest's own
+---directory, `moved_from` when it was written under another prefix), or nil and why it is invalid.
+---@param m any
+---@param key string
+---@return rewind.snapshot.Manifest? manifest
+---@return string? why
+function M.check(m, key) end
+
+---Decodes and checks a manifest's text (see `check`).
+---@param body string
+---@param key string
+---@return rewind.snapshot.Manifest? manifest
+---@return string? why
+function M.parse(body, key) end
+
+---The id a manifest key names (YYYYMMDD-HHMMSS), or the key itself when it names none.
+---@param key string
+---@return string
+function M.key_id(key) end
+
+---The keys deleting a snapshot may touch: its manifest's first, then its objects', each checked to lie in
+---the manifest's own directory; nil and why otherwise.
+---@param m rewind.snapshot.Manifest
+---@return string[]? keys
+---@return string? why
+function M.own_keys(m) end
 
 ---Groups of objects without a manifest.
 ---@param store rewind.Store
@@ -94,20 +134,23 @@ function M.incomplete(store, prefix) end
 ---@return {manifest_objects: {key: string, size: integer, etag: string?, mtime: number?}[], incomplete: {id: string, keys: string[], started_at: string}[]}
 function M.scan(store, prefix, opts) end
 
----Reads one manifest object; nil (with a warning logged) when its body is not a rewind manifest; raises
+---Reads and checks one manifest object (see `check`): the manifest, or nil and why it is invalid; raises
 ---when the read itself fails.
 ---@param store rewind.Store
 ---@param key string
----@return table? manifest
+---@return rewind.snapshot.Manifest? manifest
+---@return string? why
 function M.read_manifest(store, key) end
 
----The newest complete snapshot's manifest, or nil.
+---The newest valid snapshot's manifest, or nil when there is none; raises when the newest snapshot's
+---manifest is invalid.
 ---@param store rewind.Store
 ---@param prefix string
 ---@return rewind.snapshot.Manifest?
 function M.latest(store, prefix) end
 
----Opens a complete snapshot (newest when id is nil); an incomplete one is refused.
+---Opens a valid snapshot (newest when id is nil); an incomplete one, or one whose manifest is invalid, is
+---refused, and so is "the newest" when the newest manifest is invalid.
 ---@param store rewind.Store
 ---@param prefix string
 ---@param id? string

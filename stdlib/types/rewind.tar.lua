@@ -20,10 +20,17 @@ local M = {}
 ---@return {files: integer, dirs: integer, symlinks: integer, skipped: integer, bytes_in: integer, bytes_out: integer, object: table}
 function M.create(opts) end
 
---- Extracts a reader or file into `to`, refusing entries that would land outside it and device files.
---- Compression is detected from the magic bytes. With sha256/size, the input is verified to its end.
----@param opts {from: string|rewind.Reader, to: string, sha256?: string, size?: integer}
----@return {files: integer, dirs: integer, symlinks: integer, hardlinks: integer, bytes: integer, compressed_bytes: integer}
+--- Extracts a reader or file into `to` (best a new or empty directory), never writing through a symlink:
+--- every entry is created beneath `to` through directories opened without following one (openat2
+--- RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk). Refused, naming the entry: absolute paths,
+--- `..`, an entry under a symlink, a name already taken (an entry never replaces another), device files,
+--- fifos, sparse files, a hard link to anything but a file extracted inside `to`, and a stream that ends
+--- early ("it is truncated"). Symlinks are restored as they are; those leading outside `to` (decided
+--- lexically through the tree's own links, dangling or not) are counted in `symlinks_outside` and the
+--- first 20 listed in `outside`, or refused with `symlinks = "inside"`. Compression is detected from the
+--- magic bytes. With sha256/size, the input is verified to its end.
+---@param opts {from: string|rewind.Reader, to: string, sha256?: string, size?: integer, symlinks?: "keep"|"inside"}
+---@return {files: integer, dirs: integer, symlinks: integer, hardlinks: integer, bytes: integer, compressed_bytes: integer, symlinks_outside: integer, outside: {path: string, target: string}[]}
 function M.extract(opts) end
 
 --- Lists the entries of an archive without extracting.

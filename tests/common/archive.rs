@@ -151,3 +151,83 @@ pub fn listing(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.unwrap().into_path())
         .collect()
 }
+
+/// `rewind run --json ARGS` in `cwd` with `REWIND_STORE=store`.
+pub fn run_in(store: &Path, cwd: &Path, args: &[&str]) -> Output {
+    rewind()
+        .current_dir(cwd)
+        .env("REWIND_STORE", store)
+        .arg("run")
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every entry under `dir` as a user would compare it (type, mode, sha256 of the bytes, link target),
+/// by path relative to `dir`; empty when `dir` does not exist.
+pub fn hashed(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut m = BTreeMap::new();
+    if std::fs::symlink_metadata(dir).is_err() {
+        return m;
+    }
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.unwrap();
+        let md = e.path().symlink_metadata().unwrap();
+        let what = if md.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                std::fs::read_link(e.path()).unwrap().display()
+            )
+        } else if md.is_dir() {
+            format!("dir {:o}", md.mode() & 0o7777)
+        } else {
+            let data = std::fs::read(e.path()).unwrap();
+            format!("file {:o} {}", md.mode() & 0o7777, sha256_hex(&data))
+        };
+        m.insert(e.path().strip_prefix(dir).unwrap().to_path_buf(), what);
+    }
+    m
+}
+
+/// Writes a snapshot straight into a local store's layout: its objects `(name, ext, bytes)` under
+/// `<prefix>/<day>/<name>_<hms>.<ext>`, then a valid manifest, which `edit` may change first (to make it
+/// lie). Returns the manifest's path.
+pub fn write_snapshot(
+    store: &Path,
+    prefix: &str,
+    id: &str,
+    objects: &[(&str, &str, &[u8])],
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> PathBuf {
+    let (day, hms) = id.split_once('-').unwrap();
+    let dir = store.join(prefix).join(day);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut list = Vec::new();
+    for (name, ext, bytes) in objects {
+        let key = format!("{prefix}/{day}/{name}_{hms}.{ext}");
+        std::fs::write(store.join(&key), bytes).unwrap();
+        list.push(
+            serde_json::json!({"name": name, "key": key, "size": bytes.len(),
+            "sha256": sha256_hex(bytes), "ext": ext}),
+        );
+    }
+    let at = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &day[0..4],
+        &day[4..6],
+        &day[6..8],
+        &hms[0..2],
+        &hms[2..4],
+        &hms[4..6]
+    );
+    let mut m = serde_json::json!({
+        "format": "rewind.snapshot/1", "id": id, "prefix": prefix, "procedure": "backup-dir",
+        "target": "data", "host": "h", "started_at": at, "finished_at": at, "params": {}, "tags": {},
+        "rewind_version": "0", "layout": "contents", "objects": list,
+    });
+    edit(&mut m);
+    let path = dir.join(format!("manifest_{hms}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    path
+}

@@ -146,3 +146,56 @@ t.test("an expired lock is taken over; a held lock is renewed", function()
   t.ok(lock.holder(s, "t").expires > first, "renewed")
   l:release()
 end)
+
+t.test("check: a manifest is used only when its id, prefix and keys are its own; a moved one is read where it lies", function()
+  local function manifest()
+    return { format = "rewind.snapshot/1", id = "20240101-120000", prefix = "dirs/data", started_at = "2024-01-01T12:00:00Z",
+      objects = { { name = "data", key = "dirs/data/20240101/data_120000.tar.zst", size = 3, sha256 = "x", ext = "tar.zst" } } }
+  end
+  local m = assert(snapshot.check(manifest(), "dirs/data/20240101/manifest_120000.json"))
+  t.eq(m.manifest_key, "dirs/data/20240101/manifest_120000.json")
+  t.eq(snapshot.own_keys(m), { "dirs/data/20240101/manifest_120000.json", "dirs/data/20240101/data_120000.tar.zst" })
+  local moved = assert(snapshot.check(manifest(), "archive/old/20240101/manifest_120000.json"))
+  t.eq(moved.prefix, "archive/old")
+  t.eq(moved.moved_from, "dirs/data")
+  t.eq(moved.objects[1].key, "archive/old/20240101/data_120000.tar.zst")
+  t.eq(snapshot.check(moved, moved.manifest_key) ~= nil, true, "checking again changes nothing")
+  local bad = {
+    { function(x) x.id = "x/../../pwn" end, "its id 'x/../../pwn' is not 20240101-120000" },
+    { function(x) x.prefix = "a/../b" end, "its prefix 'a/../b'" },
+    { function(x) x.objects[1].key = "dirs/other/20240101/data_120000.tar.zst" end, "is not dirs/data/20240101/data_120000.tar.zst" },
+    { function(x) x.objects[1].key = "dirs/data/20240102/data_120000.tar.zst" end, "is not dirs/data/20240101" },
+    { function(x) x.objects[1].name = "a/b" end, "object name 'a/b'" },
+    { function(x) x.objects[1].size = -1 end, "its size is not a byte count" },
+    { function(x) x.objects = { x = 1 } end, "its objects are not a list" },
+    { function(x) x.format = "other/2" end, "its format 'other/2'" },
+    { function(x) x.started_at = "yesterday" end, "its started_at 'yesterday' is not a time" },
+  }
+  for _, b in ipairs(bad) do
+    local x = manifest()
+    b[1](x)
+    local ok, why = snapshot.check(x, "dirs/data/20240101/manifest_120000.json")
+    t.eq(ok, nil, b[2])
+    t.contains(why, b[2])
+  end
+  local none, why = snapshot.parse("{oops", "p/20240101/manifest_120000.json")
+  t.eq(none, nil)
+  t.contains(why, "not JSON")
+  t.eq(snapshot.key_id("p/20240101/manifest_120000.json"), "20240101-120000")
+end)
+
+t.test("list returns invalid manifests apart; open of the newest refuses an invalid newest one", function()
+  local s = open()
+  local a = snapshot.begin(s, { prefix = "p" })
+  a:put("x", "txt", "1")
+  a:commit()
+  s:put("p/20991231/manifest_235959.json", "not json")
+  local valid, invalid = snapshot.list(s, "p")
+  t.eq(#valid, 1)
+  t.eq(#invalid, 1)
+  t.eq(invalid[1].id, "20991231-235959")
+  t.contains(invalid[1].error, "not JSON")
+  t.raises(function() snapshot.open(s, "p") end, "the newest snapshot under p, 20991231-235959, has an invalid manifest")
+  t.eq(snapshot.open(s, "p", a.id):get("x"), "1")
+  t.raises(function() snapshot.open(s, "p", "20991231-235959") end, "has an invalid manifest")
+end)

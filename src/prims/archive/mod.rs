@@ -4,8 +4,10 @@
 //! Defaults: zstd level 1 with one compression worker per CPU. That matches the reference pipeline
 //! `tar -cf - DIR | zstd -1 -T0` in ratio and beats it in time; pass `level` for smaller archives.
 
+mod beneath;
 mod create;
 mod extract;
+mod unpack;
 
 use std::path::PathBuf;
 
@@ -14,7 +16,7 @@ use globset::{Glob, GlobSetBuilder};
 use mlua::{Lua, Table, Value};
 
 pub use create::{Compression, CreateOpts, Source, Stats};
-pub use extract::{ExtractStats, ListEntry, Refused};
+pub use extract::{ExtractStats, ListEntry, Refused, Symlinks};
 
 use crate::base::errors::IntoLua;
 use crate::base::stream::{BoxReader, FileSink, Reader, reader_from_value, sink_from_value};
@@ -171,8 +173,20 @@ async fn tar_extract(lua: Lua, opts: Table) -> mlua::Result<Table> {
         let (hr, _) = crate::prims::hash::HashReader::new(reader, label.clone());
         reader = Box::pin(hr.expect(size, sha256));
     }
+    let symlinks = match opts.get::<Option<String>>("symlinks")?.as_deref() {
+        None | Some("keep") => Symlinks::Keep,
+        Some("inside") => Symlinks::Inside,
+        Some(other) => {
+            return Err(crate::base::errors::lua_error(
+                crate::base::errors::UsageError(format!(
+                    "tar.extract: symlinks must be 'keep' or 'inside', got '{other}'"
+                ))
+                .into(),
+            ));
+        }
+    };
     let progress = Progress::new(format!("extracting {label}"), total.or(size), true);
-    let s = extract(reader, PathBuf::from(&to), progress)
+    let s = extract(reader, PathBuf::from(&to), progress, symlinks)
         .await
         .with_context(|| format!("extracting {label} into {to}"))
         .lua_err()?;
@@ -183,6 +197,16 @@ async fn tar_extract(lua: Lua, opts: Table) -> mlua::Result<Table> {
     t.set("hardlinks", s.hardlinks)?;
     t.set("bytes", s.bytes)?;
     t.set("compressed_bytes", s.compressed_bytes)?;
+    t.set("symlinks_outside", s.symlinks_outside)?;
+    let outside = lua.create_table()?;
+    for (path, target) in &s.outside {
+        let o = lua.create_table()?;
+        o.set("path", path.as_str())?;
+        o.set("target", target.as_str())?;
+        outside.push(o)?;
+    }
+    outside.set_metatable(Some(mlua::LuaSerdeExt::array_metatable(&lua)))?;
+    t.set("outside", outside)?;
     Ok(t)
 }
 
