@@ -1,31 +1,30 @@
-//! Crash consistency: `kill -9` at seeded random points during backup-dir, restore-dir, prune and
-//! druid-backup. After every kill: each listed snapshot passes `verify`, the next run of the same job
-//! succeeds with no manual step (the dead holder's lease is taken over), an interrupted restore leaves
-//! `to` as the old tree or the new one, and a final prune (grace 0) leaves no leftovers in the store.
+//! Crash consistency: `kill -9` at seeded random points during backup-dir, prune and druid-backup (and
+//! restore-dir, in tests/restore_dir.rs `an_overwrite_killed_at_any_point...`, which also aims its kills
+//! around the swap). After every kill: each listed snapshot passes `verify`, the next run of the same job
+//! succeeds with no manual step (the dead holder's lease is taken over), and a final prune (grace 0)
+//! leaves no leftovers in the store.
 //!
-//! `CRASH_KILLS=N` (default 10 per procedure, the CI quick mode; 200 for the long mode in BENCHMARKS.md)
-//! and `CRASH_SEED=S` (default: from the clock; printed, so a failure can be replayed).
+//! `REWIND_TEST_KILLS=N` (default 10 per procedure, the CI quick mode; 200 for the long mode in BENCHMARKS.md)
+//! and `REWIND_TEST_SEED=S` (default: from the clock; printed, so a failure can be replayed).
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use common::archive::{Node, snapshot_contents};
 use common::process::{files, rewind, text};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn kills() -> usize {
-    std::env::var("CRASH_KILLS")
+    std::env::var("REWIND_TEST_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
         .unwrap_or(10)
 }
 
 fn rng(what: &str) -> StdRng {
-    let seed = std::env::var("CRASH_SEED")
+    let seed = std::env::var("REWIND_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
@@ -34,7 +33,10 @@ fn rng(what: &str) -> StdRng {
                 .unwrap()
                 .as_nanos() as u64
         });
-    eprintln!("{what}: CRASH_SEED={seed} CRASH_KILLS={}", kills());
+    eprintln!(
+        "{what}: REWIND_TEST_SEED={seed} REWIND_TEST_KILLS={}",
+        kills()
+    );
     StdRng::seed_from_u64(seed)
 }
 
@@ -172,74 +174,6 @@ fn backup_dir_killed_anywhere_leaves_verifiable_snapshots_and_runs_again() {
     s.ok(&["prune", "prefix=dirs/src", "keep_last=1000", "grace=0s"]);
     assert_eq!(s.leftovers(), Vec::<PathBuf>::new(), "prune left leftovers");
     eprintln!("backup-dir: {} kills survived", kills());
-}
-
-#[test]
-fn restore_dir_killed_anywhere_leaves_the_old_tree_or_the_new_one() {
-    let mut r = rng("restore-dir");
-    let s = Store::new();
-    make_data(&s.path("a"), 300, 64 << 10, 2);
-    make_data(&s.path("b"), 200, 96 << 10, 3);
-    let trees: BTreeMap<&str, BTreeMap<PathBuf, Node>> = [
-        ("a", snapshot_contents(&s.path("a"))),
-        ("b", snapshot_contents(&s.path("b"))),
-    ]
-    .into_iter()
-    .collect();
-    let mut ids = BTreeMap::new();
-    for name in ["a", "b"] {
-        next_second();
-        let out = s.ok(&[
-            "backup-dir",
-            &format!("from={name}"),
-            "prefix=dirs/x",
-            "--json",
-        ]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        ids.insert(name, v["snapshot"].as_str().unwrap().to_string());
-    }
-    let restore = |name: &str| {
-        vec![
-            "restore-dir".to_string(),
-            "prefix=dirs/x".into(),
-            format!("snapshot={}", ids[name]),
-            "to=to".into(),
-            "overwrite=true".into(),
-        ]
-    };
-    let a = restore("a");
-    let full = timed(&s, &a.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut have = "a";
-    for i in 0..kills() {
-        let want = if have == "a" { "b" } else { "a" };
-        let args = restore(want);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        kill_after(&s, &args, draw(&mut r, full));
-        let now = snapshot_contents(&s.path("to"));
-        let which = trees.iter().find(|(_, t)| **t == now).map(|(n, _)| *n);
-        assert!(
-            which == Some(have) || which == Some(want),
-            "kill {i}: `to` is neither the old tree ({have}) nor the new one ({want})"
-        );
-        // The next run finishes the job (and removes what the killed one left beside `to`).
-        s.ok(&args);
-        assert_eq!(
-            snapshot_contents(&s.path("to")),
-            trees[want],
-            "kill {i}: rerun"
-        );
-        have = want;
-        let beside: Vec<_> = std::fs::read_dir(s.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .filter(|n| n.starts_with(".to") || n.starts_with("to.") || n.starts_with("to-"))
-            .collect();
-        assert!(
-            beside.is_empty(),
-            "kill {i}: leftovers beside `to`: {beside:?}"
-        );
-    }
-    eprintln!("restore-dir: {} kills survived", kills());
 }
 
 #[test]
