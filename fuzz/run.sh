@@ -15,7 +15,7 @@ RUNS=${RUNS:-1000000}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_json decode_yaml decode_msgpack params tar_extract)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_json decode_yaml decode_msgpack params tar_extract manifest)
 cargo fuzz build -O
 status=0
 for t in "${targets[@]}"; do

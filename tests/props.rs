@@ -86,6 +86,67 @@ proptest! {
     }
 }
 
+/// Manifest text: valid ones made hostile piece by piece (ids, prefixes and keys that lead elsewhere).
+fn manifest() -> impl Strategy<Value = (String, String)> {
+    let part = prop_oneof![
+        Just("..".to_string()),
+        Just("dirs".to_string()),
+        Just("x".to_string()),
+        Just("20240101".to_string()),
+        Just("".to_string()),
+        "[a-z0-9_.-]{1,8}",
+    ];
+    let path = prop::collection::vec(part, 1..5).prop_map(|p| p.join("/"));
+    let flags = (any::<bool>(), any::<bool>());
+    (path.clone(), path.clone(), path, flags, 0u64..100).prop_map(
+        |(prefix, id_tail, key, (good_id, good_key), size)| {
+            let id = if good_id {
+                "20240101-010203".to_string()
+            } else {
+                id_tail
+            };
+            // Half the keys are where the object belongs, so accepted manifests are checked too.
+            let key = if good_key {
+                format!("{prefix}/20240101/data_010203.tar.zst")
+            } else {
+                key
+            };
+            let body = serde_json::json!({
+                "format": "rewind.snapshot/1",
+                "id": id,
+                "prefix": prefix,
+                "procedure": "backup-dir",
+                "objects": [{"name": "data", "ext": "tar.zst", "key": key, "size": size,
+                             "sha256": "0".repeat(64)}],
+            });
+            (
+                body.to_string(),
+                format!("{prefix}/20240101/manifest_010203.json"),
+            )
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn manifests_are_refused_or_delete_only_in_their_own_directory((body, key) in manifest()) {
+        with(|h| h.manifest(body.as_bytes(), &key));
+    }
+
+    #[test]
+    fn arbitrary_manifest_bytes_and_keys_are_answered(
+        body in prop::collection::vec(any::<u8>(), 0..256),
+        key in "\\PC{0,40}",
+    ) {
+        with(|h| {
+            h.manifest(&body, &key);
+            h.snapshot_key(key.as_bytes());
+        });
+    }
+}
+
 /// One tar entry of an archive built to probe extraction: odd names, links that point anywhere.
 #[derive(Debug, Clone)]
 enum Entry {
@@ -200,4 +261,20 @@ fn generated_archives_are_both_extracted_and_refused() {
     }
     let (ok, refused) = common::lua_harness::EXTRACTED.with(|n| n.get());
     assert!(ok > 0 && refused > 0, "extracted {ok}, refused {refused}");
+}
+
+#[test]
+fn generated_manifests_are_both_accepted_and_refused() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = manifest();
+    for _ in 0..200 {
+        let (body, key) = strategy.new_tree(&mut runner).unwrap().current();
+        with(|h| h.manifest(body.as_bytes(), &key));
+    }
+    let (accepted, refused) = with(|h| h.manifest_counts());
+    assert!(
+        accepted > 0 && refused > 0,
+        "accepted {accepted}, refused {refused}"
+    );
 }

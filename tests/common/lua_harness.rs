@@ -121,6 +121,35 @@ impl Harness {
         }
     }
 
+    /// Parses `body` as the manifest found at `key`: it is refused with a reason, or every key deleting
+    /// it may touch lies in the manifest's own directory and its id is the one its key names.
+    pub fn manifest(&self, body: &[u8], key: &str) {
+        if let Ok(Json::String(problem)) = self.call(MANIFEST, body, key) {
+            panic!("manifest at {key}: {problem}");
+        }
+    }
+
+    /// How many manifests `manifest` accepted and refused so far (a test shows both sides are reached).
+    pub fn manifest_counts(&self) -> (i64, i64) {
+        let g = self.lua.globals();
+        (
+            g.get::<Option<i64>>("MANIFESTS_ACCEPTED")
+                .unwrap()
+                .unwrap_or(0),
+            g.get::<Option<i64>>("MANIFESTS_REFUSED")
+                .unwrap()
+                .unwrap_or(0),
+        )
+    }
+
+    /// Any text as a store key: `key_id` answers without error, and a key it reads an id from is a
+    /// manifest key of that id.
+    pub fn snapshot_key(&self, key: &[u8]) {
+        if let Ok(Json::String(problem)) = self.call(SNAPSHOT_KEY, key, "") {
+            panic!("snapshot key {:?}: {problem}", String::from_utf8_lossy(key));
+        }
+    }
+
     /// Extracts `archive` into `<dir>/to`; whatever happens, nothing outside `to` may change.
     pub fn extract_confined(&self, dir: &Path, archive: &[u8]) {
         self.extract_checked(dir, archive, "to", "to");
@@ -224,4 +253,40 @@ local ok2, as_json = pcall(json.encode, v)
 if not ok2 then return "decoded but cannot encode: " .. tostring(as_json) end
 local again = json.encode(msgpack.decode(msgpack.encode(v)))
 if again ~= as_json then return "not stable: " .. as_json .. " then " .. again end
+"#;
+
+const MANIFEST: &str = r#"
+local snapshot = require("rewind.snapshot")
+local key = extra
+local ok, m, why = pcall(snapshot.parse, input, key)
+if not ok then return "parse raised instead of answering: " .. tostring(m) end
+if m == nil then
+  if type(why) ~= "string" or why == "" then return "refused without a reason" end
+  MANIFESTS_REFUSED = (MANIFESTS_REFUSED or 0) + 1
+  return nil
+end
+MANIFESTS_ACCEPTED = (MANIFESTS_ACCEPTED or 0) + 1
+if m.id ~= snapshot.key_id(key) then return "id " .. tostring(m.id) .. " is not the one its key names" end
+local keys, kwhy = snapshot.own_keys(m)
+if keys == nil then return nil end
+local dir = key:match("^(.*/)[^/]*$") or ""
+for _, k in ipairs(keys) do
+  if k:sub(1, #dir) ~= dir then return "deletes " .. k .. " outside " .. dir end
+  for part in k:gmatch("[^/]+") do
+    if part == ".." or part == "." then return "deletes " .. k .. " (a dot component)" end
+  end
+end
+"#;
+
+const SNAPSHOT_KEY: &str = r#"
+local snapshot = require("rewind.snapshot")
+local ok, id = pcall(snapshot.key_id, input)
+if not ok then return "key_id raised: " .. tostring(id) end
+if type(id) ~= "string" then return "key_id gave a " .. type(id) end
+if id:match("^%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d$") and id ~= input then
+  local day, hms = id:sub(1, 8), id:sub(10, 15)
+  if not input:find(day .. "/manifest_" .. hms .. ".json", 1, true) then
+    return "read id " .. id .. " from a key that is not its manifest's"
+  end
+end
 "#;
