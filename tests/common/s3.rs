@@ -75,6 +75,14 @@ impl S3Server {
         (r.status, r.body)
     }
 
+    /// A request that moto treats as the bucket owner's (objects are private: anonymous GETs are refused):
+    /// (status, body).
+    pub fn owner_request(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, String) {
+        let url = format!("{}{path}", self.endpoint);
+        let r = super::http::request(method, &url, &[AUTH], body);
+        (r.status, r.body)
+    }
+
     /// The response headers of an unsigned HEAD, lower-cased names.
     pub fn head_headers(&self, path: &str) -> Vec<(String, String)> {
         super::http::request("HEAD", &format!("{}{path}", self.endpoint), &[AUTH], None).headers
