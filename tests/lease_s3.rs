@@ -31,8 +31,11 @@ fn store() -> String {
 
 /// The lease of `prefix`, read straight from moto (not through rewind or the proxy).
 fn lease(server: &S3Server, prefix: &str) -> Option<serde_json::Value> {
-    let (status, body) =
-        server.owner_request("GET", &format!("/{BUCKET}/{prefix}/locks/target.json"), None);
+    let (status, body) = server.owner_request(
+        "GET",
+        &format!("/{BUCKET}/{prefix}/locks/target.json"),
+        None,
+    );
     match status {
         404 => None,
         200 => Some(serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"))),
@@ -109,12 +112,24 @@ fn contention_on_s3() {
 fn a_lost_answer_to_the_lease_create_is_recognised() {
     let (server, tmp) = setup();
     let proxy = FaultProxy::start(server.port, 1);
-    proxy.add(Rule::new(Fault::DropAnswer).method("PUT").path("/locks/target.json").nth(1));
+    proxy.add(
+        Rule::new(Fault::DropAnswer)
+            .method("PUT")
+            .path("/locks/target.json")
+            .nth(1),
+    );
     let env = env_for(&server, &proxy.endpoint);
-    let r = succeeded(&run(tmp.path(), &env, &["backup-dir", "from=data", &store()]));
+    let r = succeeded(&run(
+        tmp.path(),
+        &env,
+        &["backup-dir", "from=data", &store()],
+    ));
     assert!(r["snapshot"].is_string(), "{r}");
     assert_eq!(proxy.faults(), 1, "{:?}", proxy.seen());
-    assert!(proxy.count("PUT", "/locks/target.json") >= 2, "the SDK sent it again");
+    assert!(
+        proxy.count("PUT", "/locks/target.json") >= 2,
+        "the SDK sent it again"
+    );
     assert!(lease(&server, "dirs/data").is_none(), "released");
     assert_eq!(manifests(&server, "dirs/data").len(), 1);
 }
@@ -124,13 +139,25 @@ fn a_lost_answer_to_the_lease_create_is_recognised() {
 fn a_lost_answer_to_the_manifest_create_is_recognised() {
     let (server, tmp) = setup();
     let proxy = FaultProxy::start(server.port, 2);
-    proxy.add(Rule::new(Fault::DropAnswer).method("PUT").path("/manifest_").nth(1));
+    proxy.add(
+        Rule::new(Fault::DropAnswer)
+            .method("PUT")
+            .path("/manifest_")
+            .nth(1),
+    );
     let env = env_for(&server, &proxy.endpoint);
-    let r = succeeded(&run(tmp.path(), &env, &["backup-dir", "from=data", &store()]));
+    let r = succeeded(&run(
+        tmp.path(),
+        &env,
+        &["backup-dir", "from=data", &store()],
+    ));
     assert_eq!(proxy.faults(), 1, "{:?}", proxy.seen());
     let m = manifests(&server, "dirs/data");
     assert_eq!(m.len(), 1, "{m:?}");
-    assert!(m[0].contains(&r["snapshot"].as_str().unwrap()[9..]), "{m:?} {r}");
+    assert!(
+        m[0].contains(&r["snapshot"].as_str().unwrap()[9..]),
+        "{m:?} {r}"
+    );
     assert!(lease(&server, "dirs/data").is_none(), "released");
 }
 
@@ -141,8 +168,18 @@ fn transient_errors_during_renewal_are_retried() {
     let (server, tmp) = setup();
     let proxy = FaultProxy::start(server.port, 3);
     // PUT 1 creates the lease; renewals 2..=8 fail (7 in a row: more than one SDK call's 5 attempts).
-    proxy.add(Rule::new(Fault::Status(503, "SlowDown")).method("PUT").path("/locks/target.json").matches(2, 8));
-    proxy.add(Rule::new(Fault::Status(500, "InternalError")).method("GET").path("/locks/target.json").matches(1, 5));
+    proxy.add(
+        Rule::new(Fault::Status(503, "SlowDown"))
+            .method("PUT")
+            .path("/locks/target.json")
+            .matches(2, 8),
+    );
+    proxy.add(
+        Rule::new(Fault::Status(500, "InternalError"))
+            .method("GET")
+            .path("/locks/target.json")
+            .matches(1, 5),
+    );
     let env = env_for(&server, &proxy.endpoint);
     let (holder, _) = spawn_holder(tmp.path(), &env, &[&store()], "dirs/data", "12s", 20);
     let first = lease(&server, "dirs/data").expect("lease");
@@ -153,7 +190,11 @@ fn transient_errors_during_renewal_are_retried() {
         if let Some(l) = lease(&server, "dirs/data") {
             let left = l["expires"].as_f64().unwrap() - now();
             if left < 0.0 {
-                lapsed.push(format!("{:.1}s: expired {:.1}s ago", t.elapsed().as_secs_f64(), -left));
+                lapsed.push(format!(
+                    "{:.1}s: expired {:.1}s ago",
+                    t.elapsed().as_secs_f64(),
+                    -left
+                ));
             }
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -161,14 +202,24 @@ fn transient_errors_during_renewal_are_retried() {
     let out = holder.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(lapsed.is_empty(), "the lease lapsed: {lapsed:?}");
-    let faults = proxy.seen().iter().filter(|s| s.fault.is_some() && s.method == "PUT").count();
+    let faults = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.fault.is_some() && s.method == "PUT")
+        .count();
     assert_eq!(faults, 7, "{:?}", proxy.seen());
     let renewed = proxy
         .seen()
         .iter()
-        .filter(|s| s.method == "PUT" && s.target.contains("/locks/target.json") && s.status == Some(200))
+        .filter(|s| {
+            s.method == "PUT" && s.target.contains("/locks/target.json") && s.status == Some(200)
+        })
         .count();
-    assert!(renewed >= 2, "created and renewed after the errors: {:?}", proxy.seen());
+    assert!(
+        renewed >= 2,
+        "created and renewed after the errors: {:?}",
+        proxy.seen()
+    );
     assert!(first["expires"].as_f64().is_some());
     assert!(lease(&server, "dirs/data").is_none(), "released");
 }
@@ -178,13 +229,22 @@ fn transient_errors_during_renewal_are_retried() {
 fn a_lease_that_cannot_be_renewed_stops_its_holder() {
     let (server, tmp) = setup();
     let proxy = FaultProxy::start(server.port, 4);
-    proxy.add(Rule::new(Fault::Status(503, "SlowDown")).method("PUT").path("/locks/target.json").matches(2, u64::MAX));
+    proxy.add(
+        Rule::new(Fault::Status(503, "SlowDown"))
+            .method("PUT")
+            .path("/locks/target.json")
+            .matches(2, u64::MAX),
+    );
     let env = env_for(&server, &proxy.endpoint);
     let (holder, _) = spawn_holder(tmp.path(), &env, &[&store()], "dirs/data", "6s", 60);
     let t = Instant::now();
     let out = holder.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(t.elapsed() < Duration::from_secs(12), "stopped around its expiry: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(12),
+        "stopped around its expiry: {:?}",
+        t.elapsed()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("lost the lease on dirs/data") && err.contains("could not be renewed"),
@@ -203,14 +263,25 @@ fn a_lease_taken_over_aborts_the_backup_before_its_manifest() {
     proxy.add(Rule::new(Fault::Stall(20_000)).method("PUT").path("/data_"));
     let env = env_for(&server, &proxy.endpoint);
     let backup = rewind_with(tmp.path(), &env)
-        .args(["run", "backup-dir", "from=data", "compression=none", "lock_ttl=3s", &store()])
+        .args([
+            "run",
+            "backup-dir",
+            "from=data",
+            "compression=none",
+            "lock_ttl=3s",
+            &store(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let t = Instant::now();
     while proxy.count("PUT", "/data_") == 0 {
-        assert!(t.elapsed() < Duration::from_secs(30), "the upload never started: {:?}", proxy.seen());
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the upload never started: {:?}",
+            proxy.seen()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Another process writes its own lease over this one (as a host with a skewed clock would).
@@ -226,13 +297,23 @@ fn a_lease_taken_over_aborts_the_backup_before_its_manifest() {
     assert_eq!(status, 200, "{body}");
     let out = backup.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(t.elapsed() < Duration::from_secs(15), "stopped at its next renewal, not after the upload: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stopped at its next renewal, not after the upload: {:?} {}",
+        t.elapsed(),
+        text(&out)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("lost the lease on dirs/data") && err.contains("intruder on elsewhere (pid 4242)"),
+        err.contains("lost the lease on dirs/data")
+            && err.contains("intruder on elsewhere (pid 4242)"),
         "{err}"
     );
     std::thread::sleep(Duration::from_secs(1));
     assert!(manifests(&server, "dirs/data").is_empty(), "no manifest");
-    assert_eq!(lease(&server, "dirs/data").expect("kept")["owner"], "intruder", "the new holder's lease stays");
+    assert_eq!(
+        lease(&server, "dirs/data").expect("kept")["owner"],
+        "intruder",
+        "the new holder's lease stays"
+    );
 }

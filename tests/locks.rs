@@ -18,8 +18,7 @@ fn store_env(store: &Path) -> Vec<(&'static str, String)> {
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "rewind failed: {}", text(out));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(out)))
 }
 
 /// Every file under `dir` (relative paths), temp files included.
@@ -33,7 +32,9 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// Text that zstd compresses slowly at level 19 (a backup of it takes a few seconds).
 fn slow_data(dir: &Path) {
     let mut x: u64 = 0x9E37_79B9;
-    let words = ["lease", "store", "backup", "prune", "rewind", "manifest", "object", "token"];
+    let words = [
+        "lease", "store", "backup", "prune", "rewind", "manifest", "object", "token",
+    ];
     let mut s = String::with_capacity(6 << 20);
     while s.len() < 6 << 20 {
         x ^= x << 13;
@@ -50,17 +51,26 @@ fn slow_data(dir: &Path) {
 fn wait_for_upload(store: &Path, prefix: &str, child: &mut std::process::Child) -> PathBuf {
     let t = Instant::now();
     loop {
-        let found = common::process::files(&store.join(prefix)).into_iter().find(|p| {
-            let s = p.display().to_string();
-            !s.contains("/locks/") && p.file_name().unwrap().to_string_lossy().starts_with(".rewind-tmp-")
-        });
+        let found = common::process::files(&store.join(prefix))
+            .into_iter()
+            .find(|p| {
+                let s = p.display().to_string();
+                !s.contains("/locks/")
+                    && p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with(".rewind-tmp-")
+            });
         if let Some(p) = found {
             return p;
         }
         if let Ok(Some(_)) = child.try_wait() {
             panic!("the backup ended before it started writing");
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "the backup never started writing");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the backup never started writing"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -142,14 +152,25 @@ fn a_long_job_keeps_its_lease_by_renewing_it() {
     let (holder, _) = spawn_holder(tmp.path(), &env, &[], "dirs/data", "3s", 8);
     let first = local_lease(&store, "dirs/data").expect("lease");
     std::thread::sleep(Duration::from_secs(5));
-    let out = run(tmp.path(), &env, &["backup-dir", "from=data", "lock_ttl=3s"]);
+    let out = run(
+        tmp.path(),
+        &env,
+        &["backup-dir", "from=data", "lock_ttl=3s"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    let expect = format!("dirs/data is locked by backup-dir on {} (pid {})", host(), holder.id());
+    let expect = format!(
+        "dirs/data is locked by backup-dir on {} (pid {})",
+        host(),
+        holder.id()
+    );
     assert!(err.contains(&expect), "expected '{expect}' in {err}");
     let lease = local_lease(&store, "dirs/data").expect("lease");
     assert_eq!(lease["token"], first["token"], "same holder");
-    assert!(lease["expires"].as_f64().unwrap() > now(), "renewed: {lease}");
+    assert!(
+        lease["expires"].as_f64().unwrap() > now(),
+        "renewed: {lease}"
+    );
     assert!(lease["expires"].as_f64().unwrap() > first["expires"].as_f64().unwrap());
     let out = wait_timeout(holder, 30);
     assert!(out.status.success(), "{}", text(&out));
@@ -174,14 +195,7 @@ fn a_lease_taken_over_aborts_the_holder_before_its_manifest() {
     signal(backup.id(), libc::SIGSTOP);
     std::thread::sleep(Duration::from_secs(4));
     // The lease expired: another job takes it over (the paused holder's pid is alive, so only expiry lets it).
-    let (mut taker, _) = spawn_holder(
-        tmp.path(),
-        &env,
-        &["owner=taker"],
-        "dirs/data",
-        "1m",
-        60,
-    );
+    let (mut taker, _) = spawn_holder(tmp.path(), &env, &["owner=taker"], "dirs/data", "1m", 60);
     signal(backup.id(), libc::SIGCONT);
     let out = wait_timeout(backup, 60);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -219,7 +233,11 @@ fn a_dead_holder_on_this_host_is_taken_over_at_once() {
     let t = Instant::now();
     let r = json(&run(tmp.path(), &env, &["backup-dir", "from=data"]));
     assert!(r["snapshot"].is_string(), "{r}");
-    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
     assert!(local_lease(&store, "dirs/data").is_none(), "released");
 }
 
@@ -236,7 +254,11 @@ fn unlock_shows_the_holder_and_removes_only_with_force() {
     // Bad input.
     let out = run(tmp.path(), &env, &["unlock"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("prefix"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("prefix"),
+        "{}",
+        text(&out)
+    );
 
     let (holder, _) = spawn_holder(tmp.path(), &env, &[], "dirs/data", "3s", 60);
     let out = run(tmp.path(), &env, &["unlock", "prefix=dirs/data"]);
@@ -246,18 +268,35 @@ fn unlock_shows_the_holder_and_removes_only_with_force() {
     assert_eq!(r["holder"]["owner"], "backup-dir", "{r}");
     assert_eq!(r["holder"]["pid"], holder.id(), "{r}");
     assert_eq!(r["holder"]["host"], host().as_str(), "{r}");
-    assert!(text(&out).contains("force=true"), "says how to remove it: {}", text(&out));
+    assert!(
+        text(&out).contains("force=true"),
+        "says how to remove it: {}",
+        text(&out)
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(local_lease(&store, "dirs/data").is_some(), "kept without force");
+    assert!(
+        local_lease(&store, "dirs/data").is_some(),
+        "kept without force"
+    );
 
-    let r = json(&run(tmp.path(), &env, &["unlock", "prefix=dirs/data", "force=true"]));
+    let r = json(&run(
+        tmp.path(),
+        &env,
+        &["unlock", "prefix=dirs/data", "force=true"],
+    ));
     assert_eq!(r["removed"], true, "{r}");
     assert_eq!(r["holder"]["pid"], holder.id(), "{r}");
     let out = wait_timeout(holder, 30);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("lost the lease on dirs/data") && err.contains("removed"), "{err}");
-    assert!(local_lease(&store, "dirs/data").is_none(), "the holder did not write it back");
+    assert!(
+        err.contains("lost the lease on dirs/data") && err.contains("removed"),
+        "{err}"
+    );
+    assert!(
+        local_lease(&store, "dirs/data").is_none(),
+        "the holder did not write it back"
+    );
 }
 
 /// A backup killed while writing leaves a temp file (invisible to listings) and its lease: the next
@@ -275,10 +314,22 @@ fn prune_removes_the_temp_leftovers_of_a_killed_backup_after_grace() {
         .spawn()
         .unwrap();
     let leftover = wait_for_upload(&store, "dirs/data", &mut backup);
+    let t = Instant::now();
+    while std::fs::metadata(&leftover).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the backup wrote nothing"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     backup.kill().unwrap();
     backup.wait().unwrap();
     assert!(leftover.exists());
-    json(&run(tmp.path(), &env, &["backup-dir", "from=data", "compression=none"]));
+    json(&run(
+        tmp.path(),
+        &env,
+        &["backup-dir", "from=data", "compression=none"],
+    ));
 
     let prune = |extra: &[&str]| {
         let mut args = vec!["prune", "prefix=dirs/data", "keep_last=5"];
@@ -286,8 +337,9 @@ fn prune_removes_the_temp_leftovers_of_a_killed_backup_after_grace() {
         let out = run(tmp.path(), &env, &args);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(out.status.success(), "{}", text(&out));
-        let last = stdout.lines().last().unwrap_or("").to_string();
-        serde_json::from_str::<serde_json::Value>(&last).unwrap_or_else(|_| panic!("{stdout}"))
+        // The result is the JSON after the plan's lines.
+        let json = &stdout[stdout.find("\n{").map(|i| i + 1).unwrap_or(0)..];
+        serde_json::from_str::<serde_json::Value>(json).unwrap_or_else(|_| panic!("{stdout}"))
     };
     let r = prune(&["grace=1h"]);
     assert_eq!(r["leftovers_removed"], 0, "younger than grace: {r}");
@@ -321,7 +373,14 @@ fn the_local_store_syncs_the_directory_after_each_commit() {
     std::fs::write(tmp.path().join("data/a.txt"), "a").unwrap();
     let trace = tmp.path().join("trace.txt");
     let out = std::process::Command::new("strace")
-        .args(["-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat", "-o"])
+        .args([
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2,link,linkat",
+            "-o",
+        ])
         .arg(&trace)
         .arg(common::process::BIN)
         .args(["run", "backup-dir", "from=data"])
@@ -338,7 +397,9 @@ fn the_local_store_syncs_the_directory_after_each_commit() {
     let store_s = store.display().to_string();
     let mut commits = 0;
     for (i, l) in lines.iter().enumerate() {
-        let is_commit = (l.contains("rename") || l.contains("link")) && l.contains(&store_s) && l.contains("= 0");
+        let is_commit = (l.contains("rename") || l.contains("link"))
+            && l.contains(&store_s)
+            && l.contains("= 0");
         if !is_commit {
             continue;
         }

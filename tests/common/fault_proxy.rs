@@ -241,7 +241,9 @@ fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<(String, Vec<(Strin
         if line.is_empty() {
             break;
         }
-        let (k, v) = line.split_once(':').ok_or_else(|| bad("a header without ':'"))?;
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| bad("a header without ':'"))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     Ok(Some((first.trim_end().to_string(), headers)))
@@ -286,10 +288,7 @@ fn read_sized(r: &mut impl Read, n: usize) -> std::io::Result<Vec<u8>> {
 
 fn content_length(m: &Message) -> std::io::Result<Option<usize>> {
     match m.header("content-length") {
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| bad("a bad content-length")),
+        Some(v) => v.parse().map(Some).map_err(|_| bad("a bad content-length")),
         None => Ok(None),
     }
 }
@@ -335,7 +334,8 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
         {
             writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
-            req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("expect"));
+            req.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("expect"));
         }
         if is_chunked(&req) {
             req.body = read_chunked(&mut reader)?;
@@ -349,20 +349,22 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
             req.body = read_sized(&mut reader, n)?;
         }
         let fault = decide(sh, &method, &target);
-        let mut seen = Seen {
-            method: method.clone(),
-            target: target.clone(),
-            fault: fault.as_ref().map(|f| format!("{f:?}")),
-            status: None,
-        };
+        // Recorded as it arrives (a stalled request is visible while it stalls); the status comes later.
+        let index = record(
+            sh,
+            Seen {
+                method: method.clone(),
+                target: target.clone(),
+                fault: fault.as_ref().map(|f| format!("{f:?}")),
+                status: None,
+            },
+        );
         match fault {
             Some(Fault::Reset) => {
-                record(sh, seen);
                 reset(&client);
                 return Ok(());
             }
             Some(Fault::Status(code, s3_code)) => {
-                record(sh, seen);
                 let body = format!(
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{s3_code}</Code><Message>injected by the fault proxy</Message><RequestId>fault-proxy</RequestId></Error>"
                 );
@@ -380,22 +382,23 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
             Some(Fault::Stall(ms)) => std::thread::sleep(Duration::from_millis(ms)),
             Some(Fault::DropAnswer) | None => {}
         }
+        if sh.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let resp = match forward(sh.upstream, &req, &method) {
             Ok(r) => r,
             Err(e) => {
-                seen.fault = Some(format!("upstream failed: {e}"));
-                record(sh, seen);
+                sh.seen.lock().unwrap()[index].fault = Some(format!("upstream failed: {e}"));
                 reset(&client);
                 return Ok(());
             }
         };
-        seen.status = resp
+        sh.seen.lock().unwrap()[index].status = resp
             .first
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok());
-        record(sh, seen.clone());
-        if matches!(seen.fault.as_deref(), Some("DropAnswer")) {
+        if matches!(fault, Some(Fault::DropAnswer)) {
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());
         }
@@ -403,8 +406,11 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
     }
 }
 
-fn record(sh: &Shared, seen: Seen) {
-    sh.seen.lock().unwrap().push(seen);
+/// Records a request; returns its index in `seen`.
+fn record(sh: &Shared, seen: Seen) -> usize {
+    let mut all = sh.seen.lock().unwrap();
+    all.push(seen);
+    all.len() - 1
 }
 
 /// Closes with a TCP reset (SO_LINGER 0), as a crashed peer or a middlebox would.

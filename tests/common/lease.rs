@@ -100,7 +100,10 @@ pub fn spawn_holder(
             let out = child.wait_with_output().unwrap();
             panic!("the lease holder ended early: {}", text(&out));
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "holder never took the lease");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "holder never took the lease"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     (child, ready)
@@ -109,11 +112,7 @@ pub fn spawn_holder(
 /// Two rewind processes started together with the same args: (output, pid) of each. Each is a shell
 /// that waits on its stdin and then execs rewind (keeping its pid): both are released at the same moment,
 /// so they race for the lease rather than run one after the other.
-pub fn start_two(
-    cwd: &Path,
-    env: &[(&str, String)],
-    args: &[String],
-) -> [(Output, u32); 2] {
+pub fn start_two(cwd: &Path, env: &[(&str, String)], args: &[String]) -> [(Output, u32); 2] {
     let spawn = || {
         let mut c = Command::new("sh");
         c.arg("-c")
@@ -166,7 +165,10 @@ pub fn one_winner(runs: &[(Output, u32); 2], prefix: &str) -> Result<u32, String
     let host = hostname::get().unwrap().to_string_lossy().into_owned();
     let expect = format!("{prefix} is locked by backup-dir on {host} (pid {winner}) since ");
     if loser.0.status.code() != Some(1) || !err.contains(&expect) {
-        return Err(format!("the loser did not fail naming the holder ({expect}): {}", text(&loser.0)));
+        return Err(format!(
+            "the loser did not fail naming the holder ({expect}): {}",
+            text(&loser.0)
+        ));
     }
     Ok(winner)
 }
