@@ -415,3 +415,32 @@ fn the_local_store_syncs_the_directory_after_each_commit() {
     // The object, the manifest, the lease.
     assert!(commits >= 3, "{}", lines.join("\n"));
 }
+
+/// Every bundled procedure that takes a prefix's lock declares `lock_ttl` and passes it on (none
+/// hard-codes its lease length).
+#[test]
+fn every_procedure_that_takes_a_lock_takes_lock_ttl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::process::rewind()
+        .args(["stdlib", "export"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(tmp.path().join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        if !src.contains("lock.with_target(") && !src.contains("lock.target(") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        checked += 1;
+        let help = common::process::rewind().args(["help", &name]).output().unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("lock_ttl"), "{name} declares no lock_ttl:\n{help}");
+        assert!(src.contains("p.lock_ttl"), "{name} does not pass lock_ttl on");
+        assert!(!src.contains("ttl = \"2m\""), "{name} hard-codes its lease length");
+    }
+    assert!(checked >= 7, "only {checked} procedures take a lock");
+}
