@@ -436,11 +436,23 @@ fn every_procedure_that_takes_a_lock_takes_lock_ttl() {
         }
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         checked += 1;
-        let help = common::process::rewind().args(["help", &name]).output().unwrap();
+        let help = common::process::rewind()
+            .args(["help", &name])
+            .output()
+            .unwrap();
         let help = String::from_utf8_lossy(&help.stdout);
-        assert!(help.contains("lock_ttl"), "{name} declares no lock_ttl:\n{help}");
-        assert!(src.contains("p.lock_ttl"), "{name} does not pass lock_ttl on");
-        assert!(!src.contains("ttl = \"2m\""), "{name} hard-codes its lease length");
+        assert!(
+            help.contains("lock_ttl"),
+            "{name} declares no lock_ttl:\n{help}"
+        );
+        assert!(
+            src.contains("p.lock_ttl"),
+            "{name} does not pass lock_ttl on"
+        );
+        assert!(
+            !src.contains("ttl = \"2m\""),
+            "{name} hard-codes its lease length"
+        );
     }
     assert!(checked >= 7, "only {checked} procedures take a lock");
 }

@@ -1,7 +1,8 @@
 //! A real S3-protocol server for tests: moto's server (`moto[server]` from PyPI, installed by
 //! tests/run.sh into ~/.cache/rewind-tests/moto), started on a free port and stopped on drop.
 //! moto supports what the S3 backend relies on: multipart upload (incl. AbortMultipartUpload and
-//! ListMultipartUploads), `If-None-Match: *` on PutObject, ranged GET and DeleteObjects.
+//! ListMultipartUploads), `If-None-Match: *` and `If-Match` on PutObject, `If-Match` on DeleteObject
+//! (leases), ranged GET and DeleteObjects.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
