@@ -163,9 +163,7 @@ function Lock:_renew()
   while self.held do
     local left = self:_deadline() - time.monotonic()
     if left <= 0 then return self:_lose(self:_expired_reason(last_error)) end
-    self.busy = true
     local ok, res = pcall(task.timeout, left, self._try_renew, self)
-    self.busy = false
     if not self.held then return end
     if ok and res == true then return end
     if ok and res ~= "retry" then return self:_lose(res) end
@@ -188,7 +186,7 @@ function M.acquire(store, name, opts)
   local key = lock_key(name, opts.prefix)
   local l = setmetatable({
     store = store, name = name, key = key, ttl = ttl, owner = opts.owner or "rewind", token = token(),
-    acquired_at = time.format(time.now()), held = false, lost = false, busy = false,
+    acquired_at = time.format(time.now()), held = false, lost = false,
     label = opts.label or ((opts.prefix and trim(opts.prefix) ~= "") and (trim(opts.prefix) .. " (" .. name .. ")") or name),
     registry = tostring(store.url) .. "\n" .. key,
   }, Lock)
