@@ -317,3 +317,69 @@ fn a_lease_taken_over_aborts_the_backup_before_its_manifest() {
         "the new holder's lease stays"
     );
 }
+
+/// The proxy does what its rules say (a check of the test tool itself): a reset, a 503 SlowDown with
+/// S3's XML body, a stall, and seeded chance (the same seed, the same faults). A backup through a reset
+/// lease create and a throttled manifest PUT still succeeds (the SDK resends both).
+#[test]
+fn the_fault_proxy_applies_its_rules() {
+    let (server, tmp) = setup();
+    let proxy = FaultProxy::start(server.port, 9);
+    proxy.add(
+        Rule::new(Fault::Reset)
+            .method("PUT")
+            .path("/locks/target.json")
+            .nth(1),
+    );
+    proxy.add(
+        Rule::new(Fault::Status(503, "SlowDown"))
+            .method("PUT")
+            .path("/manifest_")
+            .nth(1),
+    );
+    proxy.add(
+        Rule::new(Fault::Stall(300))
+            .method("GET")
+            .path("list-type=2")
+            .nth(1),
+    );
+    let env = env_for(&server, &proxy.endpoint);
+    let t = Instant::now();
+    succeeded(&run(
+        tmp.path(),
+        &env,
+        &["backup-dir", "from=data", &store()],
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(300));
+    let seen = proxy.seen();
+    let faults: Vec<&str> = seen.iter().filter_map(|s| s.fault.as_deref()).collect();
+    assert_eq!(
+        faults,
+        ["Reset", "Stall(300)", "Status(503, \"SlowDown\")"],
+        "{seen:?}"
+    );
+    assert_eq!(manifests(&server, "dirs/data").len(), 1);
+    assert!(lease(&server, "dirs/data").is_none());
+
+    // A 503 answer carries S3's error document.
+    let p2 = FaultProxy::start(server.port, 9);
+    p2.add(Rule::new(Fault::Status(503, "SlowDown")));
+    let r = common::http::request("GET", &format!("{}/{BUCKET}", p2.endpoint), &[], None);
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("<Code>SlowDown</Code>"), "{}", r.body);
+
+    // Chance: the same seed and requests give the same faults.
+    let pattern = |seed: u64| {
+        let p = FaultProxy::start(server.port, seed);
+        p.add(Rule::new(Fault::Status(500, "InternalError")).chance(0.5));
+        (0..40)
+            .map(|_| {
+                common::http::request("GET", &format!("{}/{BUCKET}", p.endpoint), &[], None).status
+            })
+            .collect::<Vec<u16>>()
+    };
+    let (a, b) = (pattern(42), pattern(42));
+    assert_eq!(a, b);
+    let failed = a.iter().filter(|s| **s == 500).count();
+    assert!((8..=32).contains(&failed), "about half: {failed} of 40");
+}
