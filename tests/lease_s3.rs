@@ -72,10 +72,7 @@ fn contention_on_s3() {
     let (server, tmp) = setup();
     random_file(&tmp.path().join("data/blob.bin"), 4 << 20, 11);
     let env = server.env();
-    let t0 = Instant::now();
-    let trials = 50;
-    let mut failures = Vec::new();
-    for i in 0..trials {
+    let failures = contend("S3, moto", 50, |i| {
         let prefix = format!("trial/{i}");
         let args = vec![
             "backup-dir".to_string(),
@@ -85,23 +82,17 @@ fn contention_on_s3() {
             "compression=none".into(),
         ];
         let runs = start_two(tmp.path(), &env, &args);
-        if let Err(e) = one_winner(&runs, &prefix) {
-            failures.push(format!("trial {i}: {e}"));
-            continue;
-        }
         let keys = server.list_keys(BUCKET, &format!("{prefix}/"));
-        if keys.len() != 2
-            || !keys.iter().any(|k| k.contains("/manifest_"))
-            || !keys.iter().any(|k| k.contains("/data_"))
+        let trial = judge(&runs, &prefix);
+        if matches!(trial, Trial::Won(_))
+            && (keys.len() != 2
+                || !keys.iter().any(|k| k.contains("/manifest_"))
+                || !keys.iter().any(|k| k.contains("/data_")))
         {
-            failures.push(format!("trial {i}: the bucket holds {keys:?}"));
+            return Trial::Failed(format!("the bucket holds {keys:?}"));
         }
-    }
-    eprintln!(
-        "contention (S3, moto): {}/{trials} trials with exactly one winner, {:.1}s",
-        trials - failures.len(),
-        t0.elapsed().as_secs_f64()
-    );
+        trial
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(server.multipart_uploads(BUCKET), 0);
 }

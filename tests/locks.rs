@@ -107,10 +107,7 @@ fn contention_on_the_local_store() {
     random_file(&tmp.path().join("data/blob.bin"), 16 << 20, 7);
     std::fs::write(tmp.path().join("data/small.txt"), "small\n").unwrap();
     let env = store_env(&store);
-    let t0 = Instant::now();
-    let trials = 50;
-    let mut failures = Vec::new();
-    for i in 0..trials {
+    let failures = contend("local store", 50, |i| {
         let prefix = format!("trial/{i}");
         let args = vec![
             "backup-dir".to_string(),
@@ -119,24 +116,18 @@ fn contention_on_the_local_store() {
             "compression=none".into(),
         ];
         let runs = start_two(tmp.path(), &env, &args);
-        if let Err(e) = one_winner(&runs, &prefix) {
-            failures.push(format!("trial {i}: {e}"));
-            continue;
-        }
-        // The winner's object and manifest, nothing else (no lease, no temp file, nothing of the loser).
         let left = files_under(&store.join(&prefix));
-        if left.len() != 2
-            || !left.iter().any(|f| f.contains("/manifest_"))
-            || !left.iter().any(|f| f.contains("/data_"))
+        let trial = judge(&runs, &prefix);
+        // The winner's object and manifest, nothing else (no lease, no temp file, nothing of the loser).
+        if matches!(trial, Trial::Won(_))
+            && (left.len() != 2
+                || !left.iter().any(|f| f.contains("/manifest_"))
+                || !left.iter().any(|f| f.contains("/data_")))
         {
-            failures.push(format!("trial {i}: the store holds {left:?}"));
+            return Trial::Failed(format!("the store holds {left:?}"));
         }
-    }
-    eprintln!(
-        "contention (local store): {}/{trials} trials with exactly one winner, {:.1}s",
-        trials - failures.len(),
-        t0.elapsed().as_secs_f64()
-    );
+        trial
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -216,6 +216,7 @@ function M.acquire(store, name, opts)
     -- Released or changed meanwhile: look again.
   end
   if not l.version then error("could not acquire the lease " .. key .. " (it keeps changing hands)", 2) end
+  log.debug("acquired the lease", { key = key, ttl = ttl })
   l.held = true
   held[l.registry] = l
   task.on_exit(function() l:release() end)
@@ -254,7 +255,10 @@ function Lock:release()
   if self.renewer then self.renewer:abort() end
   local ok, res = pcall(function()
     for _ = 1, 3 do
-      if self.store:delete_if(self.key, self.version) then return true end
+      if self.store:delete_if(self.key, self.version) then
+        log.debug("released the lease", { key = self.key })
+        return true
+      end
       -- Changed: an interrupted renewal of ours may have landed; delete only what is still ours.
       local cur, version = read(self.store, self.key)
       if not cur or cur.token ~= self.token then return false end

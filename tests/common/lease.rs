@@ -118,7 +118,7 @@ pub fn start_two(cwd: &Path, env: &[(&str, String)], args: &[String]) -> [(Outpu
         c.arg("-c")
             .arg("read go; exec \"$0\" \"$@\"")
             .arg(super::process::BIN)
-            .args(["run", "--json"])
+            .args(["-v", "run", "--json"])
             .args(args)
             .current_dir(cwd)
             .env_remove("REWIND_PATH")
@@ -147,12 +147,44 @@ pub fn start_two(cwd: &Path, env: &[(&str, String)], args: &[String]) -> [(Outpu
     ]
 }
 
-/// For one contention trial: the winner's pid, after checking that exactly one of the two succeeded
-/// and the other failed (exit 1) naming the winner as the holder of `prefix`.
-pub fn one_winner(runs: &[(Output, u32); 2], prefix: &str) -> Result<u32, String> {
+/// What one contention trial showed.
+pub enum Trial {
+    /// Exactly one ran (this pid); the other failed naming it.
+    Won(u32),
+    /// Both ran, one taking the lease after the other had released it (their -v logs say when): the two
+    /// never raced (one process started late on a loaded machine), so the trial says nothing.
+    Sequential,
+    Failed(String),
+}
+
+/// When a run (started with -v) logged `what` ("acquired the lease", "released the lease"): the
+/// timestamp that starts its log line.
+fn logged_at(out: &Output, what: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.contains(what))?;
+    chrono::DateTime::parse_from_rfc3339(line.split_whitespace().next()?).ok()
+}
+
+/// Judges one trial of two runs started with `start_two` (which logs at -v): exactly one of the two
+/// succeeded and the other failed (exit 1) naming the winner as the holder of `prefix`.
+pub fn judge(runs: &[(Output, u32); 2], prefix: &str) -> Trial {
     let ok: Vec<&(Output, u32)> = runs.iter().filter(|(o, _)| o.status.success()).collect();
+    if ok.len() == 2 {
+        // Both ran: fine only when one took the lease after the other had released it.
+        let at = |o: &Output, what| logged_at(o, what);
+        let (a, b) = (&runs[0].0, &runs[1].0);
+        if let (Some(a_in), Some(a_out), Some(b_in), Some(b_out)) = (
+            at(a, "acquired the lease"),
+            at(a, "released the lease"),
+            at(b, "acquired the lease"),
+            at(b, "released the lease"),
+        ) && (b_in >= a_out || a_in >= b_out)
+        {
+            return Trial::Sequential;
+        }
+    }
     if ok.len() != 1 {
-        return Err(format!(
+        return Trial::Failed(format!(
             "{} of 2 succeeded:\n{}\n---\n{}",
             ok.len(),
             text(&runs[0].0),
@@ -162,15 +194,46 @@ pub fn one_winner(runs: &[(Output, u32); 2], prefix: &str) -> Result<u32, String
     let winner = ok[0].1;
     let loser = runs.iter().find(|(_, p)| *p != winner).unwrap();
     let err = String::from_utf8_lossy(&loser.0.stderr);
-    let host = hostname::get().unwrap().to_string_lossy().into_owned();
-    let expect = format!("{prefix} is locked by backup-dir on {host} (pid {winner}) since ");
+    let expect = format!(
+        "{prefix} is locked by backup-dir on {} (pid {winner}) since ",
+        host()
+    );
     if loser.0.status.code() != Some(1) || !err.contains(&expect) {
-        return Err(format!(
+        return Trial::Failed(format!(
             "the loser did not fail naming the holder ({expect}): {}",
             text(&loser.0)
         ));
     }
-    Ok(winner)
+    Trial::Won(winner)
+}
+
+/// Runs trials until `want` of them raced (at most `2 * want` attempts). Returns the failures and how
+/// many trials were sequential (not counted), and prints the figures.
+pub fn contend(label: &str, want: usize, mut attempt: impl FnMut(usize) -> Trial) -> Vec<String> {
+    let t0 = Instant::now();
+    let (mut raced, mut sequential, mut failures) = (0, 0, Vec::new());
+    let mut i = 0;
+    while raced < want && i < 2 * want {
+        match attempt(i) {
+            Trial::Won(_) => raced += 1,
+            Trial::Sequential => sequential += 1,
+            Trial::Failed(e) => {
+                raced += 1;
+                failures.push(format!("trial {i}: {e}"));
+            }
+        }
+        i += 1;
+    }
+    eprintln!(
+        "contention ({label}): {}/{raced} raced trials with exactly one winner ({sequential} more did not race: \
+         one process started after the other had finished), {:.1}s",
+        raced - failures.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if raced < want {
+        failures.push(format!("only {raced} of {} trials raced", 2 * want));
+    }
+    failures
 }
 
 /// The local store's lease of `prefix`, parsed, or None.
