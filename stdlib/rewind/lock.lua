@@ -182,7 +182,9 @@ end
 function M.acquire(store, name, opts)
   opts = opts or {}
   local ttl = time.duration(opts.ttl or "2m")
-  if ttl < MIN_TTL then error("lock ttl must be at least " .. MIN_TTL .. " seconds, got " .. tostring(ttl), 2) end
+  if ttl < MIN_TTL then
+    require("rewind.errors").usage("the lease length (lock_ttl) must be at least " .. MIN_TTL .. "s, got " .. tostring(ttl) .. "s")
+  end
   local key = lock_key(name, opts.prefix)
   local l = setmetatable({
     store = store, name = name, key = key, ttl = ttl, owner = opts.owner or "rewind", token = token(),
