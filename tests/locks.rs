@@ -449,7 +449,11 @@ fn every_procedure_that_takes_a_lock_takes_lock_ttl() {
     // Too short a lease is bad input: exit 2, nothing written.
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
     let store = tmp.path().join("store");
-    let out = run(tmp.path(), &store_env(&store), &["backup-dir", "from=data", "lock_ttl=1s"]);
+    let out = run(
+        tmp.path(),
+        &store_env(&store),
+        &["backup-dir", "from=data", "lock_ttl=1s"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("lock_ttl"), "{}", text(&out));
     assert!(files_under(&store).is_empty(), "{:?}", files_under(&store));
