@@ -30,6 +30,7 @@ return {
     level = { type = "integer", default = 1, doc = "compression level of the tars" },
     tags = { type = "list", doc = "tags recorded in the manifest (e.g. nightly)" },
     dry_run = { type = "boolean", default = false, doc = "print what would be backed up, write nothing" },
+    lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
   }),
   run = function(p, ctx)
     if p.metabase_dir and p.metabase_pg_database then
@@ -58,6 +59,6 @@ return {
       local objects = {}
       for _, o in ipairs(m.objects or {}) do objects[#objects + 1] = { name = o.name, key = o.key, size = o.size } end
       return { snapshot = m.id, prefix = p.prefix, objects = objects }
-    end, { ttl = "2m", owner = "druid-backup" })
+    end, { ttl = p.lock_ttl, owner = "druid-backup" })
   end,
 }

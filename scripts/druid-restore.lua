@@ -62,6 +62,7 @@ end
 return {
   description = "Restore a Druid backup (metadata DB, deep storage, optionally Metabase) and check every used segment's file",
   params = {
+    lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
     store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
     prefix = { type = "string", default = "druid", doc = "snapshot prefix in the store" },
@@ -231,6 +232,6 @@ return {
         result.loaded = true
       end
       return result
-    end, { ttl = "2m", owner = "druid-restore" })
+    end, { ttl = p.lock_ttl, owner = "druid-restore" })
   end,
 }

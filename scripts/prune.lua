@@ -109,6 +109,7 @@ return {
     delete_concurrency = { type = "integer", default = 4, doc = "delete requests (of `batch` keys each) in flight at once" },
     cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
     batch = { type = "integer", default = 1000, doc = "keys per delete request (1..1000; S3's DeleteObjects takes at most 1000)" },
+    lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the prune before its next delete)" },
   },
   run = function(p)
     local policy = {
@@ -122,7 +123,7 @@ return {
       errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")
     end
     local st = store.open(p.store)
-    local function work()
+    local function work(l)
       local t0 = time.monotonic()
       local prefix = (p.prefix:gsub("/+$", ""))
       local manifests, incomplete, hits, invalid = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
@@ -157,6 +158,9 @@ return {
         decide_seconds = t_decide, list_seconds = t_list, plan_seconds = t_decide - t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
         invalid = #invalid, invalid_snapshots = json.array(invalid),
       }
+      -- Temp files of writers killed mid-write (local store), once older than grace.
+      local lo = st:leftovers(prefix, p.grace, { remove = not p.dry_run })
+      result.leftovers_removed, result.leftover_bytes = lo.count, lo.bytes
       if p.dry_run then return result end
 
       -- 1) manifests first (the snapshots stop being complete), 2) then their objects and the incomplete ones.
@@ -166,7 +170,7 @@ return {
         for i = 1, #keys, p.batch do
           batches[#batches + 1] = table.move(keys, i, math.min(i + p.batch - 1, #keys), 1, {})
         end
-        local counts = task.map(batches, p.delete_concurrency, function(batch) return st:delete(batch) or #batch end)
+        local counts = task.map(batches, p.delete_concurrency, function(batch) l:check() return st:delete(batch) or #batch end)
         for _, n in ipairs(counts) do result.deleted_keys = result.deleted_keys + n end
         result.delete_batches = result.delete_batches + #batches
       end
@@ -188,6 +192,6 @@ return {
         keys = result.deleted_keys, batches = result.delete_batches })
       return result
     end
-    return lock.with_target(st, p.prefix, work, { ttl = "2m", owner = "prune" })
+    return lock.with_target(st, p.prefix, work, { ttl = p.lock_ttl, owner = "prune" })
   end,
 }

@@ -24,6 +24,7 @@ end
 return {
   description = "Back up a Treasure Data parent segment, its v5 folder tree and all its segments (snapshot of ms_config, folder_config, all_segments_config)",
   params = {
+    lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
     src_ms_id = { type = "string", required = true, doc = "id of the parent segment (audience) to back up" },
     root_folder_id = { type = "string", doc = "v5 root folder id (default: found through /entities/parent_segments/{id})" },
     endpoint = { type = "string", default = "US", env = "TD_ENDPOINT", doc = "TD region (US, EU, JP, AP02, AP03), API host or URL" },
@@ -105,7 +106,7 @@ return {
         error(err, 0)
       end
       return snap:commit({ td = summary })
-    end, { owner = "td-ps-backup" })
+    end, { owner = "td-ps-backup", ttl = p.lock_ttl })
     summary.snapshot = m.id
     summary.store = store.url
     summary.objects = {}

@@ -23,6 +23,7 @@ local NAMES = { "ms_config", "folder_config", "all_segments_config" }
 return {
   description = "Restore a Treasure Data parent segment, its v5 folders and segments from a td-ps-backup snapshot (or TD tables)",
   params = {
+    lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
     ms_name = { type = "string", doc = "name of the new parent segment (required unless root_folder_id is given)" },
     src_ms_id = { type = "string", doc = "id of the backed-up parent segment (names the default prefix td/ps_<id>)" },
     root_folder_id = { type = "string", doc = "restore folders and segments into this existing v5 root folder instead of creating a parent segment" },
@@ -87,7 +88,7 @@ return {
         local s = snapshot.open(store, prefix, p.snapshot)
         for _, name in ipairs(NAMES) do backup[name] = json.decode(s:get(name)) end
         source = store.url .. "/" .. prefix .. "@" .. s.manifest.id
-      end, { owner = "td-ps-restore" })
+      end, { owner = "td-ps-restore", ttl = p.lock_ttl })
     end
 
     local plan = R.plan(backup, { only = p.only_segments })

@@ -16,6 +16,7 @@ need pkg-config pkg-config
 need python3 python3   # tests/fakes/*.py (fake HTTP services)
 need openssl openssl
 need kcat kcat
+need strace strace  # tests/locks.rs checks the local store's directory fsyncs
 # druid tests: a throwaway PostgreSQL cluster (server binaries live in /usr/lib/postgresql/<ver>/bin)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_needed+=(postgresql)
 need pg_dump postgresql-client

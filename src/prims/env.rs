@@ -107,9 +107,60 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     t.set("pid", lua.create_function(|_, ()| Ok(std::process::id()))?)?;
+    // process(pid?): {pid, start, boot_id, pid_ns} of a running process (default: this one), nil when no
+    // such process runs (a zombie counts as gone). Leases use it to tell a dead holder on this host.
+    t.set(
+        "process",
+        lua.create_function(|lua, pid: Option<u32>| {
+            let pid = pid.unwrap_or_else(std::process::id);
+            match process_info(pid) {
+                Some(info) => crate::base::values::to_lua(lua, &info),
+                None => Ok(mlua::Value::Nil),
+            }
+        })?,
+    )?;
     t.set(
         "rewind_version",
         lua.create_function(|_, ()| Ok(env!("CARGO_PKG_VERSION")))?,
     )?;
     Ok(t)
+}
+
+/// What identifies a running process beyond its pid (pids are reused): its start time in clock ticks
+/// after boot, the kernel's boot id and its pid namespace (Linux; elsewhere only `pid`). `None` when no
+/// such process runs.
+fn process_info(pid: u32) -> Option<serde_json::Value> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return None;
+    }
+    // kill(pid, 0): ESRCH means no such process; EPERM means it runs under another user.
+    if unsafe { libc::kill(pid as i32, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return None;
+    }
+    let mut info = serde_json::Map::new();
+    info.insert("pid".into(), pid.into());
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Fields after the command name (which may hold spaces and parentheses): state is the 1st,
+        // starttime the 20th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+            return None;
+        }
+        if let Some(start) = fields.get(19) {
+            info.insert("start".into(), (*start).into());
+        }
+    } else if std::path::Path::new("/proc/self/stat").exists() {
+        // /proc is there but not this pid: it ended between the two checks.
+        return None;
+    }
+    if let Ok(b) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+        info.insert("boot_id".into(), b.trim().into());
+    }
+    if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/pid")) {
+        info.insert("pid_ns".into(), ns.to_string_lossy().into_owned().into());
+    }
+    Some(serde_json::Value::Object(info))
 }

@@ -159,7 +159,10 @@ function Snap:commit(extra)
     manifest[k] = v
   end
   local key = under(self.prefix, self.day .. "/manifest_" .. self.hms .. ".json")
-  if not self.store:create_if_absent(key, json.encode(manifest, { pretty = true })) then
+  -- A job that lost the prefix's lease stops here (rewind.lock); idempotent: a create whose answer was
+  -- lost and that the store client sent again finds our own manifest, which counts as written.
+  require("rewind.lock").check_target(self.store, self.prefix)
+  if not self.store:create_if_absent(key, json.encode(manifest, { pretty = true }), { idempotent = true }) then
     error("snapshot " .. self.id .. ": a manifest already exists at " .. key, 2)
   end
   self.committed = true

@@ -47,4 +47,15 @@ function M.rewind_version() end
 ---@return integer
 function M.pid() end
 
+---@class rewind.env.Process
+---@field pid integer
+---@field start? string    start time in clock ticks after boot (Linux): tells a reused pid apart
+---@field boot_id? string  the kernel's boot id (Linux)
+---@field pid_ns? string   the pid namespace, e.g. "pid:[4026531836]" (Linux)
+
+---A running process (default: this one), or nil when none runs with that pid (a zombie counts as gone).
+---@param pid? integer
+---@return rewind.env.Process?
+function M.process(pid) end
+
 return M

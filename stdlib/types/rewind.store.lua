@@ -106,11 +106,58 @@ function Store:delete(keys) end
 ---@param to string
 function Store:copy(from, to) end
 
----Writes `data` only if `key` does not exist (atomic conditional create).
+---@class rewind.store.LeftoverResult
+---@field count integer     temp files found (and removed, with remove=true)
+---@field bytes integer
+---@field keys string[]     their keys, the temp file's name last
+---@field removed boolean
+
+---A small object's bytes and its version (an opaque tag that changes with every write: the S3/Azure
+---ETag, the local store's sha256 of the content), or nil when the key does not exist. Any other failure
+---raises: it never reads as "absent".
+---@param key string
+---@return string? body
+---@return string? version
+function Store:get_versioned(key) end
+
+---Writes `data` only if `key` does not exist (atomic conditional create: S3/Azure `If-None-Match: *`,
+---the local store's link(2)). Returns true and the new version, or false when an object existed.
+---With `idempotent = true`, an existing object holding exactly `data` counts as created: a create whose
+---answer was lost and that the store client sent again finds its own object. Use it when equal bytes
+---mean the same writer (a unique token in the body) or the same result (a manifest).
 ---@param key string
 ---@param data string
+---@param opts? {idempotent?: boolean}
 ---@return boolean created
-function Store:create_if_absent(key, data) end
+---@return string? version
+function Store:create_if_absent(key, data, opts) end
+
+---Replaces `key` with `data` only if its version is still `version` (atomic compare-and-swap: S3/Azure
+---`If-Match`, the local store's flock-checked rename). Returns the new version, or false when the object
+---changed or is gone (store errors raise). `idempotent` as for create_if_absent.
+---@param key string
+---@param data string
+---@param version string
+---@param opts? {idempotent?: boolean}
+---@return string|false
+function Store:replace_if(key, data, version, opts) end
+
+---Deletes `key` only if its version is still `version` (S3 `If-Match`; Azure: a read of the ETag just
+---before the delete). True when that version is gone (deleted now, or already absent), false when
+---another version is there (left alone).
+---@param key string
+---@param version string
+---@return boolean
+function Store:delete_if(key, version) end
+
+---Temp files (`.rewind-tmp-*`) that writers killed mid-write left under `prefix`, last modified more
+---than `older_than` seconds ago; removed with `remove = true`. Only the local store has any (S3 and
+---Azure uploads are invisible until complete); elsewhere the count is 0.
+---@param prefix string
+---@param older_than number  seconds
+---@param opts? {remove?: boolean}
+---@return rewind.store.LeftoverResult
+function Store:leftovers(prefix, older_than, opts) end
 
 ---Content-addressed put under `<prefix>/<aa>/<sha256>`; skips the upload when the object exists.
 ---@param input string|rewind.Reader|{file: string}

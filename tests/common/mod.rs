@@ -4,8 +4,10 @@
 pub mod archive;
 pub mod azure;
 pub mod daemon;
+pub mod fault_proxy;
 pub mod http;
 pub mod kafka;
+pub mod lease;
 pub mod lua_harness;
 pub mod metrics;
 pub mod pg;

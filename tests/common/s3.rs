@@ -1,7 +1,8 @@
 //! A real S3-protocol server for tests: moto's server (`moto[server]` from PyPI, installed by
 //! tests/run.sh into ~/.cache/rewind-tests/moto), started on a free port and stopped on drop.
 //! moto supports what the S3 backend relies on: multipart upload (incl. AbortMultipartUpload and
-//! ListMultipartUploads), `If-None-Match: *` on PutObject, ranged GET and DeleteObjects.
+//! ListMultipartUploads), `If-None-Match: *` and `If-Match` on PutObject, `If-Match` on DeleteObject
+//! (leases), ranged GET and DeleteObjects.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -75,10 +76,11 @@ impl S3Server {
         (r.status, r.body)
     }
 
-    /// An object's bytes (a GET with the placeholder credential moto accepts): (status, body).
-    pub fn get_object(&self, bucket: &str, key: &str) -> (u16, String) {
-        let url = format!("{}/{bucket}/{key}", self.endpoint);
-        let r = super::http::request("GET", &url, &[AUTH], None);
+    /// A request that moto treats as the bucket owner's (objects are private: anonymous GETs are refused):
+    /// (status, body).
+    pub fn owner_request(&self, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, String) {
+        let url = format!("{}{path}", self.endpoint);
+        let r = super::http::request(method, &url, &[AUTH], body);
         (r.status, r.body)
     }
 

@@ -1,6 +1,6 @@
 //! The Lua side of `rewind.store`: `store.open(url, opts)` and the `Store` userdata whose methods
-//! (put, get, reader, writer, list, head, delete, copy, create_if_absent, put_cas...) check their keys
-//! and hand the work to the backend.
+//! (put, get, reader, writer, list, head, delete, copy, the conditional get_versioned, create_if_absent,
+//! replace_if and delete_if, leftovers, put_cas...) check their keys and hand the work to the backend.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -51,6 +51,38 @@ fn put_report(key: &str, info: &Map<String, Json>) -> Map<String, Json> {
         o.insert("etag".into(), e.clone());
     }
     o
+}
+
+fn idempotent(opts: &Option<Table>) -> mlua::Result<bool> {
+    match opts {
+        Some(o) => Ok(o.get::<Option<bool>>("idempotent")?.unwrap_or(false)),
+        None => Ok(false),
+    }
+}
+
+/// After a conditional write found the object changed: the version of what is there when it holds
+/// exactly `data` (our own earlier attempt, whose answer was lost and which the retry then met).
+async fn own_write(
+    backend: &dyn Backend,
+    key: &str,
+    data: &bytes::Bytes,
+) -> anyhow::Result<Option<String>> {
+    Ok(backend
+        .get_versioned(key)
+        .await?
+        .filter(|v| v.body == *data)
+        .map(|v| v.version))
+}
+
+/// `true, version` or `false`.
+fn written(lua: &Lua, version: Option<String>) -> mlua::Result<mlua::MultiValue> {
+    Ok(match version {
+        Some(v) => mlua::MultiValue::from_vec(vec![
+            Value::Boolean(true),
+            Value::String(lua.create_string(&v)?),
+        ]),
+        None => mlua::MultiValue::from_vec(vec![Value::Boolean(false)]),
+    })
 }
 
 struct ListState {
@@ -219,12 +251,93 @@ impl UserData for Store {
             check_key(&to).lua_err()?;
             this.backend.copy(&from, &to).await.lua_err()
         });
+        m.add_async_method("get_versioned", |lua, this, key: String| async move {
+            check_key(&key).lua_err()?;
+            match this.backend.get_versioned(&key).await.lua_err()? {
+                Some(v) => Ok(mlua::MultiValue::from_vec(vec![
+                    Value::String(lua.create_string(&v.body)?),
+                    Value::String(lua.create_string(&v.version)?),
+                ])),
+                None => Ok(mlua::MultiValue::from_vec(vec![Value::Nil])),
+            }
+        });
         m.add_async_method(
             "create_if_absent",
-            |_, this, (key, data): (String, mlua::LuaString)| async move {
+            |lua, this, (key, data, opts): (String, mlua::LuaString, Option<Table>)| async move {
                 check_key(&key).lua_err()?;
                 let data = bytes::Bytes::copy_from_slice(&data.as_bytes());
-                this.backend.create_if_absent(&key, data).await.lua_err()
+                let idempotent = idempotent(&opts)?;
+                let mut created = this
+                    .backend
+                    .create_if_absent(&key, data.clone())
+                    .await
+                    .lua_err()?;
+                if created.is_none() && idempotent {
+                    created = own_write(&*this.backend, &key, &data).await.lua_err()?;
+                }
+                written(&lua, created)
+            },
+        );
+        m.add_async_method(
+            "replace_if",
+            |lua,
+             this,
+             (key, data, version, opts): (String, mlua::LuaString, String, Option<Table>)| async move {
+                check_key(&key).lua_err()?;
+                let data = bytes::Bytes::copy_from_slice(&data.as_bytes());
+                let idempotent = idempotent(&opts)?;
+                let mut replaced = this
+                    .backend
+                    .replace_if(&key, data.clone(), &version)
+                    .await
+                    .lua_err()?;
+                if replaced.is_none() && idempotent {
+                    replaced = own_write(&*this.backend, &key, &data).await.lua_err()?;
+                }
+                // The new version, or false.
+                match replaced {
+                    Some(v) => Ok(Value::String(lua.create_string(&v)?)),
+                    None => Ok(Value::Boolean(false)),
+                }
+            },
+        );
+        m.add_async_method(
+            "delete_if",
+            |_, this, (key, version): (String, String)| async move {
+                check_key(&key).lua_err()?;
+                this.backend.delete_if(&key, &version).await.lua_err()
+            },
+        );
+        m.add_async_method(
+            "leftovers",
+            |lua, this, (prefix, older_than, opts): (String, f64, Option<Table>)| async move {
+                check_prefix(&prefix).lua_err()?;
+                if !older_than.is_finite() || older_than < 0.0 {
+                    return Err(lua_error(
+                        UsageError(format!(
+                            "store:leftovers: the age must be a number of seconds >= 0, got {older_than}"
+                        ))
+                        .into(),
+                    ));
+                }
+                let remove = match &opts {
+                    Some(o) => o.get::<Option<bool>>("remove")?.unwrap_or(false),
+                    None => false,
+                };
+                let found = this
+                    .backend
+                    .leftovers(&prefix, std::time::Duration::from_secs_f64(older_than), remove)
+                    .await
+                    .lua_err()?;
+                let mut o = Map::new();
+                o.insert("count".into(), Json::from(found.keys.len()));
+                o.insert("bytes".into(), Json::from(found.bytes));
+                o.insert("removed".into(), Json::Bool(remove));
+                o.insert(
+                    "keys".into(),
+                    Json::Array(found.keys.into_iter().map(Json::String).collect()),
+                );
+                crate::base::values::to_lua(&lua, &Json::Object(o))
             },
         );
         m.add_async_method(

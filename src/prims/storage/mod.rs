@@ -37,6 +37,22 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
 }
 
+/// An object's bytes and its version: an opaque tag that changes with every write of the key (the S3
+/// or Azure ETag without quotes; the local store's sha256 of the content). Conditional writes take it.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub body: bytes::Bytes,
+    pub version: String,
+}
+
+/// What `leftovers` found (and removed, when asked): temp files of killed writers.
+#[derive(Debug, Clone, Default)]
+pub struct Leftovers {
+    /// Keys relative to the store, the temp file's own name last.
+    pub keys: Vec<String>,
+    pub bytes: u64,
+}
+
 /// A byte range of an object: from `offset`, `length` bytes (to the end when `None`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Range {
@@ -61,12 +77,39 @@ pub trait Backend: Send + Sync {
     fn delete(&self, keys: Vec<String>) -> BoxFuture<'static, anyhow::Result<usize>>;
     /// Server-side copy when the backend has one.
     fn copy(&self, from: &str, to: &str) -> BoxFuture<'static, anyhow::Result<()>>;
-    /// Writes `data` at `key` only if nothing is there (atomic); false when it existed.
+    /// The whole object and its version, `None` when it does not exist (any other failure is an
+    /// error, never "absent"). For small objects (leases, manifests): the body is read into memory.
+    fn get_versioned(&self, key: &str) -> BoxFuture<'static, anyhow::Result<Option<Versioned>>>;
+    /// Writes `data` at `key` only if nothing is there (atomic): `Some(version)` when it was created,
+    /// `None` when an object existed.
     fn create_if_absent(
         &self,
         key: &str,
         data: bytes::Bytes,
-    ) -> BoxFuture<'static, anyhow::Result<bool>>;
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>>;
+    /// Replaces `key` with `data` only if its version is still `version` (atomic compare-and-swap):
+    /// `Some(new version)`, or `None` when the object changed or is gone.
+    fn replace_if(
+        &self,
+        key: &str,
+        data: bytes::Bytes,
+        version: &str,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>>;
+    /// Deletes `key` only if its version is still `version`: true when that version is gone (deleted
+    /// now, or already absent), false when another version is there (it is left alone).
+    fn delete_if(&self, key: &str, version: &str) -> BoxFuture<'static, anyhow::Result<bool>>;
+    /// Temporary files that writers killed mid-write left under `prefix`, last modified more than
+    /// `older_than` ago; removed when `remove`. Only the local store has them (S3 and Azure uploads are
+    /// invisible until complete, and an abandoned one is cleaned up by the service).
+    fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+        remove: bool,
+    ) -> BoxFuture<'static, anyhow::Result<Leftovers>> {
+        let _ = (prefix, older_than, remove);
+        Box::pin(async { Ok(Leftovers::default()) })
+    }
 
     /// Streams `reader` into `key`; on any error nothing is left behind.
     fn put(

@@ -15,7 +15,8 @@
 //! Copies: object_store's Copy Blob (server-side; no size limit of its own, see the README).
 //!
 //! Here: the options, the client, error messages, listing, HEAD and copies. `upload`: the writer.
-//! `download`: the reader. `delete`: Blob Batch deletes.
+//! `download`: the reader. `delete`: Blob Batch deletes. `conditional`: GET with the ETag and
+//! conditional puts (leases).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,12 +28,13 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::path::Path as OPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
+use super::{Backend, ObjectMeta, OpenOpts, Range, Versioned, opt_bool, opt_str, opt_u64};
 use crate::base::errors::UsageError;
 use crate::base::stream::{BoxReader, BoxSink};
 
+mod conditional;
 mod delete;
 mod download;
 mod upload;
@@ -344,24 +346,44 @@ impl Backend for AzureBackend {
         })
     }
 
-    fn create_if_absent(&self, key: &str, data: Bytes) -> BoxFuture<'static, anyhow::Result<bool>> {
-        let cfg = self.cfg.clone();
-        let key = key.to_string();
-        Box::pin(async move {
-            let res = cfg
-                .store
-                .put_opts(
-                    &cfg.path(&key),
-                    PutPayload::from(data),
-                    PutMode::Create.into(),
-                )
-                .await;
-            match res {
-                Ok(_) => Ok(true),
-                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                Err(object_store::Error::Precondition { .. }) => Ok(false),
-                Err(e) => Err(az_error("PutBlob (If-None-Match)", &cfg.url(&key), e)),
-            }
-        })
+    fn get_versioned(&self, key: &str) -> BoxFuture<'static, anyhow::Result<Option<Versioned>>> {
+        Box::pin(conditional::get_versioned(
+            self.cfg.clone(),
+            key.to_string(),
+        ))
+    }
+
+    fn create_if_absent(
+        &self,
+        key: &str,
+        data: Bytes,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
+        Box::pin(conditional::create_if_absent(
+            self.cfg.clone(),
+            key.to_string(),
+            data,
+        ))
+    }
+
+    fn replace_if(
+        &self,
+        key: &str,
+        data: Bytes,
+        version: &str,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
+        Box::pin(conditional::replace_if(
+            self.cfg.clone(),
+            key.to_string(),
+            data,
+            version.to_string(),
+        ))
+    }
+
+    fn delete_if(&self, key: &str, version: &str) -> BoxFuture<'static, anyhow::Result<bool>> {
+        Box::pin(conditional::delete_if(
+            self.cfg.clone(),
+            key.to_string(),
+            version.to_string(),
+        ))
     }
 }

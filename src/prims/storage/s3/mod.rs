@@ -15,9 +15,10 @@
 //!   naming the bucket and key. On top of that, a ranged GET whose body breaks off midway and a
 //!   conditional PutObject answered 409 are sent again (`base::retry`).
 //!
-//! Here: the options, the client and the error messages. `upload`: PutObject, multipart upload,
-//! conditional put. `download`: GetObject and ranged GETs. `copy`: CopyObject and multipart copy.
-//! `objects`: ListObjectsV2, HeadObject, DeleteObjects.
+//! Here: the options, the client and the error messages. `upload`: PutObject, multipart upload.
+//! `conditional`: GET with the ETag, If-None-Match / If-Match puts and If-Match deletes (leases).
+//! `download`: GetObject and ranged GETs. `copy`: CopyObject and multipart copy. `objects`:
+//! ListObjectsV2, HeadObject, DeleteObjects.
 
 use std::sync::Arc;
 
@@ -28,10 +29,11 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use super::{Backend, ObjectMeta, OpenOpts, Range, opt_bool, opt_str, opt_u64};
+use super::{Backend, ObjectMeta, OpenOpts, Range, Versioned, opt_bool, opt_str, opt_u64};
 use crate::base::errors::UsageError;
 use crate::base::stream::{BoxReader, BoxSink};
 
+mod conditional;
 mod copy;
 mod download;
 mod objects;
@@ -293,11 +295,44 @@ impl Backend for S3Backend {
         ))
     }
 
-    fn create_if_absent(&self, key: &str, data: Bytes) -> BoxFuture<'static, anyhow::Result<bool>> {
-        Box::pin(upload::create_if_absent(
+    fn get_versioned(&self, key: &str) -> BoxFuture<'static, anyhow::Result<Option<Versioned>>> {
+        Box::pin(conditional::get_versioned(
+            self.cfg.clone(),
+            key.to_string(),
+        ))
+    }
+
+    fn create_if_absent(
+        &self,
+        key: &str,
+        data: Bytes,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
+        Box::pin(conditional::create_if_absent(
             self.cfg.clone(),
             key.to_string(),
             data,
+        ))
+    }
+
+    fn replace_if(
+        &self,
+        key: &str,
+        data: Bytes,
+        version: &str,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
+        Box::pin(conditional::replace_if(
+            self.cfg.clone(),
+            key.to_string(),
+            data,
+            version.to_string(),
+        ))
+    }
+
+    fn delete_if(&self, key: &str, version: &str) -> BoxFuture<'static, anyhow::Result<bool>> {
+        Box::pin(conditional::delete_if(
+            self.cfg.clone(),
+            key.to_string(),
+            version.to_string(),
         ))
     }
 }

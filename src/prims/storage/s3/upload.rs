@@ -1,10 +1,9 @@
 //! Writing S3 objects: the `S3Sink` a store's `writer` returns, which feeds a background task that
 //! sends one PutObject (objects under one part) or a multipart upload (`concurrency` parts in flight,
-//! aborted on any failure, completed only when the writer commits); and `create_if_absent`, a
-//! conditional PutObject. The multipart calls are shared with the multipart copy.
+//! aborted on any failure, completed only when the writer commits). The multipart calls are shared with
+//! the multipart copy. Conditional writes are in `conditional`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
@@ -16,13 +15,8 @@ use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream};
 use tokio::sync::oneshot;
 
-use super::{Cfg, s3_error, status_of};
-use crate::base::retry::{Policy, Retryable};
+use super::{Cfg, s3_error};
 use crate::base::stream::{BoxSink, Sink};
-
-/// A conditional PutObject that meets a concurrent one (409) is sent again up to 5 times, after 100,
-/// 200, 300, 400 and 500 ms.
-const CONDITIONAL_WRITE_BACKOFF: Policy = Policy::linear(Duration::from_millis(100), 5);
 
 /// A sink for `key`: bytes go through a pipe to the upload task, started here.
 pub(super) async fn writer(cfg: Arc<Cfg>, key: String) -> anyhow::Result<BoxSink> {
@@ -366,41 +360,4 @@ impl Drop for S3Sink {
             });
         }
     }
-}
-
-/// Writes `data` at `key` unless something is there (PutObject with If-None-Match: *); false when
-/// something was.
-pub(super) async fn create_if_absent(
-    cfg: Arc<Cfg>,
-    key: String,
-    data: Bytes,
-) -> anyhow::Result<bool> {
-    let what = cfg.url(&key);
-    let created = (|| {
-        let mut req = cfg
-            .client
-            .put_object()
-            .bucket(&cfg.bucket)
-            .key(cfg.full(&key))
-            .if_none_match("*")
-            .body(ByteStream::from(data.clone()));
-        if let Some(s) = &cfg.sse {
-            req = req.server_side_encryption(s.as_str().into());
-        }
-        if let Some(k) = &cfg.kms_key_id {
-            req = req.ssekms_key_id(k);
-        }
-        async move {
-            match req.send().await {
-                Ok(_) => Ok(true),
-                Err(e) if status_of(&e) == Some(412) => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-    })
-    .retry(CONDITIONAL_WRITE_BACKOFF)
-    // 409 ConditionalRequestConflict: a concurrent conditional write; try again.
-    .when(|e| status_of(e) == Some(409))
-    .await;
-    created.map_err(|e| s3_error("PutObject (If-None-Match)", &what, e))
 }

@@ -1,8 +1,9 @@
 //! The local backend: a directory tree (`file:///path` or a plain path). Writes are atomic (a temp file
-//! in the destination directory, renamed on commit); `create_if_absent` hard-links a complete temp file
-//! into place, which fails when the key exists. Listing walks directories lazily in key order.
+//! in the destination directory, renamed on commit, then the directory synced). Listing walks
+//! directories lazily in key order (`walk`). Conditional writes (`create_if_absent`, `replace_if`,
+//! `delete_if`) and the leftovers of killed writers are in `conditional`, with why they are safe
+//! between processes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -13,9 +14,14 @@ use futures::stream::BoxStream;
 use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncSeekExt, AsyncWrite};
 
-use super::{Backend, ObjectMeta, Range, check_key};
+use super::{Backend, Leftovers, ObjectMeta, Range, Versioned, check_key};
 use crate::base::errors::UsageError;
 use crate::base::stream::{BoxReader, BoxSink, FileSink, Sink};
+
+mod conditional;
+mod walk;
+
+use walk::Walker;
 
 const TMP_PREFIX: &str = ".rewind-tmp-";
 const PAGE: usize = 1000;
@@ -69,7 +75,7 @@ fn etag_of(md: &std::fs::Metadata) -> String {
     format!("{:x}-{:x}", md.len(), ns)
 }
 
-fn meta_of(key: String, md: &std::fs::Metadata) -> ObjectMeta {
+pub(super) fn meta_of(key: String, md: &std::fs::Metadata) -> ObjectMeta {
     ObjectMeta {
         key,
         size: md.len(),
@@ -116,6 +122,8 @@ impl Sink for LocalSink {
         Box::pin(async move {
             let LocalSink { inner, key, dest } = *self;
             let info = inner.finish().await?;
+            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+            crate::base::blocking::spawn_blocking(move || conditional::sync_dir(&dir)).await??;
             let md = tokio::fs::metadata(&dest).await?;
             let mut o = Map::new();
             o.insert("key".into(), Json::String(key));
@@ -149,6 +157,8 @@ impl Backend for LocalBackend {
         let key = key.to_string();
         Box::pin(async move {
             let dest = dest?;
+            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+            crate::base::blocking::spawn_blocking(move || conditional::create_dirs(&dir)).await??;
             let inner = FileSink::create(&dest).await?;
             Ok(Box::new(LocalSink {
                 inner: Box::new(inner),
@@ -263,9 +273,17 @@ impl Backend for LocalBackend {
                 std::io::copy(&mut input, &mut tmp).with_context(|| format!("copying {from}"))?;
                 tmp.as_file().sync_all()?;
                 tmp.persist(&dst).map_err(|e| e.error)?;
-                Ok(())
+                conditional::sync_dir(dst.parent().unwrap_or(Path::new(".")))
             })
             .await?
+        })
+    }
+
+    fn get_versioned(&self, key: &str) -> BoxFuture<'static, anyhow::Result<Option<Versioned>>> {
+        let path = self.path(key);
+        Box::pin(async move {
+            let path = path?;
+            crate::base::blocking::spawn_blocking(move || conditional::get(&path)).await?
         })
     }
 
@@ -273,22 +291,52 @@ impl Backend for LocalBackend {
         &self,
         key: &str,
         data: bytes::Bytes,
-    ) -> BoxFuture<'static, anyhow::Result<bool>> {
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
         let dst = self.path(key);
         Box::pin(async move {
             let dst = dst?;
-            crate::base::blocking::spawn_blocking(move || -> anyhow::Result<bool> {
-                let mut tmp = temp_beside(&dst)?;
-                tmp.write_all(&data)?;
-                tmp.as_file().sync_all()?;
-                // link(2) fails with EEXIST when the key exists: the complete content appears atomically.
-                match std::fs::hard_link(tmp.path(), &dst) {
-                    Ok(()) => Ok(true),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                    Err(e) => {
-                        Err(anyhow::Error::new(e).context(format!("creating {}", dst.display())))
-                    }
-                }
+            crate::base::blocking::spawn_blocking(move || conditional::create(&dst, &data)).await?
+        })
+    }
+
+    fn replace_if(
+        &self,
+        key: &str,
+        data: bytes::Bytes,
+        version: &str,
+    ) -> BoxFuture<'static, anyhow::Result<Option<String>>> {
+        let dst = self.path(key);
+        let version = version.to_string();
+        Box::pin(async move {
+            let dst = dst?;
+            crate::base::blocking::spawn_blocking(move || {
+                conditional::replace(&dst, &data, &version)
+            })
+            .await?
+        })
+    }
+
+    fn delete_if(&self, key: &str, version: &str) -> BoxFuture<'static, anyhow::Result<bool>> {
+        let dst = self.path(key);
+        let version = version.to_string();
+        Box::pin(async move {
+            let dst = dst?;
+            crate::base::blocking::spawn_blocking(move || conditional::delete(&dst, &version))
+                .await?
+        })
+    }
+
+    fn leftovers(
+        &self,
+        prefix: &str,
+        older_than: std::time::Duration,
+        remove: bool,
+    ) -> BoxFuture<'static, anyhow::Result<Leftovers>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        Box::pin(async move {
+            crate::base::blocking::spawn_blocking(move || {
+                conditional::leftovers(&root, &prefix, older_than, remove)
             })
             .await?
         })
@@ -297,109 +345,9 @@ impl Backend for LocalBackend {
 
 fn temp_beside(dst: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = dst.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating directory {}", dir.display()))?;
+    conditional::create_dirs(dir)?;
     tempfile::Builder::new()
         .prefix(TMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))
-}
-
-/// A lazy depth-first walk in key order. Within a directory, entries are sorted by the key they
-/// produce (a directory `a` sorts as `a/`), so the output is in byte order of keys.
-struct Walker {
-    root: PathBuf,
-    prefix: String,
-    /// Directories being walked: (relative key of the directory with trailing '/', remaining entries).
-    stack: Vec<std::vec::IntoIter<(String, bool)>>,
-    started: bool,
-}
-
-impl Walker {
-    fn new(root: PathBuf, prefix: String) -> Walker {
-        Walker {
-            root,
-            prefix,
-            stack: Vec::new(),
-            started: false,
-        }
-    }
-
-    /// Reads and sorts one directory; entries are (key, is_dir) with directory keys ending in '/'.
-    fn read_dir(&self, rel: &str) -> anyhow::Result<Vec<(String, bool)>> {
-        let dir = if rel.is_empty() {
-            self.root.clone()
-        } else {
-            self.root.join(rel.trim_end_matches('/'))
-        };
-        let rd = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
-            {
-                return Ok(Vec::new());
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("listing {}", dir.display())));
-            }
-        };
-        let mut out = Vec::new();
-        for e in rd {
-            let e = e.with_context(|| format!("listing {}", dir.display()))?;
-            let name = e.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.starts_with(TMP_PREFIX) {
-                continue;
-            }
-            let ft = e.file_type()?;
-            let is_dir = ft.is_dir() || (ft.is_symlink() && e.path().is_dir());
-            let key = if is_dir {
-                format!("{rel}{name}/")
-            } else {
-                format!("{rel}{name}")
-            };
-            // Only what can match the prefix: the key starts with it, or it is an ancestor of it.
-            if key.starts_with(&self.prefix) || (is_dir && self.prefix.starts_with(&key)) {
-                out.push((key, is_dir));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    fn next_page(&mut self, n: usize) -> anyhow::Result<Vec<ObjectMeta>> {
-        if !self.started {
-            self.started = true;
-            let top = self.read_dir("")?;
-            self.stack.push(top.into_iter());
-        }
-        let mut page = Vec::new();
-        while page.len() < n {
-            let Some(top) = self.stack.last_mut() else {
-                break;
-            };
-            let Some((key, is_dir)) = top.next() else {
-                self.stack.pop();
-                continue;
-            };
-            if is_dir {
-                let entries = self.read_dir(&key)?;
-                self.stack.push(entries.into_iter());
-            } else {
-                let path = self.root.join(&key);
-                match std::fs::metadata(&path) {
-                    Ok(md) if md.is_file() => page.push(meta_of(key, &md)),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(
-                            anyhow::Error::new(e).context(format!("stat {}", path.display()))
-                        );
-                    }
-                }
-            }
-        }
-        Ok(page)
-    }
 }
