@@ -233,9 +233,10 @@ fn druid_procedures_never_show_it() {
     for format in ["human", "json"] {
         let db = format!("pg_database=copy_{format}");
         let to = format!("deep_storage={}", dir.path().join(format).display());
+        let map = format!("path_map=/opt/shared={}", dir.path().join(format).display());
         ok(&run_in(
             &[format],
-            &["run", "druid-restore", &st, &to, &db, &pw, "--json"],
+            &["run", "druid-restore", &st, &to, &map, &db, &pw, "--json"],
             &env,
         ));
     }

@@ -211,7 +211,7 @@ fn prune_killed_anywhere_keeps_every_listed_snapshot_whole() {
 fn snapshots(s: &Store, prefix: &str) -> usize {
     let out = s.ok(&["snapshots", &format!("prefix={prefix}"), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array().map(Vec::len).unwrap_or(0)
+    v["snapshots"].as_array().map(Vec::len).unwrap_or(0)
 }
 
 #[test]
