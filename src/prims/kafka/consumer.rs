@@ -229,6 +229,7 @@ impl UserData for Consumer {
                 let timeout = super::duration(&timeout, "poll timeout", Duration::from_secs(1))?;
                 let c = this.inner.clone();
                 let polled = this.polled.clone();
+                let polled_offsets = this.polled.clone();
                 let msgs = crate::base::blocking::spawn_blocking(move || {
                     let deadline = Instant::now() + timeout;
                     let mut out: Vec<Msg> = Vec::new();
@@ -241,7 +242,16 @@ impl UserData for Consumer {
                         } else {
                             left.min(Duration::from_millis(10))
                         };
-                        match c.poll(wait) {
+                        let polled = c.poll(wait);
+                        // Messages of partitions the group took away meanwhile are not handed out (their
+                        // next owner reads them again from the committed offset), nor committed later.
+                        let revoked = c.context().rebalances.take_revoked();
+                        if !revoked.is_empty() {
+                            out.retain(|m| !revoked.contains(&(m.topic.clone(), m.partition)));
+                            let mut p = polled_offsets.lock().unwrap_or_else(|e| e.into_inner());
+                            p.retain(|tp, _| !revoked.contains(tp));
+                        }
+                        match polled {
                             Some(Ok(m)) => {
                                 out.push(Msg::from(&m));
                                 if out.len() >= max {
@@ -315,6 +325,11 @@ impl UserData for Consumer {
                         "kafka: commit failed: {e}{hint}"
                     ))
                 })?;
+            // Archive batches these offsets cover need not be handed out again.
+            this.archive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .committed(&offsets);
             Ok(offsets.len())
         });
         // seek(topic, partition, offset | "earliest" | "latest" | {time = t}) on an assigned partition.
