@@ -179,6 +179,18 @@ fn the_shipped_topic_archive_has_no_test_hook() {
 
 #[test]
 fn two_archives_in_one_group_write_each_event_once_and_only_for_their_partitions() {
+    two_archives_in_one_group(&[]);
+}
+
+#[test]
+fn two_archives_with_cooperative_rebalancing_write_each_event_once() {
+    two_archives_in_one_group(&[
+        r#"config={"session.timeout.ms":6000,"heartbeat.interval.ms":500,"partition.assignment.strategy":"cooperative-sticky"}"#,
+    ]);
+}
+
+/// Two topic-archive processes in one group; events produced before and while the second one joins.
+fn two_archives_in_one_group(extra: &[&str]) {
     let k = MockKafka::start_with(&[("ev", 4)], Some(0));
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
@@ -187,7 +199,7 @@ fn two_archives_in_one_group_write_each_event_once_and_only_for_their_partitions
     kcat_produce(&k.brokers, "ev", before);
     // Batches stay open until max_wait: when the second instance joins, the first holds unwritten
     // records of every partition, half of which the rebalance gives to the second.
-    let opts = ["batch=100000", "max_wait=4s"];
+    let opts = [&["batch=100000", "max_wait=10s"], extra].concat();
     let mut a = Archiver::start(&k, &store, &dir.path().join("a.log"), &opts);
     a.wait_log("kafka: partitions assigned");
     std::thread::sleep(Duration::from_millis(1000));
@@ -202,7 +214,7 @@ fn two_archives_in_one_group_write_each_event_once_and_only_for_their_partitions
         std::thread::sleep(Duration::from_millis(200));
     }
     // One more max_wait: batches written late (the bug) would show as extra lines.
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(11));
     let (writes_a, bad_a) = a.writes_outside_its_partitions();
     let (writes_b, bad_b) = b.writes_outside_its_partitions();
     // The first instance held unwritten records of partitions it then lost, and dropped them.

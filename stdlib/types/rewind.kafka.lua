@@ -38,7 +38,8 @@ local Consumer = {}
 ---@param timeout? number|string default 1 s
 ---@return {topic: string, partition: integer, offset: integer, key: string|nil, value: string|nil, timestamp: number|nil, headers: table<string,string>}[]
 function Consumer:poll(max, timeout) end
----Commits synchronously what poll returned, or the given next offsets.
+---Commits synchronously what poll returned, or the given next offsets. A commit refused while the group
+---changes generation (IllegalGeneration, RebalanceInProgress) is sent again for up to 20 s.
 ---@param offsets? {topic: string, partition: integer, offset: integer}[]
 ---@return integer partitions committed
 function Consumer:commit(offsets) end

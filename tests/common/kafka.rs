@@ -197,7 +197,7 @@ impl Archiver {
             .arg(format!("brokers={}", k.brokers))
             .arg("topics=ev")
             .arg(format!("store={}", store.display()))
-            .arg(MOCK_GROUP_CONFIG)
+            .args((!extra.iter().any(|a| a.starts_with("config="))).then_some(MOCK_GROUP_CONFIG))
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())

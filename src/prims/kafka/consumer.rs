@@ -214,6 +214,29 @@ fn msg_table(lua: &Lua, m: &Msg) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// A synchronous commit. A commit refused because the group is between generations (a cooperative
+/// rebalance rejoins in the background, so a commit can carry the generation that just ended) is sent again
+/// for up to 20 s, once librdkafka knows the new generation: the offsets are still this member's to commit
+/// (its partitions move only after it has served their revocation in `poll`).
+fn commit_through_rebalance(
+    c: &BaseConsumer<Ctx>,
+    tpl: &TopicPartitionList,
+) -> rdkafka::error::KafkaResult<()> {
+    use rdkafka::types::RDKafkaErrorCode::{IllegalGeneration, RebalanceInProgress};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.commit(tpl, CommitMode::Sync) {
+            Err(KafkaError::ConsumerCommit(code @ (IllegalGeneration | RebalanceInProgress)))
+                if Instant::now() < deadline =>
+            {
+                tracing::debug!(target: "kafka", "kafka: commit refused ({code}) during a rebalance, sending it again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Is this poll error only informational?
 pub(super) fn benign(e: &KafkaError) -> bool {
     matches!(e, KafkaError::PartitionEOF(_))
@@ -317,7 +340,7 @@ impl UserData for Consumer {
             }
             let c = this.inner.clone();
             let hint = this.ctx.hint();
-            crate::base::blocking::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            crate::base::blocking::spawn_blocking(move || commit_through_rebalance(&c, &tpl))
                 .await
                 .lua_err()?
                 .map_err(|e| {
