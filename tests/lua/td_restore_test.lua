@@ -136,6 +136,14 @@ t.test("endpoints: regions, hosts and URLs", function()
   t.eq(td.status_of("Treasure Data GET /audiences/1 answered 401: bad key"), 401)
 end)
 
+t.test("uncertain: a 5xx or no answer may have been applied, a 4xx was not", function()
+  t.eq(td.uncertain("Treasure Data POST /entities/segments answered 502: Bad Gateway"), true)
+  t.eq(td.uncertain("Treasure Data POST /audiences got no answer: error sending request"), true)
+  t.eq(td.uncertain("Treasure Data POST /entities/folders answered 400: Name has already been taken"), false)
+  t.eq(td.uncertain("Treasure Data POST /audiences answered 429: rate limit exceeded"), false)
+  t.eq(td.uncertain("td: cannot create entities of type funnel"), false)
+end)
+
 -- A client double keeping entities in memory, failing after `fail_after` creations.
 local function fake_client(fail_after)
   local c = { next = 100, made = {}, creations = 0 }
