@@ -3,7 +3,7 @@
 -- 3) refuse a database that already has druid_ tables (or a non-empty deep-storage dir) unless replace=true;
 -- 4) safety snapshot of what is there now, tagged "safety" (source 003), unless safety_backup=false;
 -- 5) extract the segments into a temporary sibling directory (verified again while streaming);
--- 6) restore the metadata dump (pg_restore); 7) swap the directory in; 8) Metabase only when asked;
+-- 6) restore the metadata dump (pg_restore, one transaction: a failure changes nothing); 7) swap the directory in; 8) Metabase only when asked;
 -- 9) check every used segment's loadSpec file exists (path_map rewrites prefixes); missing files are listed
 -- by datasource and interval and the run fails; 10) optionally wait for the coordinator and run a start command.
 local store = require("rewind.store")
@@ -172,16 +172,9 @@ return {
       -- 3) segments into a temporary sibling (nothing overwritten yet)
       local tmp, root = extract_beside(s, druid.OBJECTS.shared, p.deep_storage, backed_dir)
       local ok, err = pcall(function()
-        -- 4) the metadata dump
-        if not druid.database_exists(conn, conn.database) then druid.create_database(conn, conn.database) end
-        local args = { "pg_restore", "--no-owner", "--no-acl", "--exit-on-error", "--no-password", "-d", conn.database }
-        if #existing > 0 then
-          table.insert(args, 2, "--clean")
-          table.insert(args, 3, "--if-exists")
-        end
-        args.env = druid.pg_env(conn)
-        args.stdin = s:reader(druid.OBJECTS.metadata)
-        exec.run(args)
+        -- 4) the metadata dump, in one transaction: a failure leaves the database exactly as it was
+        -- (why one transaction rather than a fresh database and a swap: see druid.restore_dump)
+        druid.restore_dump(conn, conn.database, s:reader(druid.OBJECTS.metadata), { clean = #existing > 0 })
       end)
       if not ok then
         fs.remove(tmp, { recursive = true })
@@ -195,9 +188,7 @@ return {
         if metabase_obj.ext == druid.DUMP_EXT or tostring(metabase_obj.key):match("%.dump$") then
           local db = p.metabase_pg_database
           if not db then error("metabase_data is a database dump: give metabase_pg_database", 0) end
-          if not druid.database_exists(conn, db) then druid.create_database(conn, db) end
-          exec.run({ "pg_restore", "--no-owner", "--no-acl", "--clean", "--if-exists", "--no-password", "-d", db,
-            env = druid.pg_env(conn, db), stdin = s:reader(druid.OBJECTS.metabase) })
+          druid.restore_dump(conn, db, s:reader(druid.OBJECTS.metabase), { clean = true })
         else
           local dir = p.metabase_dir
           if not dir then error("metabase_data is a directory archive: give metabase_dir", 0) end

@@ -5,6 +5,9 @@
 -- A batch closes at `batch` records or `max_wait` after its first record, whichever comes first.
 -- Offsets are committed only after the batch object is written: a crash loses nothing and at most
 -- re-writes the same key. Batching and gzip happen in Rust (`c:archive_batch`); Lua only orchestrates.
+-- Several instances may share the group: when a rebalance takes partitions away from one, the consumer
+-- drops their unwritten records (never written, never committed), and their new owner reads them again
+-- from the committed offset (see src/prims/kafka/rebalance.rs).
 local kafka = require("rewind.kafka")
 local store_mod = require("rewind.store")
 local log = require("rewind.log")
@@ -28,7 +31,6 @@ return {
     level = { type = "integer", default = 1, doc = "gzip level 1-9" },
     concurrency = { type = "integer", default = 8, doc = "batch objects written at once" },
     config = { type = "table", doc = "extra librdkafka consumer settings (security.protocol, sasl.*, ...)" },
-    crash_after_write = { type = "boolean", default = false, doc = "test hook: exit hard after the first write, before its commit" },
   },
   run = function(p)
     local started = require("rewind.time").monotonic()
@@ -45,10 +47,6 @@ return {
       task.map(batches, p.concurrency, function(b)
         local key = layout.key(p.prefix, b)
         store:put(key, b.data)
-        if p.crash_after_write then
-          log.warn("crash_after_write: exiting before the commit", { key = key })
-          os.exit(137, false)
-        end
         log.debug("archived batch", { key = key, count = b.count })
       end)
       local next_offset = {}
@@ -69,13 +67,16 @@ return {
       c:commit(commits)
     end
 
-    -- On Ctrl-C or SIGTERM the run is cancelled; this writes what the open buffers hold and commits it.
+    -- On Ctrl-C or SIGTERM the run is cancelled; this writes what the open buffers hold (and any batch
+    -- handed out but not committed when the signal came: written again under the same key) and commits
+    -- it, then leaves the group so that the other members take the partitions over at once.
     local finished = false
     task.on_exit(function()
       if finished then
         return
       end
       write_all(c:take_open())
+      c:close()
       log.info("topic-archive stopped", totals)
     end)
 

@@ -543,3 +543,67 @@ fn metabase_is_restored_only_when_asked_as_a_directory_or_a_database() {
     ));
     assert_eq!(e.pg.data_dump("metabase"), mb_db);
 }
+
+#[test]
+fn a_restore_that_fails_half_way_leaves_the_database_exactly_as_it_was() {
+    let e = Env::new();
+    pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 6);
+    backup(&e);
+    pg::truncate_dump(&e.store());
+    let id = format!(
+        "snapshot={}",
+        manifests(&e.store())[0]["id"].as_str().unwrap()
+    );
+    // The live state differs from the backup, so a half-done restore would show.
+    e.pg.psql(DB, "delete from druid_segments where dataSource = 'wikipedia'; insert into druid_config values ('after', '\\x03')");
+    let objects = "select string_agg(indexname, ',' order by indexname) from pg_indexes where schemaname = 'public'";
+    let (db_before, objects_before) = (e.pg.data_dump(DB), e.pg.psql(DB, objects));
+    let files_before = tree(&e.deep());
+    let o = e.run(
+        "druid-restore",
+        &[&e.deep_arg(), &e.path_map(), "replace=true"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "the restore fails:\n{t}");
+    assert!(t.contains("pg_restore") && t.contains("end of file"), "{t}");
+    assert!(
+        t.contains("database druid failed, nothing of it was applied"),
+        "{t}"
+    );
+    assert!(!t.contains(pg::PASSWORD), "{t}");
+    // (assert! rather than assert_eq!: the dumps are long)
+    assert!(e.pg.data_dump(DB) == db_before, "database content changed");
+    assert!(e.pg.psql(DB, objects) == objects_before, "indexes changed");
+    assert!(tree(&e.deep()) == files_before, "deep storage changed");
+    let parent = e.deep().parent().unwrap().to_path_buf();
+    let leftovers: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers,
+        vec![std::ffi::OsString::from("shared")],
+        "nothing left beside deep storage"
+    );
+
+    // A database that did not exist does not exist after a failed restore either.
+    e.pg.dropdb(DB);
+    let o = e.run(
+        "druid-restore",
+        &[
+            &e.deep_arg(),
+            &e.path_map(),
+            "replace=true",
+            "safety_backup=false",
+            &id,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("dropped again"), "{}", text(&o));
+    let exists = format!("select count(*) from pg_database where datname = '{DB}'");
+    assert_eq!(
+        e.pg.psql("postgres", &exists).trim(),
+        "0",
+        "the database created for the restore was dropped"
+    );
+}

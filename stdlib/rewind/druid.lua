@@ -65,6 +65,50 @@ function M.create_database(conn, database)
   psql(conn, "create database " .. quote_ident(database), { database = "postgres" })
 end
 
+function M.drop_database(conn, database)
+  psql(conn, "drop database if exists " .. quote_ident(database), { database = "postgres" })
+end
+
+--- Restores a `pg_dump -Fc` stream (`reader`) into `database` so that a failure changes nothing.
+---
+--- pg_restore runs with --single-transaction: the drops (--clean, when opts.clean), the creates, every
+--- table's data and the indexes commit together or not at all. A failure at any point (a dump whose end is
+--- damaged, a conflicting object, pg_restore or rewind killed, the connection lost) rolls everything back
+--- in the server, so the database is exactly as it was. Chosen over "restore into a fresh database, then
+--- swap the names" because PostgreSQL guarantees it even against kill -9, and the database keeps its
+--- identity: owner, grants, ALTER DATABASE settings, extensions and schemas outside the dump stay, and
+--- nothing needs CREATEDB or a moment without connections (RENAME DATABASE refuses while anyone is
+--- connected, and two renames are not atomic). The cost: no parallel restore (-j), and the restored
+--- tables stay locked until the commit, which suits metadata databases (Druid stopped during a restore).
+--- A database missing beforehand is created for the restore and dropped again when it fails.
+function M.restore_dump(conn, database, reader, opts)
+  opts = opts or {}
+  local created = false
+  if not M.database_exists(conn, database) then
+    M.create_database(conn, database)
+    created = true
+  end
+  local args = { "pg_restore", "--single-transaction", "--exit-on-error", "--no-owner", "--no-acl",
+    "--no-password", "-d", database }
+  if opts.clean then
+    table.insert(args, 2, "--clean")
+    table.insert(args, 3, "--if-exists")
+  end
+  args.env = M.pg_env(conn, database)
+  args.stdin = reader
+  local ok, err = pcall(exec.run, args)
+  if not ok then
+    local how = "left as it was"
+    if created then
+      local dropped = pcall(M.drop_database, conn, database)
+      how = dropped and "dropped again (it did not exist before)" or "created for the restore and could not be dropped"
+    end
+    error(string.format("restoring database %s failed, nothing of it was applied (one transaction); the database was %s: %s",
+      database, how, tostring(err)), 0)
+  end
+  return { created = created }
+end
+
 --- The druid_ tables of a database (empty when the database does not exist).
 function M.druid_tables(conn, database)
   database = database or conn.database

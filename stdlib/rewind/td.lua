@@ -9,8 +9,14 @@
 -- (api.eu01.treasuredata.com) or a CDP host, or a URL. The CDP host (`api-cdp.*`) is derived from the REST
 -- host; an explicit URL whose host is not a treasuredata one (a test server) is used for both.
 -- The API key is registered as a secret: it is never logged, and redacted from every error.
--- Requests are retried on 429 and 5xx by rewind.http. Failed requests raise
--- "Treasure Data <METHOD> <path> answered <status>: <TD's message>"; `td.status_of(err)` gives the status.
+-- Reads, PUTs, PATCHes and DELETEs are retried on 429, 5xx and lost connections by rewind.http. A POST that
+-- creates something is never repeated blindly: it is repeated by itself only after a 429 (a refusal, nothing
+-- was applied); after a 5xx or no answer at all (timeout, dropped connection) the request may have been
+-- applied, so the create_* methods look the entity up by name first and repeat the POST only when nothing
+-- is there (see `create_once`). Failed requests raise
+-- "Treasure Data <METHOD> <path> answered <status>: <TD's message>" or
+-- "Treasure Data <METHOD> <path> got no answer: <why>"; `td.status_of(err)` gives the status and
+-- `td.uncertain(err)` says whether the request may have been applied.
 
 local http = require("rewind.http")
 local json = require("rewind.json")
@@ -64,6 +70,15 @@ function M.status_of(err)
   return tonumber(tostring(err):match("Treasure Data [A-Z]+ [^ ]* answered (%d%d%d)"))
 end
 
+--- Whether a request that raised `err` may still have been applied: a 5xx answer or none at all. A 4xx
+--- answer is a refusal (nothing applied), and other errors never reached the service.
+function M.uncertain(err)
+  local e = tostring(err)
+  if e:match("Treasure Data [A-Z]+ [^ ]* got no answer") then return true end
+  local status = M.status_of(e)
+  return status ~= nil and status >= 500
+end
+
 local function message_of(res)
   local j = res.json
   if type(j) == "table" then
@@ -103,7 +118,17 @@ function M.client(opts)
   }, Client)
 end
 
---- One request. `api` is "rest" or "cdp"; opts: json, query, form, body, headers, ok404 (nil on 404).
+--- Seconds to wait before attempt `n` + 1 of a request (0.5, 1, 2 ... at most 30), or the Retry-After
+--- of a 429 answer.
+local function backoff(n, res)
+  local after = res and res.headers and tonumber(res.headers["retry-after"])
+  if after then return math.min(math.max(after, 0), 60) end
+  return math.min(0.5 * 2 ^ (n - 1), 30)
+end
+
+--- One request. `api` is "rest" or "cdp"; opts: json, query, form, body, headers, ok404 (nil on 404),
+--- idempotent (default: true except for POST). A request that is not idempotent is repeated only after a
+--- 429; any other failure raises at once (see `td.uncertain`).
 function Client:request(api, method, path, opts)
   opts = opts or {}
   local headers = { Authorization = self._auth, Accept = "application/json" }
@@ -116,10 +141,22 @@ function Client:request(api, method, path, opts)
     body = json.encode(opts.json)
     headers["Content-Type"] = (api == "cdp") and M.JSONAPI or "application/json"
   end
-  local res = http.request{
-    method = method, url = self[api] .. path, headers = headers, query = opts.query, form = opts.form,
-    body = body, timeout = opts.timeout or self.timeout, retries = self.retries, check = false,
-  }
+  local idempotent = opts.idempotent
+  if idempotent == nil then idempotent = method ~= "POST" end
+  local res
+  for attempt = 1, self.retries + 1 do
+    local ok, r = pcall(http.request, {
+      method = method, url = self[api] .. path, headers = headers, query = opts.query, form = opts.form,
+      body = body, timeout = opts.timeout or self.timeout, retries = idempotent and self.retries or 0,
+      check = false,
+    })
+    if not ok then
+      error(string.format("Treasure Data %s %s got no answer: %s", method, path, tostring(r)), 0)
+    end
+    res = r
+    if idempotent or res.status ~= 429 or attempt > self.retries then break end
+    task.sleep(backoff(attempt, res))
+  end
   if res.status == 404 and opts.ok404 then return nil, res end
   if res.status >= 400 then
     error(string.format("Treasure Data %s %s answered %d: %s", method, path, res.status, message_of(res)), 0)
@@ -137,13 +174,60 @@ end
 
 function Client:list_parent_segments() return (self:request("rest", "GET", "/audiences")) end
 function Client:get_parent_segment(id) return (self:request("rest", "GET", "/audiences/" .. id)) end
-function Client:create_parent_segment(body) return (self:request("rest", "POST", "/audiences", { json = body })) end
+--- The parent segment named `name`, or nil (the first one when the service let several share it).
+function Client:find_parent_segment(name)
+  for _, a in ipairs(self:list_parent_segments() or {}) do
+    if a.name == name then return a end
+  end
+  return nil
+end
+
+--- Runs `post()` (a create) so that it takes effect at most once: when its answer is lost (td.uncertain),
+--- `find()` looks for what it may have made, and only when nothing is there is it sent again (up to
+--- `retries` times). Returns the created (or found) object and whether it was found after a lost answer.
+function Client:create_once(what, post, find)
+  local last
+  for attempt = 1, self.retries + 1 do
+    local ok, res = pcall(post)
+    if ok then return res, false end
+    if not M.uncertain(res) then error(res, 0) end
+    last = res
+    log.warn(what .. ": the answer to the create was lost, looking it up before trying again",
+      { attempt = attempt, error = tostring(res) })
+    local found = find()
+    if found then
+      log.info(what .. ": the lost create had been applied; using it", { id = tostring(found.id) })
+      return found, true
+    end
+    if attempt <= self.retries then task.sleep(backoff(attempt)) end
+  end
+  error(last, 0)
+end
+
+--- Creates a parent segment (POST /audiences) at most once: a lost answer is followed by a lookup by name.
+function Client:create_parent_segment(body)
+  return self:create_once("parent segment '" .. tostring(body.name) .. "'", function()
+    return (self:request("rest", "POST", "/audiences", { json = body }))
+  end, function() return self:find_parent_segment(body.name) end)
+end
 function Client:update_parent_segment(id, body)
   return (self:request("rest", "PUT", "/audiences/" .. id, { json = body }))
 end
 function Client:delete_parent_segment(id) return (self:request("rest", "DELETE", "/audiences/" .. id)) end
---- Starts a run; answers the execution.
-function Client:run_parent_segment(id) return (self:request("rest", "POST", "/audiences/" .. id .. "/run")) end
+--- Starts a run; answers the execution. A lost answer is followed by a look at the executions: a session
+--- that was not there before is this run, and the POST is not sent again.
+function Client:run_parent_segment(id)
+  local before = {}
+  for _, e in ipairs(self:executions(id) or {}) do before[tostring(e.workflowSessionId)] = true end
+  return (self:create_once("run of parent segment " .. id, function()
+    return (self:request("rest", "POST", "/audiences/" .. id .. "/run"))
+  end, function()
+    for _, e in ipairs(self:executions(id) or {}) do
+      if not before[tostring(e.workflowSessionId)] then return e end
+    end
+    return nil
+  end))
+end
 --- Executions, newest first.
 function Client:executions(id) return (self:request("rest", "GET", "/audiences/" .. id .. "/executions")) end
 
@@ -277,12 +361,30 @@ M.ENDPOINTS = ENDPOINTS
 --- The collection path for an entity type, or nil when it cannot be created through this client.
 function M.endpoint_for(etype) return ENDPOINTS[etype] end
 
---- Creates an entity `{type, attributes, relationships}`; answers the created entity (with its new id).
+--- The entity of type `etype` named `name` directly in folder `folder_id`, or nil.
+function Client:find_child(folder_id, name, etype)
+  local ans = self:by_folder_raw(folder_id, 2) -- 2: direct children however the service counts depth
+  for _, e in ipairs(ans.data or {}) do
+    if M.parent_of(e) == tostring(folder_id) and e.type == etype and e.attributes and e.attributes.name == name then
+      return e
+    end
+  end
+  return nil
+end
+
+--- Creates an entity `{type, attributes, relationships}` at most once; answers the created entity (with
+--- its new id) and whether it was found by name after a lost answer (see `create_once`).
 function Client:create_entity(entity)
   local path = ENDPOINTS[entity.type]
   if not path then error("td: cannot create entities of type " .. tostring(entity.type), 0) end
-  local j = self:request("cdp", "POST", path, { json = { data = entity } })
-  return j.data
+  local parent = M.parent_of(entity)
+  local name = entity.attributes and entity.attributes.name
+  return self:create_once(string.format("%s '%s'", entity.type, tostring(name)), function()
+    return (self:request("cdp", "POST", path, { json = { data = entity } })).data
+  end, function()
+    if not parent or name == nil then return nil end
+    return self:find_child(parent, name, entity.type)
+  end)
 end
 
 local function crud(name, path)
@@ -328,12 +430,15 @@ end
 -- ---------------------------------------------------------------- REST v3: databases, tables, jobs
 
 function Client:create_database(db, opts)
-  local ok, err = pcall(self.request, self, "rest", "POST", "/v3/database/create/" .. db)
+  -- a repeat after a lost answer finds the database: safe to retry when that counts as success
+  local ok, err = pcall(self.request, self, "rest", "POST", "/v3/database/create/" .. db,
+    { idempotent = opts and opts.exist_ok })
   if not ok and not (opts and opts.exist_ok and M.status_of(err) == 409) then error(err, 0) end
   return ok
 end
 function Client:create_table(db, tbl, opts)
-  local ok, err = pcall(self.request, self, "rest", "POST", "/v3/table/create/" .. db .. "/" .. tbl .. "/log")
+  local ok, err = pcall(self.request, self, "rest", "POST", "/v3/table/create/" .. db .. "/" .. tbl .. "/log",
+    { idempotent = opts and opts.exist_ok })
   if not ok and not (opts and opts.exist_ok and M.status_of(err) == 409) then error(err, 0) end
   return ok
 end
@@ -354,7 +459,9 @@ function Client:issue_job(db, query, opts)
   if opts.priority then form.priority = tostring(opts.priority) end
   if opts.result then form.result = opts.result end
   if opts.retry_limit then form.retry_limit = tostring(opts.retry_limit) end
-  local j = self:request("rest", "POST", "/v3/job/issue/" .. (opts.engine or "presto") .. "/" .. db, { form = form })
+  -- a repeated query job only reads: safe to retry
+  local j = self:request("rest", "POST", "/v3/job/issue/" .. (opts.engine or "presto") .. "/" .. db,
+    { form = form, idempotent = true })
   return tostring(j.job_id or j.job)
 end
 function Client:job_status(id) return (self:request("rest", "GET", "/v3/job/status/" .. id)) end

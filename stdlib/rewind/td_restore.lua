@@ -6,6 +6,7 @@
 --            all_segments_config = {data = {...segment entities, each whole...}} }
 
 local json = require("rewind.json")
+local errors = require("rewind.errors")
 local log = require("rewind.log")
 local task = require("rewind.task")
 local time = require("rewind.time")
@@ -267,6 +268,12 @@ end
 --- Restores folders and segments under `new_root` for parent segment `audience_id`.
 --- opts: client, plan, state (table kept up to date: state.map old → new id), save (fn(state), called as
 --- the map grows), on_conflict ("skip" or "suffix"), concurrency.
+---
+--- Never twice: a folder is looked up by name in its new parent before it is created. Before a level of
+--- segments is created, their intents (old id → new parent) are saved; a run that finds intents left by
+--- an earlier run (which crashed between a create and saving its id) looks those segments up by name
+--- first and adopts the ones with the same content. A create whose answer is lost is looked up by the
+--- client before it is sent again (td.create_once).
 function M.restore_entities(opts)
   local c, plan, state = opts.client, opts.plan, opts.state
   local map = state.map
@@ -286,6 +293,10 @@ function M.restore_entities(opts)
       if not ok then error(err, 0) end
     end
   end
+  -- intents left by an earlier run: creates that may have happened without their id being saved
+  state.intents = state.intents or {}
+  local earlier = {}
+  for old, np in pairs(state.intents) do earlier[old] = np end
   -- children of a target folder, by name (only asked for folders this run did not create)
   local created_here, listings = {}, {}
   local function children(new_parent)
@@ -342,15 +353,30 @@ function M.restore_entities(opts)
     for _, e in ipairs(level) do
       if map[e.id] then result.kept = result.kept + 1; done = done + 1 else todo[#todo + 1] = e end
     end
+    -- the intents of this level, saved before any of its creates
+    for _, e in ipairs(todo) do state.intents[e.id] = map[e.parent] end
+    if #todo > 0 then opts.save(state) end
     task.map(todo, conc, function(e)
       local np = map[e.parent]
       local attrs = M.rewrite(M.clean_attributes(e.attributes, opts.audience_id), map)
-      local ok, made = pcall(function()
-        local body = { type = e.type, attributes = attrs,
-          relationships = { parentFolder = { data = { id = np, type = "folder-segment" } } } }
-        return c:create_entity(body)
-      end)
-      if not ok then
+      local ok, made, adopted = true, nil, false
+      if earlier[e.id] == np then
+        -- an earlier run meant to create it here and may have: look before creating
+        for _, x in ipairs(children(np)[e.name] or {}) do
+          if x.type == e.type and same_content(x.attributes or {}, attrs) then made = x; break end
+        end
+        adopted = made ~= nil
+      end
+      if not made then
+        ok, made = pcall(function()
+          local body = { type = e.type, attributes = attrs,
+            relationships = { parentFolder = { data = { id = np, type = "folder-segment" } } } }
+          return (c:create_entity(body))
+        end)
+      end
+      if adopted then
+        result.adopted = result.adopted + 1
+      elseif not ok then
         local err = made
         if not tostring(err):find("Name has already been taken", 1, true) then
           error(string.format("creating %s '%s' (old id %s): %s", e.type, e.name, e.id, tostring(err)), 0)
@@ -385,6 +411,7 @@ function M.restore_entities(opts)
         result.created = result.created + 1
       end
       map[e.id] = tostring(made.id)
+      state.intents[e.id] = nil
       done = done + 1
       maybe_save()
     end)
@@ -411,17 +438,39 @@ function M.restore(opts)
     end
   end
   if not state.audience_id then
-    local body = M.clean_parent_segment(opts.backup.ms_config, opts.ms_name)
-    local made = c:create_parent_segment(body)
-    state.audience_id = tostring(made.id)
-    log.info("created parent segment", { id = state.audience_id, name = opts.ms_name })
+    -- The intent is saved before the create: a run that crashed after the create was applied but before
+    -- its id was saved left it, and this run finds the parent segment by name instead of making another.
+    local found = c:find_parent_segment(opts.ms_name)
+    if found and not state.ps_intent then
+      errors.usage(string.format("a parent segment named '%s' already exists (id %s) and this restore did not " ..
+        "create it: choose another ms_name, or restore into it with root_folder_id=<its v5 root folder>",
+        opts.ms_name, tostring(found.id)))
+    end
+    if found then
+      log.info("found the parent segment an earlier run created", { id = tostring(found.id), name = opts.ms_name })
+    else
+      state.ps_intent = { name = opts.ms_name, at = time.format(time.now()) }
+      save(state)
+      found = c:create_parent_segment(M.clean_parent_segment(opts.backup.ms_config, opts.ms_name))
+      log.info("created parent segment", { id = tostring(found.id), name = opts.ms_name })
+    end
+    state.audience_id = tostring(found.id)
     save(state)
   end
   if not state.root_folder_id then
     local root = c:root_folder_id(state.audience_id)
     if not root then
       if not state.run_session or state.run_failed then
-        local ex = c:run_parent_segment(state.audience_id)
+        local ex
+        if state.run_intent and not state.run_failed then
+          -- an earlier run asked for a run and crashed before saving its session: that run is the newest
+          ex = (c:executions(state.audience_id) or {})[1]
+        end
+        if not ex then
+          state.run_intent, state.run_failed = true, nil
+          save(state)
+          ex = c:run_parent_segment(state.audience_id)
+        end
         state.run_session = tostring(ex.workflowSessionId)
         state.run_failed = nil
         save(state)

@@ -39,6 +39,20 @@ function M.database_exists(conn, database) end
 ---@param database string
 function M.create_database(conn, database) end
 
+---@param conn DruidConn
+---@param database string
+function M.drop_database(conn, database) end
+
+--- Restores a `pg_dump -Fc` stream into `database` in one transaction (pg_restore --single-transaction,
+--- with --clean --if-exists when opts.clean): a failure leaves the database exactly as it was (one that
+--- did not exist is created for the restore and dropped again). Raises naming the database.
+---@param conn DruidConn
+---@param database string
+---@param reader any a Reader (e.g. store:reader(key)) or a string
+---@param opts? {clean?: boolean}
+---@return {created: boolean}
+function M.restore_dump(conn, database, reader, opts) end
+
 --- The druid_ tables of a database (empty when it does not exist).
 ---@param conn DruidConn
 ---@param database? string

@@ -32,11 +32,14 @@ function Producer:send_lines(reader, opts) end
 
 ---@class kafka.Consumer
 local Consumer = {}
+---Messages polled. When the group takes partitions away meanwhile (a rebalance), their messages are not
+---returned and commit() without arguments does not commit them: their next owner reads them.
 ---@param max? integer default 500
 ---@param timeout? number|string default 1 s
 ---@return {topic: string, partition: integer, offset: integer, key: string|nil, value: string|nil, timestamp: number|nil, headers: table<string,string>}[]
 function Consumer:poll(max, timeout) end
----Commits synchronously what poll returned, or the given next offsets.
+---Commits synchronously what poll returned, or the given next offsets. A commit refused while the group
+---changes generation (IllegalGeneration, RebalanceInProgress) is sent again for up to 20 s.
 ---@param offsets? {topic: string, partition: integer, offset: integer}[]
 ---@return integer partitions committed
 function Consumer:commit(offsets) end
@@ -45,11 +48,13 @@ function Consumer:commit(offsets) end
 ---@param to integer|"earliest"|"latest"|string|{time: number|string}
 function Consumer:seek(topic, partition, to) end
 ---Gathers messages into per-partition JSONL batches (Rust) and returns the closed ones gzipped: up to 32
----per call, after at most ~200 ms, or when a drain ends.
+---per call, after at most ~200 ms, or when a drain ends. A rebalance that takes partitions away drops their
+---open and uncommitted batches (their next owner reads them again from the committed offset).
 ---@param opts? {max?: integer, wait?: number|string, drain?: boolean, level?: integer}
 ---@return {batches: kafka.Batch[], done: boolean}
 function Consumer:archive_batch(opts) end
----Closes every open archive buffer and returns them.
+---Closes every open archive buffer and returns them, with the batches handed out earlier whose offsets are
+---not committed yet (a run stopped while writing them: write them again, same keys, then commit).
 ---@return kafka.Batch[]
 function Consumer:take_open() end
 function Consumer:close() end

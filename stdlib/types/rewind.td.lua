@@ -30,6 +30,12 @@ function M.resolve_endpoint(endpoint) end
 ---@return integer|nil
 function M.status_of(err) end
 
+---Whether a request that raised `err` may have been applied anyway: a 5xx answer or no answer at all
+---(timeout, dropped connection). A 4xx answer is a refusal: nothing was applied.
+---@param err any
+---@return boolean
+function M.uncertain(err) end
+
 ---The parent folder id of an entity, or nil for a root folder.
 ---@param entity table
 ---@return string|nil
@@ -43,19 +49,35 @@ function M.endpoint_for(etype) end
 ---@param api "rest"|"cdp"
 ---@param method string
 ---@param path string
----@param opts? {json?: any, query?: table, form?: table, body?: string, headers?: table, ok404?: boolean, raw?: boolean}
+---One request. Not idempotent (a POST, unless opts.idempotent): repeated only after a 429; a 5xx or a
+---lost answer raises at once (see td.uncertain). Idempotent: rewind.http retries 429, 5xx, lost answers.
+---@param opts? {json?: any, query?: table, form?: table, body?: string, headers?: table, ok404?: boolean, raw?: boolean, idempotent?: boolean}
 ---@return any decoded, table response
 function Client:request(api, method, path, opts) end
+---Runs a create so that it takes effect at most once: after a lost answer, `find()` looks for what it may
+---have made, and the create is sent again only when nothing is there.
+---@param what string named in log lines
+---@param post fun(): table
+---@param find fun(): table|nil
+---@return table object, boolean found_after_lost_answer
+function Client:create_once(what, post, find) end
+---The parent segment with this name, or nil.
+---@return table|nil
+function Client:find_parent_segment(name) end
+---The entity of this type and name directly in a folder, or nil.
+---@return table|nil
+function Client:find_child(folder_id, name, etype) end
 ---@return table[]
 function Client:list_parent_segments() end
 ---@return table
 function Client:get_parent_segment(id) end
+---Creates a parent segment at most once (a lost answer is followed by a lookup by name).
 ---@return table
 function Client:create_parent_segment(body) end
 ---@return table
 function Client:update_parent_segment(id, body) end
 function Client:delete_parent_segment(id) end
----Starts a run; answers the execution.
+---Starts a run; answers the execution. A lost answer is followed by a look at the executions (never two runs).
 ---@return table
 function Client:run_parent_segment(id) end
 ---Executions, newest first.
@@ -77,7 +99,8 @@ function Client:by_folder_raw(folder_id, depth) end
 ---@param opts? {depth?: integer}
 ---@return {data: table[], included: table[]}
 function Client:by_folder(folder_id, opts) end
----@return table entity
+---Creates an entity at most once (a lost answer is followed by a lookup by name in its parent folder).
+---@return table entity, boolean found_after_lost_answer
 function Client:create_entity(entity) end
 ---@return table
 function Client:get_entity(etype, id) end

@@ -68,3 +68,41 @@ pub fn json_out(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(o)))
 }
+
+/// td-ps-backup of the seeded parent segment into `store` (--json).
+pub fn backup(fake: &Fake, store: &str, extra: &[&str]) -> std::process::Output {
+    let ep = format!("endpoint={}", fake.url());
+    let st = format!("store={store}");
+    let src = format!("src_ms_id={}", fake.seed["audience_id"].as_str().unwrap());
+    let mut args = vec!["run", "td-ps-backup", "--json", &src, &ep, &st];
+    args.extend_from_slice(extra);
+    rewind(&args, Some(KEY))
+}
+
+/// td-ps-restore of the seeded parent segment's backup in `store` under `name` (--json).
+pub fn restore(fake: &Fake, store: &str, name: &str, extra: &[&str]) -> std::process::Output {
+    restore_cmd(fake, store, name, extra)
+        .output()
+        .expect("rewind runs")
+}
+
+/// The command `restore` runs, for a test that starts it and kills it.
+pub fn restore_cmd(fake: &Fake, store: &str, name: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = super::process::rewind();
+    c.args(["run", "td-ps-restore", "--json", "poll=0.05s"])
+        .arg(format!(
+            "src_ms_id={}",
+            fake.seed["audience_id"].as_str().unwrap()
+        ))
+        .arg(format!("endpoint={}", fake.url()))
+        .arg(format!("store={store}"))
+        .arg(format!("ms_name={name}"))
+        .args(extra)
+        .env("TD_API_KEY", KEY);
+    c
+}
+
+/// The seeded parent segment's root folder.
+pub fn root(fake: &Fake) -> String {
+    fake.seed["root_folder_id"].as_str().unwrap().to_string()
+}

@@ -136,13 +136,21 @@ t.test("endpoints: regions, hosts and URLs", function()
   t.eq(td.status_of("Treasure Data GET /audiences/1 answered 401: bad key"), 401)
 end)
 
+t.test("uncertain: a 5xx or no answer may have been applied, a 4xx was not", function()
+  t.eq(td.uncertain("Treasure Data POST /entities/segments answered 502: Bad Gateway"), true)
+  t.eq(td.uncertain("Treasure Data POST /audiences got no answer: error sending request"), true)
+  t.eq(td.uncertain("Treasure Data POST /entities/folders answered 400: Name has already been taken"), false)
+  t.eq(td.uncertain("Treasure Data POST /audiences answered 429: rate limit exceeded"), false)
+  t.eq(td.uncertain("td: cannot create entities of type funnel"), false)
+end)
+
 -- A client double keeping entities in memory, failing after `fail_after` creations.
 local function fake_client(fail_after)
   local c = { next = 100, made = {}, creations = 0 }
   function c:create_entity(e)
     if fail_after and self.creations >= fail_after then error("Treasure Data POST x answered 500: boom", 0) end
     local parent = e.relationships.parentFolder.data.id
-    for _, m in pairs(self.made) do
+    for _, m in pairs(self.dup_ok and {} or self.made) do
       if R.parent_of(m) == parent and m.attributes.name == e.attributes.name then
         error("Treasure Data POST x answered 400: Name has already been taken", 0)
       end
@@ -219,4 +227,27 @@ t.test("describe lists folders, steps with rewritten references, and skips", fun
   t.contains(text, "folder create 'A'")
   t.contains(text, "rewriting references 20")
   t.contains(text, "skip funnel 'f'")
+end)
+
+t.test("intents saved by a run that crashed are looked up before creating, even where names may repeat", function()
+  local b = sample()
+  local c = fake_client(4 + 3) -- the folders and the first level of segments, then the process "dies"
+  local crashed -- the state as saved just before the first level of segments was created
+  t.raises(function()
+    R.restore_entities({ client = c, plan = R.plan(b), state = { map = {} }, new_root = "1", audience_id = "9",
+      save = function(s) if not crashed and next(s.intents or {}) then crashed = json.encode(s) end end })
+  end, "boom")
+  c.creations = -1000
+  local state = json.decode(crashed)
+  local pending = 0
+  for _ in pairs(state.intents) do pending = pending + 1 end
+  t.ok(pending > 0, "intents were saved before the creates")
+  c.dup_ok = true -- a service that would accept a second entity of the same name
+  local r = R.restore_entities({ client = c, plan = R.plan(b), state = state, save = function() end,
+    new_root = "1", audience_id = "9" })
+  local n = 0
+  for _ in pairs(c.made) do n = n + 1 end
+  t.eq(n, 11, "nothing made twice")
+  t.eq(r.adopted, pending)
+  t.eq(next(state.intents), nil, "every intent resolved")
 end)

@@ -34,6 +34,9 @@ struct Open {
     raw: Vec<u8>,
 }
 
+/// A closed batch. Its JSONL stays shared with the consumer's `retained` list until its offsets are
+/// committed, so that a run stopped between handing a batch out and committing it writes it again.
+#[derive(Clone)]
 struct Batch {
     topic: String,
     partition: i32,
@@ -43,31 +46,35 @@ struct Batch {
     first_ts: Option<i64>,
     last_ts: Option<i64>,
     bytes: u64,
-    /// JSONL until `gzip` replaces it with its gzip encoding.
-    data: anyhow::Result<Vec<u8>>,
+    raw: Arc<Vec<u8>>,
 }
 
 impl Batch {
-    fn gzip(mut self, level: u32) -> Batch {
-        if let Ok(raw) = &self.data {
-            let mut enc = GzEncoder::new(
-                Vec::with_capacity(raw.len() / 4 + 64),
-                Compression::new(level),
-            );
-            self.data = enc
-                .write_all(raw)
-                .and_then(|_| enc.finish())
-                .map_err(Into::into);
-        }
-        self
+    fn tp_is(&self, tp: &Tp) -> bool {
+        self.partition == tp.1 && self.topic == tp.0
+    }
+
+    fn gzip(self, level: u32) -> (Batch, anyhow::Result<Vec<u8>>) {
+        let mut enc = GzEncoder::new(
+            Vec::with_capacity(self.raw.len() / 4 + 64),
+            Compression::new(level),
+        );
+        let data = enc
+            .write_all(&self.raw)
+            .and_then(|_| enc.finish())
+            .map_err(Into::into);
+        (self, data)
     }
 }
 
 /// Compresses closed batches in parallel, one thread per core (few threads: fewer malloc arenas
 /// holding freed buffers, so memory stays flat).
-async fn gzip_all(batches: Vec<Batch>, level: u32) -> mlua::Result<Vec<Batch>> {
+async fn gzip_all(
+    batches: Vec<Batch>,
+    level: u32,
+) -> mlua::Result<Vec<(Batch, anyhow::Result<Vec<u8>>)>> {
     if batches.is_empty() {
-        return Ok(batches);
+        return Ok(Vec::new());
     }
     crate::base::blocking::spawn_blocking(move || {
         let workers = std::thread::available_parallelism()
@@ -110,7 +117,7 @@ fn close(tp: Tp, o: Open) -> Batch {
         first_ts: o.first_ts,
         last_ts: o.last_ts,
         bytes: o.bytes,
-        data: Ok(o.raw),
+        raw: Arc::new(o.raw),
     }
 }
 
@@ -126,6 +133,60 @@ pub(super) struct Archive {
     at_end: HashSet<Tp>,
     /// gzip level of the last archive_batch call (for take_open).
     level: u32,
+    /// Closed batches whose offsets are not committed yet (handed to the script, or closed by a call
+    /// that was cancelled): `take_open` hands them out again. `c:commit` forgets them.
+    retained: Vec<Batch>,
+}
+
+impl Archive {
+    /// Forgets the retained batches that a commit of `offsets` (next offset per partition) covers.
+    pub(super) fn committed(&mut self, offsets: &[(Tp, i64)]) {
+        self.retained.retain(|b| {
+            !offsets
+                .iter()
+                .any(|(tp, next)| b.tp_is(tp) && b.last_offset < *next)
+        });
+    }
+
+    /// Drops everything not yet committed of the partitions the group took away (see `rebalance.rs`):
+    /// their next owner reads it again from the committed offset. Returns the records dropped.
+    fn drop_revoked(&mut self, revoked: &[Tp], closed: &mut Vec<Batch>) -> u64 {
+        let mut records = 0;
+        for tp in revoked {
+            if let Some(o) = self.open.remove(tp) {
+                records += o.count;
+            }
+            self.consumed.remove(tp);
+            self.at_end.remove(tp);
+        }
+        for list in [&mut self.retained, closed] {
+            list.retain(|b| {
+                let lost = revoked.iter().any(|tp| b.tp_is(tp));
+                if lost {
+                    records += b.count;
+                }
+                !lost
+            });
+        }
+        records
+    }
+}
+
+/// Applies the revocations librdkafka reported during the last `poll` (before the message it returned is
+/// looked at).
+fn apply_revocations(c: &BaseConsumer<Ctx>, st: &mut Archive, closed: &mut Vec<Batch>) -> bool {
+    let revoked = c.context().rebalances.take_revoked();
+    if revoked.is_empty() {
+        return false;
+    }
+    let records = st.drop_revoked(&revoked, closed);
+    tracing::info!(
+        target: "kafka",
+        partitions = %super::rebalance::names(&revoked),
+        records,
+        "kafka: dropped the unwritten records of revoked partitions (their next owner reads them again)"
+    );
+    true
 }
 
 /// PartitionEOF names only the partition number: check the committed offsets of the target partitions
@@ -157,7 +218,7 @@ fn eof(c: &BaseConsumer<Ctx>, st: &mut Archive, p: i32) {
     }
 }
 
-fn batch_table(lua: &Lua, b: Batch) -> mlua::Result<Table> {
+fn batch_table(lua: &Lua, b: Batch, data: anyhow::Result<Vec<u8>>) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("topic", b.topic.as_str())?;
     t.set("partition", b.partition)?;
@@ -167,9 +228,16 @@ fn batch_table(lua: &Lua, b: Batch) -> mlua::Result<Table> {
     t.set("first_timestamp", b.first_ts.map(|ms| ms as f64 / 1000.0))?;
     t.set("last_timestamp", b.last_ts.map(|ms| ms as f64 / 1000.0))?;
     t.set("bytes", b.bytes)?;
-    let data = b.data.lua_err()?;
-    t.set("data", lua.create_string(&data)?)?;
+    t.set("data", lua.create_string(&data.lua_err()?)?)?;
     Ok(t)
+}
+
+fn batches_table(lua: &Lua, batches: Vec<(Batch, anyhow::Result<Vec<u8>>)>) -> mlua::Result<Table> {
+    let arr = lua.create_table_with_capacity(batches.len(), 0)?;
+    for (b, data) in batches {
+        arr.push(batch_table(lua, b, data)?)?;
+    }
+    Ok(arr)
 }
 
 struct ArchiveOpts {
@@ -244,7 +312,12 @@ fn archive_slice(
         let timeout = (slice_end - now)
             .min(next_wait)
             .min(Duration::from_millis(100));
-        match c.poll(timeout) {
+        let polled = c.poll(timeout);
+        if apply_revocations(c, &mut st, &mut closed) {
+            next_expiry = st.open.values().map(|b| b.opened + o.wait).min();
+            check_reached = true;
+        }
+        match polled {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) if o.drain => {
                 eof(c, &mut st, p);
@@ -301,6 +374,8 @@ fn archive_slice(
             }
         }
     }
+    // Kept until committed: the call that returns them may be cancelled before the script writes them.
+    st.retained.extend(closed.iter().cloned());
     (closed, done)
 }
 
@@ -353,36 +428,32 @@ pub(super) async fn archive_batch(
         if !batches.is_empty() || done {
             let batches = gzip_all(batches, o.level).await?;
             let t = lua.create_table()?;
-            let arr = lua.create_table()?;
-            for b in batches {
-                arr.push(batch_table(lua, b)?)?;
-            }
-            t.set("batches", arr)?;
+            t.set("batches", batches_table(lua, batches)?)?;
             t.set("done", done)?;
             return Ok(t);
         }
     }
 }
 
-/// `c:take_open()` -> batches: closes every open buffer now (for a clean stop).
+/// `c:take_open()` -> batches: closes every open buffer now (for a clean stop), together with the closed
+/// batches not committed yet (handed out by a call whose run was then stopped: written again, same keys).
 pub(super) async fn take_open(lua: &Lua, this: &Consumer) -> mlua::Result<Table> {
     let st = this.archive.clone();
+    let c = this.inner.clone();
     let (batches, level) = crate::base::blocking::spawn_blocking(move || {
         let mut st = st.lock().unwrap_or_else(|e| e.into_inner());
-        let closed = std::mem::take(&mut st.open)
+        apply_revocations(&c, &mut st, &mut Vec::new());
+        let closed: Vec<Batch> = std::mem::take(&mut st.open)
             .into_iter()
             .map(|(tp, o)| close(tp, o))
-            .collect::<Vec<_>>();
-        (closed, st.level)
+            .collect();
+        st.retained.extend(closed);
+        (st.retained.clone(), st.level)
     })
     .await
     .lua_err()?;
     let batches = gzip_all(batches, level).await?;
-    let arr = lua.create_table()?;
-    for b in batches {
-        arr.push(batch_table(lua, b)?)?;
-    }
-    Ok(arr)
+    batches_table(lua, batches)
 }
 
 fn self_targets_missing(a: &Mutex<Archive>) -> bool {

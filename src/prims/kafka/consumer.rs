@@ -214,6 +214,29 @@ fn msg_table(lua: &Lua, m: &Msg) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// A synchronous commit. A commit refused because the group is between generations (a cooperative
+/// rebalance rejoins in the background, so a commit can carry the generation that just ended) is sent again
+/// for up to 20 s, once librdkafka knows the new generation: the offsets are still this member's to commit
+/// (its partitions move only after it has served their revocation in `poll`).
+fn commit_through_rebalance(
+    c: &BaseConsumer<Ctx>,
+    tpl: &TopicPartitionList,
+) -> rdkafka::error::KafkaResult<()> {
+    use rdkafka::types::RDKafkaErrorCode::{IllegalGeneration, RebalanceInProgress};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match c.commit(tpl, CommitMode::Sync) {
+            Err(KafkaError::ConsumerCommit(code @ (IllegalGeneration | RebalanceInProgress)))
+                if Instant::now() < deadline =>
+            {
+                tracing::debug!(target: "kafka", "kafka: commit refused ({code}) during a rebalance, sending it again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Is this poll error only informational?
 pub(super) fn benign(e: &KafkaError) -> bool {
     matches!(e, KafkaError::PartitionEOF(_))
@@ -229,6 +252,7 @@ impl UserData for Consumer {
                 let timeout = super::duration(&timeout, "poll timeout", Duration::from_secs(1))?;
                 let c = this.inner.clone();
                 let polled = this.polled.clone();
+                let polled_offsets = this.polled.clone();
                 let msgs = crate::base::blocking::spawn_blocking(move || {
                     let deadline = Instant::now() + timeout;
                     let mut out: Vec<Msg> = Vec::new();
@@ -241,7 +265,16 @@ impl UserData for Consumer {
                         } else {
                             left.min(Duration::from_millis(10))
                         };
-                        match c.poll(wait) {
+                        let polled = c.poll(wait);
+                        // Messages of partitions the group took away meanwhile are not handed out (their
+                        // next owner reads them again from the committed offset), nor committed later.
+                        let revoked = c.context().rebalances.take_revoked();
+                        if !revoked.is_empty() {
+                            out.retain(|m| !revoked.contains(&(m.topic.clone(), m.partition)));
+                            let mut p = polled_offsets.lock().unwrap_or_else(|e| e.into_inner());
+                            p.retain(|tp, _| !revoked.contains(tp));
+                        }
+                        match polled {
                             Some(Ok(m)) => {
                                 out.push(Msg::from(&m));
                                 if out.len() >= max {
@@ -307,7 +340,7 @@ impl UserData for Consumer {
             }
             let c = this.inner.clone();
             let hint = this.ctx.hint();
-            crate::base::blocking::spawn_blocking(move || c.commit(&tpl, CommitMode::Sync))
+            crate::base::blocking::spawn_blocking(move || commit_through_rebalance(&c, &tpl))
                 .await
                 .lua_err()?
                 .map_err(|e| {
@@ -315,6 +348,11 @@ impl UserData for Consumer {
                         "kafka: commit failed: {e}{hint}"
                     ))
                 })?;
+            // Archive batches these offsets cover need not be handed out again.
+            this.archive
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .committed(&offsets);
             Ok(offsets.len())
         });
         // seek(topic, partition, offset | "earliest" | "latest" | {time = t}) on an assigned partition.

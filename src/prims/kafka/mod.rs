@@ -16,6 +16,7 @@ mod archive_batch;
 mod consumer;
 mod lines;
 mod producer;
+mod rebalance;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,7 +25,6 @@ use mlua::{Lua, Table, Value};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
@@ -51,6 +51,8 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 pub struct Ctx {
     pub last_error: Arc<Mutex<Option<String>>>,
     pub brokers: Arc<String>,
+    /// Partitions the consumer group took away (consumers only; `rebalance.rs`).
+    pub rebalances: Arc<rebalance::Rebalances>,
 }
 
 impl Ctx {
@@ -58,6 +60,7 @@ impl Ctx {
         Ctx {
             last_error: Default::default(),
             brokers: Arc::new(config.get("bootstrap.servers").unwrap_or("").to_string()),
+            rebalances: Default::default(),
         }
     }
     pub fn last_error(&self) -> Option<String> {
@@ -102,8 +105,6 @@ impl ClientContext for Ctx {
         }
     }
 }
-
-impl ConsumerContext for Ctx {}
 
 /// Whether a librdkafka setting carries a credential.
 fn is_secret_key(key: &str) -> bool {
