@@ -227,6 +227,7 @@ return { description = "one put_cas", params = { store = { type = "string", doc 
             "prune",
             vec!["prune", &st, "prefix=kept", "keep_last=0", "keep_within=1s"],
         ),
+        ("put_cas", vec![cas.as_str(), &st]),
     ] {
         let t = std::time::Instant::now();
         let out = s.run(&args);
@@ -237,6 +238,8 @@ return { description = "one put_cas", params = { store = { type = "string", doc 
             "{what}: the error does not say what the store answered: {all}"
         );
         assert!(t.elapsed().as_secs() < 60, "{what} took {:?}", t.elapsed());
+        let error = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{what} at 100%: {}", error.lines().last().unwrap_or(""));
         s.clean();
         assert_eq!(s.keys(""), before, "{what}: the bucket changed");
         assert!(

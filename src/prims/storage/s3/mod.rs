@@ -100,8 +100,9 @@ where
         SdkError::ServiceError(ctx) => {
             let err = ctx.err();
             let Some(code) = err.code() else {
+                // No error body (a HEAD, or a proxy's answer): the status is all there is to say.
                 let status = ctx.raw().status().as_u16();
-                return anyhow!("S3 {op} {what}: HTTP {status}: {}", DisplayErrorContext(&e));
+                return anyhow!("S3 {op} {what}: HTTP {status} {}", status_meaning(status));
             };
             let msg = err.message().unwrap_or("");
             let hint = match code {
@@ -115,6 +116,20 @@ where
             anyhow!("S3 {op} {what}: {code}: {msg}{hint}")
         }
         _ => anyhow!("S3 {op} {what}: {}", DisplayErrorContext(&e)),
+    }
+}
+
+/// What an HTTP status means to someone reading an S3 error without a body.
+fn status_meaning(status: u16) -> &'static str {
+    match status {
+        400 => "(bad request)",
+        403 => "(access denied: check the credentials and the bucket policy)",
+        404 => "(not found)",
+        409 => "(conflict: a concurrent write to the same key)",
+        412 => "(precondition failed: the object changed)",
+        429 | 503 => "(the server is throttling or unavailable; the request was retried)",
+        500..=599 => "(server error; the request was retried)",
+        _ => "",
     }
 }
 
