@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each fuzz target and test uses a part of the harness
 //! One Lua state, made once, that calls rewind's decoders, params and extraction in-process: shared by
 //! the property tests (tests/props.rs) and the fuzz targets (fuzz/fuzz_targets/*.rs), so both check the
 //! same properties on the same code a user's script reaches.
