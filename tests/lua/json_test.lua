@@ -68,3 +68,11 @@ t.test("values JSON cannot hold are errors", function()
   t.raises(function() json.encode(cyc) end, "nested too deep")
   t.raises(function() json.encode(0 / 0) end, "cannot encode")
 end)
+
+t.test("numbers survive decode and encode exactly (found by fuzzing)", function()
+  -- 22 ones is past every integer type: a float, parsed exactly so that it prints back the same.
+  local once = json.encode(json.decode("1111111111111111111111"))
+  t.eq(json.encode(json.decode(once)), once)
+  t.eq(json.decode("0.1") + json.decode("0.2"), 0.1 + 0.2)
+  t.eq(json.encode(json.decode("[1e300,-2.5e-8,123456789012345678]")), "[1e+300,-2.5e-8,123456789012345678]")
+end)
