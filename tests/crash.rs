@@ -17,26 +17,12 @@ use common::process::{files, rewind, text};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn kills() -> usize {
-    std::env::var("REWIND_TEST_KILLS")
-        .ok()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(10)
+    common::process::test_kills(10)
 }
 
 fn rng(what: &str) -> StdRng {
-    let seed = std::env::var("REWIND_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!(
-        "{what}: REWIND_TEST_SEED={seed} REWIND_TEST_KILLS={}",
-        kills()
-    );
+    let seed = common::process::test_seed(what);
+    eprintln!("{what}: REWIND_TEST_KILLS={}", kills());
     StdRng::seed_from_u64(seed)
 }
 

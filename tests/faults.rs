@@ -17,20 +17,6 @@ use common::s3::S3Server;
 
 const BUCKET: &str = "faults";
 
-fn seed() -> u64 {
-    let seed = std::env::var("REWIND_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("REWIND_TEST_SEED={seed}");
-    seed
-}
-
 struct Setup {
     s3: S3Server,
     proxy: FaultProxy,
@@ -41,7 +27,7 @@ impl Setup {
     fn new() -> Setup {
         let s3 = S3Server::start();
         s3.create_bucket(BUCKET);
-        let proxy = FaultProxy::start(s3.port, seed());
+        let proxy = FaultProxy::start(s3.port, common::process::test_seed("faults"));
         let dir = tempfile::tempdir().unwrap();
         Setup { s3, proxy, dir }
     }

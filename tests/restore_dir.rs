@@ -91,19 +91,8 @@ fn kill9(pid: u32) {
 /// run removes those. REWIND_TEST_SEED repeats a run; REWIND_TEST_KILLS sets how many kills (default 12).
 #[test]
 fn an_overwrite_killed_at_any_point_leaves_the_old_tree_or_the_new_one() {
-    let seed: u64 = std::env::var("REWIND_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let kills: usize = std::env::var("REWIND_TEST_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+    let seed = common::process::test_seed("restore-dir");
+    let kills = common::process::test_kills(12);
     println!("seed {seed} (REWIND_TEST_SEED={seed} repeats this run), {kills} kills");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 

@@ -23,19 +23,8 @@ end }}
     for signal in ["TERM", "INT"] {
         let _ = std::fs::remove_file(&marker);
         let _ = std::fs::remove_file(&started);
-        let child = cmd(d.path(), &["run", script.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let t0 = Instant::now();
-        while !started.exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "the script never started"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = start_and_wait(d.path(), &script, &started);
         let signum = if signal == "TERM" {
             libc::SIGTERM
         } else {
@@ -76,19 +65,8 @@ end }}
 "#
         ),
     );
-    let child = cmd(d.path(), &["run", script.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start_and_wait(d.path(), &script, &started);
     let t0 = Instant::now();
-    while !started.exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the script never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     let pid = child.id() as libc::pid_t;
     // SAFETY: signalling the child this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);

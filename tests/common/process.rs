@@ -112,3 +112,27 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// The seed of a randomized test: `REWIND_TEST_SEED` when set (to replay a run), else from the clock.
+/// Printed, so a failure can be replayed.
+pub fn test_seed(what: &str) -> u64 {
+    let seed = std::env::var("REWIND_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{what}: REWIND_TEST_SEED={seed}");
+    seed
+}
+
+/// How many kills (or trials) a randomized test makes: `REWIND_TEST_KILLS`, else `default`.
+pub fn test_kills(default: usize) -> usize {
+    std::env::var("REWIND_TEST_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(default)
+}
