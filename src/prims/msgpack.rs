@@ -7,6 +7,8 @@ use mlua::{Lua, Table, Value};
 
 use crate::base::errors::IntoLua;
 
+const MAX_DEPTH: usize = 128;
+
 /// Encodes every record of a Lua list as a msgpack value and concatenates them.
 fn pack_all(lua: &Lua, records: &Table) -> mlua::Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -34,6 +36,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, bytes: mlua::LuaString| {
             let bytes = bytes.as_bytes();
             let mut de = rmp_serde::Deserializer::new(&bytes[..]);
+            // As deep as the JSON and YAML decoders go (128), well within what encode accepts (200):
+            // whatever decodes can be encoded again.
+            de.set_max_depth(MAX_DEPTH);
             let json: serde_json::Value = serde::Deserialize::deserialize(&mut de)
                 .map_err(|e| mlua::Error::runtime(format!("invalid msgpack: {e}")))?;
             let rest = de.into_inner();

@@ -12,3 +12,10 @@ t.test("bad input is a clear error", function()
   t.raises(function() msgpack.decode(msgpack.encode(1) .. "\x01") end, "1 bytes after the value")
   t.raises(function() msgpack.decode("\xc4\x01a") end, "invalid msgpack")
 end)
+
+t.test("nesting deeper than encode accepts is refused (found by fuzzing)", function()
+  local deep = string.rep("\x91", 300) .. "\x01"
+  t.raises(function() msgpack.decode(deep) end, "invalid msgpack")
+  local ok = string.rep("\x91", 100) .. "\x01"
+  t.eq(msgpack.decode(msgpack.encode(msgpack.decode(ok))) ~= nil, true)
+end)
