@@ -1,5 +1,5 @@
 -- topic-archive: reads Kafka topics with a consumer group and writes batches of records to a store as
--- gzipped JSONL (one message value per line), under
+-- gzipped JSONL (one message value per line, or with format=envelope one whole record per line), under
 --   <prefix>/<topic>/<YYYY-MM-DD>/<HH>/<topic>-<partition>-<first offset, 20 digits>.jsonl.gz
 -- (UTC hour of the batch's first record; see stdlib/rewind/archive_layout.lua).
 -- A batch closes at `batch` records or `max_wait` after its first record, whichever comes first.
@@ -29,6 +29,8 @@ return {
     max_wait = { type = "duration", default = "10m", doc = "a batch closes this long after its first record even if not full" },
     once = { type = "boolean", default = false, doc = "drain to the current end (high watermarks), then exit" },
     level = { type = "integer", default = 1, doc = "gzip level 1-9" },
+    format = { type = "string", default = "values", choices = { "values", "envelope" },
+      doc = "values: one message value per line (the default); envelope: one JSON object per record with key, headers, timestamp, partition, offset and value, so that replay can restore them faithfully" },
     concurrency = { type = "integer", default = 8, doc = "batch objects written at once" },
     config = { type = "table", doc = "extra librdkafka consumer settings (security.protocol, sasl.*, ...)" },
   },
@@ -81,7 +83,8 @@ return {
     end)
 
     while true do
-      local r = c:archive_batch({ max = p.batch, wait = p.max_wait, drain = p.once, level = p.level })
+      local r = c:archive_batch({ max = p.batch, wait = p.max_wait, drain = p.once, level = p.level,
+        format = p.format })
       write_all(r.batches)
       if r.done then
         break

@@ -1,4 +1,4 @@
-//! `c:archive_batch{max, wait, drain, level}`, the fast path of `topic-archive`: messages are gathered
+//! `c:archive_batch{max, wait, drain, level, format}`, the fast path of `topic-archive`: messages are gathered
 //! per partition into JSONL buffers in Rust; a buffer closes at `max` records or `wait` after its first
 //! record, closed buffers are gzipped in parallel and come back to Lua as strings with their offsets, so
 //! Lua only writes them and commits. Open buffers live in the consumer, not in the call, so an
@@ -245,6 +245,9 @@ struct ArchiveOpts {
     wait: Duration,
     drain: bool,
     level: u32,
+    /// Envelope lines (key, headers, timestamp, partition, offset, value; `envelope.rs`) instead of
+    /// value-only JSONL.
+    envelope: bool,
 }
 
 /// Closed batches returned by one call at most: the script writes them concurrently and commits them
@@ -358,7 +361,11 @@ fn archive_slice(
                 b.last_offset = m.offset();
                 b.last_ts = ts;
                 b.count += 1;
-                if let Some(v) = m.payload() {
+                if o.envelope {
+                    let before = b.raw.len();
+                    super::envelope::encode(&m, &mut b.raw);
+                    b.bytes += (b.raw.len() - before) as u64;
+                } else if let Some(v) = m.payload() {
                     // Vec writes cannot fail.
                     b.raw.extend_from_slice(v);
                     b.raw.push(b'\n');
@@ -392,12 +399,22 @@ pub(super) async fn archive_batch(
             wait: super::duration(&t.get("wait")?, "wait", Duration::from_secs(600))?,
             drain: t.get::<Option<bool>>("drain")?.unwrap_or(false),
             level: t.get::<Option<u32>>("level")?.unwrap_or(1).min(9),
+            envelope: match t.get::<Option<String>>("format")?.as_deref() {
+                None | Some("values") | Some("jsonl") => false,
+                Some("envelope") => true,
+                Some(f) => {
+                    return Err(super::usage(format!(
+                        "archive_batch: unknown format {f:?} (values or envelope)"
+                    )));
+                }
+            },
         },
         None => ArchiveOpts {
             max: 1000,
             wait: Duration::from_secs(600),
             drain: false,
             level: 1,
+            envelope: false,
         },
     };
     let o = Arc::new(o);

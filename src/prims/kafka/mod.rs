@@ -14,9 +14,11 @@
 mod admin;
 mod archive_batch;
 mod consumer;
+mod envelope;
 mod lines;
 mod producer;
 mod rebalance;
+mod txn;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

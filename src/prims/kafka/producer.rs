@@ -32,6 +32,9 @@ pub struct Producer {
     pub config: ClientConfig,
     pub ctx: Ctx,
     single: RefCell<Option<Arc<Single>>>,
+    /// Made with a `transactional_id` (or `transactional.id` in config): see `txn.rs`.
+    pub transactional: bool,
+    pub txn: RefCell<Option<super::txn::Txn>>,
 }
 
 type Delivered = Result<(i32, i64), KafkaError>;
@@ -98,11 +101,17 @@ impl Drop for Single {
 
 impl Producer {
     pub fn new(opts: &Table) -> mlua::Result<Producer> {
-        let config = super::client_config(opts, DEFAULTS)?;
+        let mut config = super::client_config(opts, DEFAULTS)?;
+        if let Some(id) = opts.get::<Option<String>>("transactional_id")? {
+            config.set("transactional.id", id);
+        }
+        let transactional = config.get("transactional.id").is_some_and(|s| !s.is_empty());
         let p = Producer {
             ctx: Ctx::new(&config),
             config,
             single: RefCell::new(None),
+            transactional,
+            txn: RefCell::new(None),
         };
         // Check the settings now so a bad one is reported where the producer is made. The client itself
         // is made on first `send`: scripts that only use `send_lines` (its own client) never start one.
@@ -172,6 +181,11 @@ impl UserData for Producer {
         m.add_async_method(
             "send",
             |lua, this, (topic, value, opts): (String, mlua::LuaString, Option<Table>)| async move {
+                if this.transactional {
+                    return Err(super::usage(
+                        "kafka: p:send is not transactional; on a transactional producer use p:send_lines between begin_transaction and commit_transaction",
+                    ));
+                }
                 let single = this.single(Some(&topic)).await?;
                 let value = value.as_bytes().to_vec();
                 let (key, headers, partition) = match &opts {
@@ -245,6 +259,19 @@ impl UserData for Producer {
                 super::lines::send_lines(&lua, &this, reader, opts).await
             },
         );
+        // Transactions (`txn.rs`); the timeout defaults to 60 s.
+        m.add_async_method("begin_transaction", |_, this, timeout: Value| async move {
+            let t = super::duration(&timeout, "begin_transaction timeout", Duration::from_secs(60))?;
+            super::txn::begin(&this, t).await
+        });
+        m.add_async_method("commit_transaction", |_, this, timeout: Value| async move {
+            let t = super::duration(&timeout, "commit_transaction timeout", Duration::from_secs(60))?;
+            super::txn::commit(&this, t).await
+        });
+        m.add_async_method("abort_transaction", |_, this, timeout: Value| async move {
+            let t = super::duration(&timeout, "abort_transaction timeout", Duration::from_secs(60))?;
+            super::txn::abort(&this, t).await
+        });
         m.add_meta_method("__tostring", |_, this, ()| {
             Ok(format!(
                 "kafka.producer({})",

@@ -2,7 +2,9 @@
 //!
 //! With `format = "jsonl"` every line must be one JSON value; malformed lines are counted (with the first
 //! line numbers), not sent, and stop the stream only when there are more than `max_errors` of them.
-//! `format = "lines"` sends every non-empty line as is. This file parses the options, runs the fast path
+//! `format = "lines"` sends every non-empty line as is. `format = "envelope"` lines carry a whole record
+//! (key, headers, timestamp, partition, value; see `../envelope.rs`). On a transactional producer the
+//! messages go into the open transaction (`../txn.rs`). This file parses the options, runs the fast path
 //! (`pump`) and reports; the stages live beside it:
 //!
 //! - `input.rs`: decompression (gzip or zstd by magic bytes, or forced) and the lines of the input.
@@ -21,11 +23,13 @@ use std::sync::atomic::Ordering;
 use mlua::{Function, Lua, Table, Value};
 use rdkafka::producer::Producer as _;
 
+use super::envelope;
 use super::producer::Producer;
 use crate::base::errors::IntoLua;
 use input::{Compression, LineSource, decoder};
 use route::route;
-use send::{Counters, LinesCtx, Prod, enqueue_blocking, flush};
+pub(super) use send::{Counters, LinesCtx, Prod, flush};
+use send::{Out, enqueue_blocking};
 
 const FIRST_MALFORMED: usize = 10;
 
@@ -33,6 +37,18 @@ const FIRST_MALFORMED: usize = 10;
 enum Format {
     Jsonl,
     Lines,
+    Envelope,
+}
+
+/// Which partition a message goes to.
+#[derive(Clone, Copy, PartialEq)]
+enum Partitioning {
+    /// librdkafka's partitioner: by key hash, keyless messages spread.
+    Key,
+    /// The partition an envelope line names (keyed when it names none).
+    Preserve,
+    /// Round robin over the topic's partitions, whatever the key.
+    Any,
 }
 
 /// The options table of `send_lines`.
@@ -44,6 +60,9 @@ struct Opts {
     filter: Vec<(String, String)>,
     max_errors: Option<u64>,
     max_failures: u64,
+    partitioning: Partitioning,
+    /// The topic's partition count, looked up before sending when `partitioning` is `Any`.
+    partitions: i32,
 }
 
 impl Opts {
@@ -54,9 +73,10 @@ impl Opts {
         let format = match t.get::<Option<String>>("format")?.as_deref() {
             None | Some("jsonl") | Some("json") => Format::Jsonl,
             Some("lines") | Some("raw") => Format::Lines,
+            Some("envelope") => Format::Envelope,
             Some(o) => {
                 return Err(super::usage(format!(
-                    "send_lines: unknown format {o:?} (jsonl or lines)"
+                    "send_lines: unknown format {o:?} (jsonl, lines or envelope)"
                 )));
             }
         };
@@ -96,11 +116,26 @@ impl Opts {
             }
         }
         let key_field: Option<String> = t.get("key_field")?;
-        if format == Format::Lines && (key_field.is_some() || !filter.is_empty()) {
+        if format != Format::Jsonl && (key_field.is_some() || !filter.is_empty()) {
             return Err(super::usage(
                 "send_lines: key_field and filter need format = \"jsonl\"",
             ));
         }
+        let partitioning = match t.get::<Option<String>>("partition")?.as_deref() {
+            None | Some("key") => Partitioning::Key,
+            Some("any") => Partitioning::Any,
+            Some("preserve") if format == Format::Envelope => Partitioning::Preserve,
+            Some("preserve") => {
+                return Err(super::usage(
+                    "send_lines: partition = \"preserve\" needs format = \"envelope\" (only envelope lines name their partition)",
+                ));
+            }
+            Some(o) => {
+                return Err(super::usage(format!(
+                    "send_lines: unknown partition {o:?} (key, preserve or any)"
+                )));
+            }
+        };
         Ok(Opts {
             topic,
             format,
@@ -109,7 +144,18 @@ impl Opts {
             filter,
             max_errors: t.get("max_errors")?,
             max_failures: t.get::<Option<u64>>("max_failures")?.unwrap_or(0),
+            partitioning,
+            partitions: 0,
         })
+    }
+
+    /// The partition of the `n`th message, given the one its envelope names.
+    fn partition_for(&self, named: Option<i32>, n: u64) -> Option<i32> {
+        match self.partitioning {
+            Partitioning::Key => None,
+            Partitioning::Preserve => named,
+            Partitioning::Any => Some((n % self.partitions.max(1) as u64) as i32),
+        }
     }
 
     /// Top-level fields the fast path extracts: the key field first, then the filter fields.
@@ -162,20 +208,61 @@ fn lines_list(v: &[u64]) -> String {
 }
 
 /// The fast path, on a blocking thread: read, decompress, check, enqueue.
-fn pump(src: &mut LineSource, p: &Prod, opts: &Opts) -> anyhow::Result<Tally> {
+fn pump(
+    src: &mut LineSource,
+    p: &Prod,
+    counters: &Arc<Counters>,
+    opts: &Opts,
+) -> anyhow::Result<Tally> {
     let names = opts.fields();
     let mut fields = Vec::new();
     let mut line = Vec::with_capacity(4096);
     let mut t = Tally::default();
     while let Some(n) = src.next(&mut line)? {
         t.read += 1;
+        if opts.format == Format::Envelope {
+            match envelope::decode(&line) {
+                Err(_) => t.malformed(n, opts.max_errors)?,
+                Ok(r) => {
+                    let out = Out {
+                        payload: r.value.as_deref(),
+                        key: r.key.as_deref(),
+                        headers: r.headers,
+                        timestamp: r.timestamp,
+                        partition: opts.partition_for(r.partition, t.enqueued),
+                    };
+                    enqueue_blocking(p, counters, &opts.topic, out, &mut t)
+                }
+            }
+            continue;
+        }
         match route(&line, opts, &names, &mut fields) {
             None => t.malformed(n, opts.max_errors)?,
             Some(None) => t.skipped += 1,
-            Some(Some(key)) => enqueue_blocking(p, &opts.topic, &line, key.as_deref(), &mut t),
+            Some(Some(key)) => {
+                let out = Out {
+                    payload: Some(&line),
+                    key: key.as_deref(),
+                    partition: opts.partition_for(None, t.enqueued),
+                    ..Default::default()
+                };
+                enqueue_blocking(p, counters, &opts.topic, out, &mut t)
+            }
         }
     }
     Ok(t)
+}
+
+/// The number of partitions of `topic` (for round-robin partitioning).
+fn partition_count(client: &rdkafka::client::Client<LinesCtx>, topic: &str) -> anyhow::Result<i32> {
+    let md = client.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let n = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    anyhow::ensure!(n > 0, "send_lines: topic {topic} has no partitions (does it exist?)");
+    Ok(n as i32)
 }
 
 pub async fn send_lines(
@@ -184,8 +271,13 @@ pub async fn send_lines(
     reader: Value,
     opts_t: Table,
 ) -> mlua::Result<Table> {
-    let opts = Opts::from(&opts_t)?;
+    let mut opts = Opts::from(&opts_t)?;
     let transform: Option<Function> = opts_t.get("transform")?;
+    if transform.is_some() && opts.format == Format::Envelope {
+        return Err(super::usage(
+            "send_lines: transform works on jsonl or lines, not on envelope lines",
+        ));
+    }
     let label = match &reader {
         Value::UserData(ud) => ud
             .borrow::<crate::base::stream::Reader>()
@@ -195,14 +287,17 @@ pub async fn send_lines(
     };
     let input = crate::base::stream::reader_from_value(&reader, "send_lines")?;
     let counters = Arc::new(Counters::default());
-    let producer: Prod = p
-        .config
-        .create_with_context(LinesCtx {
-            base: p.ctx.clone(),
-            counters: counters.clone(),
-        })
-        .map_err(|e| super::usage(format!("kafka producer: {e}")))?;
-    let producer = Arc::new(producer);
+    // A transactional producer sends into its open transaction; any other gets a client per call.
+    let producer: Arc<Prod> = match super::txn::producer_in_transaction(p)? {
+        Some(prod) => prod,
+        None => Arc::new(
+            p.config
+                .create_with_context(LinesCtx {
+                    base: p.ctx.clone(),
+                })
+                .map_err(|e| super::usage(format!("kafka producer: {e}")))?,
+        ),
+    };
     let bridge = tokio_util::io::SyncIoBridge::new(input);
     let compression = opts.compression;
     let src_label = label.clone();
@@ -217,15 +312,20 @@ pub async fn send_lines(
 
     let started = std::time::Instant::now();
     let (prod, topic) = (producer.clone(), opts.topic.clone());
-    crate::base::blocking::spawn_blocking(move || super::producer::warm_up(prod.client(), &topic))
-        .await
-        .lua_err()?;
+    let any = opts.partitioning == Partitioning::Any;
+    opts.partitions = crate::base::blocking::spawn_blocking(move || {
+        super::producer::warm_up(prod.client(), &topic);
+        if any { partition_count(prod.client(), &topic) } else { Ok(0) }
+    })
+    .await
+    .lua_err()?
+    .map_err(|e| crate::base::errors::lua_error(e.context(p.ctx.hint())))?;
     let (tally, opts) = match transform {
         None => {
-            let prod = producer.clone();
+            let (prod, c) = (producer.clone(), counters.clone());
             crate::base::blocking::spawn_blocking(move || {
                 let mut src = make_source()?;
-                let t = pump(&mut src, &prod, &opts);
+                let t = pump(&mut src, &prod, &c, &opts);
                 flush(&prod);
                 t.map(|t| (t, opts))
             })
@@ -234,7 +334,7 @@ pub async fn send_lines(
             .lua_err()?
         }
         Some(f) => {
-            let r = transform::with_transform(lua, &f, make_source, &producer, &opts).await;
+            let r = transform::with_transform(lua, &f, make_source, &producer, &counters, &opts).await;
             let prod = producer.clone();
             crate::base::blocking::spawn_blocking(move || flush(&prod))
                 .await

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
 use super::Tally;
@@ -21,17 +21,17 @@ use crate::prims::kafka::Ctx;
 
 /// Delivery results, counted by librdkafka's poll thread.
 #[derive(Default)]
-pub(super) struct Counters {
+pub(in crate::prims::kafka) struct Counters {
     pub(super) sent: AtomicU64,
     pub(super) failed: AtomicU64,
     pub(super) bytes: AtomicU64,
     pub(super) first_error: Mutex<Option<String>>,
 }
 
-/// The producer's context: librdkafka logs and errors go to `Ctx`, delivery reports to `Counters`.
-pub(super) struct LinesCtx {
-    pub(super) base: Ctx,
-    pub(super) counters: Arc<Counters>,
+/// The producer's context: librdkafka logs and errors go to `Ctx`; each message carries the `Counters`
+/// of the `send_lines` call that sent it (a transactional producer serves several calls).
+pub(in crate::prims::kafka) struct LinesCtx {
+    pub(in crate::prims::kafka) base: Ctx,
 }
 
 impl rdkafka::client::ClientContext for LinesCtx {
@@ -44,18 +44,18 @@ impl rdkafka::client::ClientContext for LinesCtx {
 }
 
 impl ProducerContext for LinesCtx {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+    type DeliveryOpaque = Arc<Counters>;
+    fn delivery(&self, r: &DeliveryResult<'_>, counters: Arc<Counters>) {
         match r {
             Ok(m) => {
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                self.counters
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                counters
                     .bytes
                     .fetch_add(m.payload_len() as u64, Ordering::Relaxed);
             }
             Err((e, m)) => {
-                self.counters.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.counters.first_error.lock()
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = counters.first_error.lock()
                     && first.is_none()
                 {
                     *first = Some(format!(
@@ -69,7 +69,17 @@ impl ProducerContext for LinesCtx {
     }
 }
 
-pub(super) type Prod = BaseProducer<LinesCtx>;
+pub(in crate::prims::kafka) type Prod = BaseProducer<LinesCtx>;
+
+/// One message to enqueue: the line itself, or what an envelope line decoded to.
+#[derive(Default)]
+pub(super) struct Out<'a> {
+    pub(super) payload: Option<&'a [u8]>,
+    pub(super) key: Option<&'a [u8]>,
+    pub(super) headers: Option<OwnedHeaders>,
+    pub(super) timestamp: Option<i64>,
+    pub(super) partition: Option<i32>,
+}
 
 /// Messages sent between two non-blocking polls for delivery reports.
 const POLL_EVERY: u64 = 1024;
@@ -77,14 +87,27 @@ const POLL_EVERY: u64 = 1024;
 /// Enqueues one message; while librdkafka's queue is full, serves delivery reports until there is room.
 pub(super) fn enqueue_blocking(
     p: &Prod,
+    counters: &Arc<Counters>,
     topic: &str,
-    payload: &[u8],
-    key: Option<&[u8]>,
+    out: Out<'_>,
     t: &mut Tally,
 ) {
-    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
-    if let Some(k) = key {
+    let mut rec: BaseRecord<'_, [u8], [u8], Arc<Counters>> =
+        BaseRecord::with_opaque_to(topic, counters.clone());
+    if let Some(v) = out.payload {
+        rec = rec.payload(v);
+    }
+    if let Some(k) = out.key {
         rec = rec.key(k);
+    }
+    if let Some(h) = out.headers {
+        rec = rec.headers(h);
+    }
+    if let Some(ts) = out.timestamp {
+        rec = rec.timestamp(ts);
+    }
+    if let Some(part) = out.partition {
+        rec = rec.partition(part);
     }
     t.enqueued += 1;
     if t.enqueued.is_multiple_of(POLL_EVERY) {
@@ -110,7 +133,7 @@ pub(super) fn enqueue_blocking(
 
 /// Waits until every message is delivered or failed (librdkafka's message.timeout.ms bounds it),
 /// serving delivery reports in short polls. (rdkafka's `flush` polls for up to 100 ms between checks.)
-pub(super) fn flush(p: &Prod) {
+pub(in crate::prims::kafka) fn flush(p: &Prod) {
     while p.in_flight_count() > 0 {
         p.poll(Duration::from_millis(1));
     }

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::input::LineSource;
 use super::route::route;
-use super::send::{Prod, enqueue_blocking};
+use super::send::{Counters, Out, Prod, enqueue_blocking};
 use super::{Format, Opts, Tally};
 use crate::base::errors::IntoLua;
 
@@ -19,6 +19,7 @@ pub(super) async fn with_transform(
     f: &Function,
     make_source: impl FnOnce() -> anyhow::Result<LineSource> + Send + 'static,
     producer: &Arc<Prod>,
+    counters: &Arc<Counters>,
     opts: &Opts,
 ) -> mlua::Result<Tally> {
     type Chunk = Vec<(u64, Vec<u8>)>;
@@ -95,7 +96,12 @@ pub(super) async fn with_transform(
                     )));
                 }
             };
-            enqueue_blocking(producer, &opts.topic, &payload, key.as_deref(), &mut t);
+            let out = Out {
+                payload: Some(&payload),
+                key: key.as_deref(),
+                ..Default::default()
+            };
+            enqueue_blocking(producer, counters, &opts.topic, out, &mut t);
         }
     }
     reader.await.lua_err()?;
