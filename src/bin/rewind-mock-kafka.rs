@@ -4,12 +4,13 @@
 //! benches/kafka.sh run the real `rewind` binary and `kcat` as separate processes against one broker.
 //!
 //! Usage: rewind-mock-kafka [--brokers N] [--rebalance-delay-ms MS] [TOPIC:PARTITIONS ...]
+//! (then "down" / "up" lines on stdin take the brokers away and back; each is echoed when done)
 //!
 //! `--rebalance-delay-ms` is the broker's group.initial.rebalance.delay.ms: how long a new consumer group
 //! waits for more members before its first assignment. Kafka's default is 3000 (and so is the mock's);
 //! Kafka's own shipped server.properties sets 0 for development.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -53,12 +54,30 @@ fn main() {
     }
     println!("{}", cluster.bootstrap_servers());
     std::io::stdout().flush().ok();
-    // Until stdin closes (the parent died or closed it) or a signal kills us.
-    let mut buf = [0u8; 64];
-    while let Ok(n) = std::io::stdin().read(&mut buf) {
-        if n == 0 {
-            break;
+    // Until stdin closes (the parent died or closed it) or a signal kills us. Lines on stdin steer the
+    // cluster: "down" disconnects every broker and refuses new connections, "up" lets them back (the
+    // topics keep their messages).
+    let mut line = String::new();
+    let stdin = std::io::stdin();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
+        for id in 1..=brokers {
+            let r = match line.trim() {
+                "down" => cluster.broker_down(id),
+                "up" => cluster.broker_up(id),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                eprintln!("rewind-mock-kafka: {} broker {id}: {e}", line.trim());
+            }
+        }
+        // The parent may have stopped reading stdout after the first line: ignore a closed pipe.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{}", line.trim()).and_then(|_| out.flush());
     }
     drop(cluster);
     drop(owner);

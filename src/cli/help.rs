@@ -63,6 +63,9 @@ fn help_text(s: &Script) -> String {
         if !p.choices.is_empty() {
             flags.push(format!("one of: {}", p.choices.join(", ")));
         }
+        if !p.aliases.is_empty() {
+            flags.push(format!("also: {}", p.aliases.join(", ")));
+        }
         out.push_str(&format!("  {:<22} {}\n", p.name, flags.join(", ")));
         for line in p.doc.lines() {
             out.push_str(&format!("  {:<22}   {}\n", "", line));

@@ -10,17 +10,19 @@ use super::{runtime, usage};
 #[derive(clap::Args)]
 pub struct Args {
     /// Test files or directories (default: tests/lua). Exits 1 when a case fails or none ran.
-    paths: Vec<PathBuf>,
+    // Not named `paths`: clap would merge it with the global `--path` flag's field of that name.
+    #[arg(value_name = "PATH")]
+    targets: Vec<PathBuf>,
     /// Only cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
 }
 
 pub fn run(host: &Host, args: Args) -> ExitCode {
-    let paths = if args.paths.is_empty() {
+    let paths = if args.targets.is_empty() {
         vec![PathBuf::from("tests/lua")]
     } else {
-        args.paths.clone()
+        args.targets.clone()
     };
     let files = match testing::discover(&paths) {
         Ok(f) => f,

@@ -58,9 +58,11 @@ pub struct ParamSpec {
     pub env: Option<String>,
     /// Allowed values, for strings.
     pub choices: Vec<String>,
+    /// Other accepted names (a source document's spelling, e.g. `startDate` for `start_date`).
+    pub aliases: Vec<String>,
 }
 
-/// Reads `params = { name = { type=, required=, default=, doc=, secret=, env=, choices= } }`.
+/// Reads `params = { name = { type=, required=, default=, doc=, secret=, env=, choices=, aliases= } }`.
 pub fn parse_specs(lua: &mlua::Lua, params: Option<Table>) -> Result<Vec<ParamSpec>, String> {
     let mut out = Vec::new();
     let Some(params) = params else { return Ok(out) };
@@ -96,7 +98,11 @@ pub fn parse_specs(lua: &mlua::Lua, params: Option<Table>) -> Result<Vec<ParamSp
         let choices: Option<Vec<String>> = decl
             .get("choices")
             .map_err(|e| format!("params.{name}.choices: {e}"))?;
+        let aliases: Option<Vec<String>> = decl
+            .get("aliases")
+            .map_err(|e| format!("params.{name}.aliases: {e}"))?;
         out.push(ParamSpec {
+            aliases: aliases.unwrap_or_default(),
             ty,
             required: get_bool("required")?,
             secret: get_bool("secret")?,
@@ -132,19 +138,43 @@ pub fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Map<String, Json>, Vec<String>> {
     let mut errors = Vec::new();
-    let declared: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let mut declared: BTreeSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let mut given: Vec<(String, Raw, String)> = Vec::new();
+    // An alias counts as its param's name; the same param given twice in one source is an error.
+    let canonical = |k: &str| -> String {
+        specs
+            .iter()
+            .find(|s| s.aliases.iter().any(|a| a == k))
+            .map_or_else(|| k.to_string(), |s| s.name.clone())
+    };
+    let mut add = |given: &mut Vec<(String, Raw, String)>, k: &str, raw: Raw, source: &str| {
+        let name = canonical(k);
+        if given.iter().any(|(g, _, s)| *g == name && s == source) {
+            errors.push(format!(
+                "param '{name}' is given twice in the {source} (once as '{k}': its aliases name the same param)"
+            ));
+        }
+        given.retain(|(g, _, _)| *g != name);
+        given.push((name, raw, source.to_string()));
+    };
 
     if let Some(file) = file {
         let mut flat = Vec::new();
-        flatten("", file, &declared, &mut flat);
+        let with_aliases: BTreeSet<&str> = specs
+            .iter()
+            .flat_map(|s| s.aliases.iter().map(String::as_str))
+            .chain(declared.iter().copied())
+            .collect();
+        flatten("", file, &with_aliases, &mut flat);
         for (k, v) in flat {
-            given.push((k, Raw::Json(v), "params file".into()));
+            add(&mut given, &k, Raw::Json(v), "params file");
         }
     }
     for (k, v) in cli {
-        given.retain(|(g, _, _)| g != k);
-        given.push((k.clone(), Raw::Text(v.clone()), "command line".into()));
+        add(&mut given, k, Raw::Text(v.clone()), "command line");
+    }
+    for s in specs {
+        declared.extend(s.aliases.iter().map(String::as_str));
     }
     for (k, _, source) in &given {
         if !declared.contains(k.as_str()) {
@@ -393,7 +423,29 @@ mod tests {
             secret: false,
             env: None,
             choices: vec![],
+            aliases: vec![],
         }
+    }
+
+    #[test]
+    fn aliases_name_the_same_param() {
+        let mut start = spec("start_date", ParamType::Date);
+        start.aliases = vec!["startDate".into()];
+        let specs = vec![start];
+        let file: Map<String, Json> =
+            serde_json::from_str(r#"{"startDate": "2019-12-01"}"#).unwrap();
+        let got = resolve(&specs, &[], Some(&file), &|_| None).unwrap();
+        assert_eq!(got["start_date"], "2019-12-01");
+        // The command line still wins over the file, whichever name it uses.
+        let cli = [("start_date".to_string(), "2019-12-03".to_string())];
+        let got = resolve(&specs, &cli, Some(&file), &|_| None).unwrap();
+        assert_eq!(got["start_date"], "2019-12-03");
+        let twice = [
+            ("start_date".to_string(), "2019-12-03".to_string()),
+            ("startDate".to_string(), "2019-12-04".to_string()),
+        ];
+        let errs = resolve(&specs, &twice, None, &|_| None).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("given twice")), "{errs:?}");
     }
 
     #[test]

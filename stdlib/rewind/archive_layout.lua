@@ -45,4 +45,52 @@ function M.parse(key)
   }
 end
 
+-- Where a day's objects are, for procedures that read archives back (replay). A template names the
+-- folder that holds one day of a sink's output; every object under it belongs to that day. Placeholders:
+-- {prefix}, {topic}, {yyyy}, {MM}, {dd}, {yyyy-MM-dd}. Presets for the layouts sinks commonly write:
+M.PRESETS = {
+  -- rewind's topic-archive, with prefix = "<topic-archive prefix>/<topic>"
+  ["topic-archive"] = "{prefix}/{yyyy-MM-dd}/",
+  daily = "{prefix}/{yyyy}/{MM}/{dd}/",
+  secor = "{prefix}/dt={yyyy-MM-dd}/",
+  ["kafka-connect"] = "{prefix}/topics/{topic}/year={yyyy}/month={MM}/day={dd}/",
+}
+
+local PLACEHOLDERS = { prefix = true, topic = true, yyyy = true, MM = true, dd = true, ["yyyy-MM-dd"] = true }
+
+--- The template for `layout` (a preset name or a template), or raises naming what is wrong with it.
+function M.template(layout)
+  layout = layout or "topic-archive"
+  local t = M.PRESETS[layout] or layout
+  if not t:find("{", 1, true) then
+    local names = {}
+    for k in pairs(M.PRESETS) do names[#names + 1] = k end
+    table.sort(names)
+    error(string.format("layout %q is neither a preset (%s) nor a template with {yyyy}, {MM}, {dd} placeholders",
+      layout, table.concat(names, ", ")), 0)
+  end
+  for name in t:gmatch("{([^}]*)}") do
+    if not PLACEHOLDERS[name] then
+      error(string.format("layout %q: unknown placeholder {%s} (known: {prefix}, {topic}, {yyyy}, {MM}, {dd}, {yyyy-MM-dd})",
+        layout, name), 0)
+    end
+  end
+  if not (t:find("{yyyy", 1, true) and (t:find("{dd}", 1, true) or t:find("{yyyy-MM-dd}", 1, true))) then
+    error(string.format("layout %q names no day: it needs {yyyy}/{MM}/{dd} or {yyyy-MM-dd}", layout), 0)
+  end
+  return t
+end
+
+--- The key prefix of one day's objects: `day` is "YYYY-MM-DD"; vars has prefix and topic. Empty
+--- segments ({prefix} = "") collapse, and the result never starts with '/'.
+function M.day_prefix(template, day, vars)
+  local y, m, d = day:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  assert(y, "day_prefix: day must be YYYY-MM-DD, got " .. tostring(day))
+  local values = { prefix = vars.prefix or "", topic = vars.topic or "", yyyy = y, MM = m, dd = d,
+    ["yyyy-MM-dd"] = day }
+  local out = template:gsub("{([^}]*)}", function(name) return values[name] end)
+  out = out:gsub("//+", "/"):gsub("^/", "")
+  return out
+end
+
 return M

@@ -37,6 +37,15 @@ impl MockKafka {
     }
 }
 
+impl MockKafka {
+    /// Takes every broker away (connections cut, new ones refused) or lets them back; messages stay.
+    pub fn set_brokers_up(&mut self, up: bool) {
+        let stdin = self._child.0.stdin.as_mut().expect("the mock's stdin");
+        writeln!(stdin, "{}", if up { "up" } else { "down" }).expect("steering the mock cluster");
+        stdin.flush().unwrap();
+    }
+}
+
 /// One message as kcat sees it.
 #[derive(Debug, Clone)]
 pub struct KMsg {

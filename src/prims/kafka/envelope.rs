@@ -184,7 +184,7 @@ mod tests {
         let t = decode(br#"{"value":"v"}"#).unwrap();
         assert!(t.key.is_none() && t.headers.is_none() && t.partition.is_none());
         assert!(decode(br#"{"value":"v","value_b64":"dg=="}"#).is_err());
-        assert!(decode(br#"{"value_b64":"***"}"#).unwrap_err().contains("not base64"));
+        assert!(decode(br#"{"value_b64":"***"}"#).err().unwrap().contains("not base64"));
         assert!(decode(b"[1]").is_err());
     }
 }

@@ -5,8 +5,8 @@
 //! One librdkafka client per producer serves every transaction: `init_transactions` runs once, on the
 //! first begin, and fences any older producer with the same transactional id (a crashed earlier run's
 //! open transaction is aborted by the broker then). A commit that fails with an abortable error is
-//! aborted here, so the caller only has to report it; after a fatal error (this producer was fenced by a
-//! newer one) the client is dropped and the next begin makes a new one.
+//! aborted here, so the caller only has to report it; after a commit or abort that failed (fenced by a newer
+//! producer, or the brokers out of reach) the client is dropped and the next begin makes a new one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,11 +103,11 @@ fn take_open(p: &Producer, what: &str) -> mlua::Result<Arc<Prod>> {
     }
 }
 
-/// After a fatal error the client cannot be used again: the next begin makes a new one.
-fn drop_if_fatal(p: &Producer, e: &KafkaError) {
-    if txn_error(e).is_some_and(|t| t.is_fatal()) {
-        *p.txn.borrow_mut() = None;
-    }
+/// After a failed commit or abort the client's transaction state is unknown (fenced, or still in an
+/// abortable error when the brokers could not be reached): the next begin makes a new client, whose
+/// init_transactions fences this one and has the broker abort whatever it left open.
+fn drop_client(p: &Producer) {
+    *p.txn.borrow_mut() = None;
 }
 
 pub async fn commit(p: &Producer, timeout: Duration) -> mlua::Result<()> {
@@ -141,12 +141,12 @@ pub async fn commit(p: &Producer, timeout: Duration) -> mlua::Result<()> {
             Ok(()) => "it was aborted: none of its messages will be seen by read_committed consumers".to_string(),
             Err(a) => format!("aborting it failed too ({a}); the broker aborts it when transaction.timeout.ms passes"),
         };
-        if let Err(a) = &aborted {
-            drop_if_fatal(p, a);
+        if aborted.is_err() {
+            drop_client(p);
         }
         return Err(error(format!("kafka: committing the transaction failed: {e}; {how}{hint}")));
     }
-    drop_if_fatal(p, &e);
+    drop_client(p);
     Err(error(format!(
         "kafka: committing the transaction failed: {e}; its messages are not committed{hint}"
     )))
@@ -165,7 +165,7 @@ pub async fn abort(p: &Producer, timeout: Duration) -> mlua::Result<()> {
     .await
     .lua_err()?;
     if let Err(e) = res {
-        drop_if_fatal(p, &e);
+        drop_client(p);
         return Err(error(format!(
             "kafka: aborting the transaction failed: {e}; the broker aborts it when transaction.timeout.ms passes{}",
             p.ctx.hint()
