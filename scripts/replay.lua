@@ -87,7 +87,9 @@ return {
   run = function(p)
     local entries = p.sources or {}
     if p.config then
-      for k, v in pairs(config.read_file(p.config)) do entries[k] = v end
+      local rok, doc = pcall(config.read_file, p.config)
+      if not rok then errors.usage(tostring(doc)) end
+      for k, v in pairs(doc) do entries[k] = v end
     end
     for _, name in ipairs({ "ingest", "raw", "unique", "failed", "wfs" }) do
       if p[name] ~= nil then entries[name] = p[name] end

@@ -147,13 +147,20 @@ pub fn resolve(
             .find(|s| s.aliases.iter().any(|a| a == k))
             .map_or_else(|| k.to_string(), |s| s.name.clone())
     };
+    // (name, spelling, source) of what was given: `a=1 a=2` keeps the last as always, but a param given
+    // under two names in one source (start_date and startDate) is a mistake worth naming.
+    let mut spelled: Vec<(String, String, String)> = Vec::new();
     let mut add = |given: &mut Vec<(String, Raw, String)>, k: &str, raw: Raw, source: &str| {
         let name = canonical(k);
-        if given.iter().any(|(g, _, s)| *g == name && s == source) {
+        if let Some((_, other, _)) = spelled
+            .iter()
+            .find(|(n, sp, src)| *n == name && sp != k && src == source)
+        {
             errors.push(format!(
-                "param '{name}' is given twice in the {source} (once as '{k}': its aliases name the same param)"
+                "param '{name}' is given twice in the {source}, as '{other}' and as '{k}'"
             ));
         }
+        spelled.push((name.clone(), k.to_string(), source.to_string()));
         given.retain(|(g, _, _)| *g != name);
         given.push((name, raw, source.to_string()));
     };
@@ -446,6 +453,13 @@ mod tests {
         ];
         let errs = resolve(&specs, &twice, None, &|_| None).unwrap_err();
         assert!(errs.iter().any(|e| e.contains("given twice")), "{errs:?}");
+        // The same spelling twice: the last one wins, as it always did.
+        let again = [
+            ("startDate".to_string(), "2019-12-03".to_string()),
+            ("startDate".to_string(), "2019-12-05".to_string()),
+        ];
+        let got = resolve(&specs, &again, None, &|_| None).unwrap();
+        assert_eq!(got["start_date"], "2019-12-05");
     }
 
     #[test]

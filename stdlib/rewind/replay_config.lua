@@ -70,7 +70,7 @@ function M.read_file(path)
   if not ok then
     local yok, ydoc = pcall(function() return require("rewind.yaml").decode(text) end)
     if not yok or type(ydoc) ~= "table" then
-      error("replay config " .. path .. " is not valid JSON: " .. tostring(doc), 0)
+      error("replay config " .. path .. " is not valid JSON: " .. tostring(doc):gsub("^runtime error: ", ""), 0)
     end
     doc = ydoc
   end

@@ -12,6 +12,7 @@ pub mod lua_harness;
 pub mod metrics;
 pub mod pg;
 pub mod process;
+pub mod replay_env;
 pub mod s3;
 pub mod store;
 pub mod td;
