@@ -170,18 +170,24 @@ return {
     for k, v in pairs(p.kafka_config or {}) do kcfg[k] = v end
     local txn_id = transactional and ("rewind-replay-" .. ctx.state_prefix:gsub("[^%w%._%-]", "_")) or nil
     ctx.producer = kafka.producer({ brokers = p.brokers, config = kcfg, transactional_id = txn_id })
-    if p.transactional == "auto" then
-      -- Probe: brokers without transactions (or without the right to use them) get plain sends.
+    if transactional then
+      -- Probe before any day is touched: brokers without transactions (or without the right to use them)
+      -- get plain sends with transactional=auto, and stop the run with transactional=true.
       local pok, perr = pcall(function()
         ctx.producer:begin_transaction(p.transaction_timeout)
         ctx.producer:abort_transaction(p.transaction_timeout)
       end)
       local why = tostring(perr)
-      if not pok and (why:find("UNSUPPORTED", 1, true) or why:lower():find("not supported", 1, true)
-          or why:find("AUTHORIZATION", 1, true)) then
+      if not pok and p.transactional == "auto" and (why:find("UNSUPPORTED", 1, true)
+          or why:lower():find("not supported", 1, true) or why:find("AUTHORIZATION", 1, true)) then
         log.warn("the brokers do not support transactions here: replaying without them (" .. why .. ")")
         transactional = false
-        ctx.producer = kafka.producer({ brokers = p.brokers, config = p.kafka_config })
+        -- Such brokers (before Kafka 0.11) give no producer ids: no idempotence either.
+        local plain = { ["enable.idempotence"] = false }
+        for k, v in pairs(p.kafka_config or {}) do
+          if k ~= "transaction.timeout.ms" then plain[k] = v end
+        end
+        ctx.producer = kafka.producer({ brokers = p.brokers, config = plain })
       elseif not pok then
         error("replay: cannot start a Kafka transaction: " .. why, 0)
       end

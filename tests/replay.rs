@@ -153,6 +153,11 @@ fn brokers_gone_during_day_two_put_it_back_and_day_three_still_runs() {
     assert!(msgs[1].contains("2019-12-02") && msgs[1].contains("FAILED") && msgs[1].contains("put back"), "{}", msgs[1]);
     assert!(msgs[2].contains("2019-12-03") && msgs[2].contains("done"));
 
+    let st: serde_json::Value = serde_json::from_str(&env.blob_text("replay-state/raw/days/2019-12-02.json")).unwrap();
+    assert_eq!(st["step"], "failed", "{st}");
+    assert!(st["metrics"]["transaction"].as_str().unwrap_or("").contains("abort"), "day 2's transaction was not committed: {st}");
+    assert!(st["error"].as_str().unwrap_or("").contains("failed"), "{st}");
+
     // The next run replays day 2 (the others are done) and nothing is doubled.
     let r = ok_json(&env.run(&with_config(&env, &[], &cfg)));
     assert_eq!(days_of(&r)[1], ("2019-12-02".to_string(), "done".to_string()), "{r}");
@@ -249,4 +254,48 @@ fn malformed_config_is_a_usage_error_naming_the_entry_and_writes_nothing() {
     assert!(env.blobs("replay-state/").is_empty(), "nothing written");
     assert_eq!(dependents(&env, DAYS[0]).len(), 6);
     assert!(env.topic_values().is_empty());
+}
+
+#[test]
+fn a_day_left_committing_stops_the_run_until_resolved() {
+    let env = ReplayEnv::start(3);
+    // What a run killed during day 1's commit leaves: the dependents removed and recorded (none here).
+    let state = r#"{"day": "2019-12-01", "step": "committing", "removal_started": true, "attempt": 1,
+      "stores": [], "druid": [], "metrics": {"events": 200, "files": 2}}"#;
+    env.put_blob("replay-state/raw/days/2019-12-01.json", state);
+    let cfg = format!("config={}", env.config().display());
+    let args = ["source=raw", "startDate=2019-12-01", "endDate=2019-12-02"];
+    let out = env.run(&[&[cfg.as_str()][..], &args].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("2019-12-01") && err.contains("resolve=committed") && err.contains("resolve=replay"), "{err}");
+    assert!(env.topic_values().is_empty(), "nothing replayed while the question is open");
+
+    // resolve=committed: day 1 is finished without sending its events again; day 2 runs normally.
+    let r = ok_json(&env.run(&[&[cfg.as_str(), "resolve=committed"][..], &args].concat()));
+    assert_eq!(days_of(&r), vec![("2019-12-01".into(), "done".into()), ("2019-12-02".into(), "done".into())]);
+    assert_eq!(env.topic_values(), expected_events(&[DAYS[1]]));
+    let st: serde_json::Value = serde_json::from_str(&env.blob_text("replay-state/raw/days/2019-12-01.json")).unwrap();
+    assert_eq!(st["step"], "done");
+}
+
+#[test]
+fn brokers_without_transactions_get_plain_sends_and_a_slack_error_fails_no_day() {
+    let env = ReplayEnv::start_with(3, &["--no-transactions"]);
+    let cfg = format!("config={}", env.config().display());
+    // A webhook Slack answers with 500 rollup_error.
+    let hook = format!("slack_webhook={}/services/T0/B_ROLLUP/secret1", env.slack.url);
+    let out = env.run(&[cfg.as_str(), "source=raw", "startDate=2019-12-01", "endDate=2019-12-01", hook.as_str()]);
+    let r = ok_json(&out);
+    assert_eq!(r["transactional"], false, "{r}");
+    assert_eq!(days_of(&r), vec![("2019-12-01".into(), "done".into())]);
+    assert_eq!(env.topic_values(), expected_events(&[DAYS[0]]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("do not support transactions"), "{err}");
+    assert!(err.contains("rollup_error") && !err.contains("secret1"), "the Slack error is logged, its URL is not: {err}");
+    // transactional=true insists: the run fails before touching anything.
+    let out = env.run(&[cfg.as_str(), "source=raw", "startDate=2019-12-02", "transactional=true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("transaction"));
+    assert_eq!(dependents(&env, DAYS[1]).len(), 6, "day 2 untouched");
 }

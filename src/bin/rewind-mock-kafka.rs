@@ -3,7 +3,7 @@
 //! killed or its stdin closes. It is a binary (not a test helper) because the integration tests and
 //! benches/kafka.sh run the real `rewind` binary and `kcat` as separate processes against one broker.
 //!
-//! Usage: rewind-mock-kafka [--brokers N] [--rebalance-delay-ms MS] [TOPIC:PARTITIONS ...]
+//! Usage: rewind-mock-kafka [--brokers N] [--rebalance-delay-ms MS] [--no-transactions] [TOPIC:PARTITIONS ...]
 //! (then "down" / "up" lines on stdin take the brokers away and back; each is echoed when done)
 //!
 //! `--rebalance-delay-ms` is the broker's group.initial.rebalance.delay.ms: how long a new consumer group
@@ -18,11 +18,14 @@ use rdkafka::producer::{BaseProducer, Producer};
 fn main() {
     let mut brokers = 1;
     let mut delay_ms: Option<i32> = None;
+    let mut no_txn = false;
     let mut topics = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--brokers" {
             brokers = args.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+        } else if a == "--no-transactions" {
+            no_txn = true;
         } else if a == "--rebalance-delay-ms" {
             delay_ms = args.next().and_then(|n| n.parse().ok());
         } else if let Some((t, p)) = a.split_once(':') {
@@ -46,6 +49,12 @@ fn main() {
             let mc = rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
             rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(mc, ms);
         }
+    }
+    if no_txn {
+        // Brokers older than Kafka 0.11: no producer ids, so neither transactions nor idempotence.
+        cluster
+            .apiversion(rdkafka::types::RDKafkaApiKey::InitProducerId, None, None)
+            .expect("disabling InitProducerId");
     }
     for (t, p) in &topics {
         cluster

@@ -21,7 +21,13 @@ impl MockKafka {
 
     /// The same, with the broker's group.initial.rebalance.delay.ms (the mock's default is 3000).
     pub fn start_with(topics: &[(&str, i32)], rebalance_delay_ms: Option<u32>) -> MockKafka {
+        Self::start_args(topics, rebalance_delay_ms, &[])
+    }
+
+    /// The same, with more flags (`--no-transactions`: brokers without producer ids, as before 0.11).
+    pub fn start_args(topics: &[(&str, i32)], rebalance_delay_ms: Option<u32>, flags: &[&str]) -> MockKafka {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind-mock-kafka"));
+        cmd.args(flags);
         if let Some(ms) = rebalance_delay_ms {
             cmd.args(["--rebalance-delay-ms", &ms.to_string()]);
         }

@@ -92,10 +92,15 @@ impl ReplayEnv {
     /// `unique_per_day2`: how many objects the `unique` sink holds for 2019-12-02 (many make its backup
     /// take a while, for the kill test).
     pub fn start(unique_day2: usize) -> ReplayEnv {
+        Self::start_with(unique_day2, &[])
+    }
+
+    /// `mock_flags` go to rewind-mock-kafka (e.g. `--no-transactions`).
+    pub fn start_with(unique_day2: usize, mock_flags: &[&str]) -> ReplayEnv {
         let dir = tempfile::tempdir().unwrap();
         let azurite = Azurite::start();
         azurite.create_container(CONTAINER);
-        let kafka = MockKafka::start_with(&[(TOPIC, 2)], Some(0));
+        let kafka = MockKafka::start_args(&[(TOPIC, 2)], Some(0), mock_flags);
         let slack = SlackFake::start(dir.path());
 
         // The tree to upload: archive (gzip JSONL, topic-archive layout) and dependents' output.
@@ -194,6 +199,26 @@ print(json.dumps(out))
         let v: std::collections::BTreeMap<String, (u64, String)> =
             serde_json::from_slice(&out.stdout).unwrap();
         v
+    }
+
+    /// A blob's bytes as text (read with Azure's SDK).
+    pub fn blob_text(&self, name: &str) -> String {
+        let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nsys.stdout.write(c.download_blob(sys.argv[3]).readall().decode())";
+        let out = Command::new(python())
+            .args(["-c", script, &self.azurite.connection_string(), CONTAINER, name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&must_succeed(out, &format!("reading blob {name}")).stdout).into_owned()
+    }
+
+    /// Uploads one blob.
+    pub fn put_blob(&self, name: &str, body: &str) {
+        let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nc.upload_blob(sys.argv[3], sys.argv[4].encode(), overwrite=True)";
+        let out = Command::new(python())
+            .args(["-c", script, &self.azurite.connection_string(), CONTAINER, name, body])
+            .output()
+            .unwrap();
+        must_succeed(out, &format!("writing blob {name}"));
     }
 
     /// The fake Druid's segments: id -> used.
