@@ -19,34 +19,6 @@ local druid_api = require("rewind.druid_api")
 local ENTRY_DOC = "an entry of the dependents config as source document 002 writes it (so that the document "
   .. "itself works as --params-file): {outputKafkaTopic, dependentSinkSources = [{type = azure|druid, prefix}]}"
 
-local function human_bytes(n)
-  local units, i = { "B", "KB", "MB", "GB", "TB" }, 1
-  while n >= 1000 and i < #units do n, i = n / 1000, i + 1 end
-  return string.format(i == 1 and "%d %s" or "%.1f %s", n, units[i])
-end
-
-local function list_counts(t)
-  local parts = {}
-  for k, v in pairs(t or {}) do parts[#parts + 1] = k .. " " .. tostring(v) end
-  table.sort(parts)
-  return #parts > 0 and table.concat(parts, ", ") or "none"
-end
-
--- The Slack message of one day: what the source asks for (events, files deleted per dependent, segments
--- killed, time taken, the day), or the error with the metrics so far.
-local function day_message(source, topic, st)
-  local m = st.metrics or {}
-  local base = string.format("%d events (%d files, %s, %d malformed lines) into %s; files deleted: %s; Druid segments %s: %s; %s",
-    m.events or 0, m.files or 0, human_bytes(m.bytes or 0), m.malformed or 0, topic, list_counts(m.deleted),
-    st.step == "done" and "killed" or "taken out", list_counts(st.step == "done" and m.killed or m.segments),
-    time.format_duration(m.seconds or 0))
-  if st.step == "done" then
-    return string.format(":white_check_mark: replay of %s for %s done: %s", source, st.day, base)
-  end
-  return string.format(":x: replay of %s for %s FAILED: %s. The dependents were put back and checked. So far: %s",
-    source, st.day, st.error or "?", base)
-end
-
 return {
   description = "Replay archived sink-topic data into Kafka day by day, backing up, removing and restoring the dependent sink data and Druid segments",
   params = {
@@ -145,8 +117,8 @@ return {
 
     if p.dry_run and p.file_path then
       local files = replay.archived(ctx, nil)
-      print(string.format("replay 1 file (%s) %s into %s; no dependents touched", human_bytes(files[1].size or 0),
-        p.file_path, topic))
+      print(string.format("replay 1 file (%s) %s into %s; no dependents touched",
+        replay.human_bytes(files[1].size or 0), p.file_path, topic))
       return { dry_run = true, file_path = p.file_path, bytes = files[1].size, topic = topic }
     end
     if p.dry_run then
@@ -154,12 +126,7 @@ return {
       for _, d in ipairs(days) do
         local plan = replay.plan(ctx, d)
         plans[#plans + 1] = plan
-        print(string.format("%s: replay %d files (%s) from %s into %s; copy and delete %s; Druid segments to kill: %s",
-          d, plan.files, human_bytes(plan.bytes), plan.archive_prefix, topic, list_counts((function()
-            local t = {}
-            for k, v in pairs(plan.dependents) do t[k] = v.objects .. " objects (" .. human_bytes(v.bytes) .. ")" end
-            return t
-          end)()), list_counts(plan.segments)))
+        print(replay.plan_line(plan, topic))
       end
       return { dry_run = true, source = entry.name, topic = topic, days = plans }
     end
@@ -218,7 +185,7 @@ return {
         local s = replay.run_day(ctx, d)
         if s.step == "done" or s.step == "failed" then
           if s.resumed ~= "already done" and p.slack_webhook then
-            local sok, serr = pcall(notify.slack, p.slack_webhook, day_message(entry.name, topic, s))
+            local sok, serr = pcall(notify.slack, p.slack_webhook, replay.message(entry.name, topic, s))
             if not sok then log.warn("could not tell Slack about day " .. d .. ": " .. tostring(serr)) end
           end
         end

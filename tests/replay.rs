@@ -299,3 +299,23 @@ fn brokers_without_transactions_get_plain_sends_and_a_slack_error_fails_no_day()
     assert!(String::from_utf8_lossy(&out.stderr).contains("transaction"));
     assert_eq!(dependents(&env, DAYS[1]).len(), 6, "day 2 untouched");
 }
+
+#[test]
+fn druid_answers_lost_or_from_a_non_leader_still_make_a_clean_day() {
+    let env = ReplayEnv::start(3);
+    // The overlord path answers 503 once (not the leader); a markUnused and a kill submission are applied
+    // but their answers lost; a markUsed is never needed (the day succeeds).
+    let faults = r#"{"overlord_not_leader": 1, "markUnused": {"fail_after_apply": 1, "mode": "drop"},
+      "kill": {"fail_after_apply": 1, "mode": "500", "polls_running": 2}}"#;
+    let r = common::http::request("POST", &format!("{}/_fake/faults", env.druid_url), &[("content-type", "application/json")], Some(faults.as_bytes().to_vec()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cfg = format!("config={}", env.config().display());
+    let overlord = format!("druid_overlord={},{}", env.druid_url, env.druid_url);
+    let r = ok_json(&env.run(&[cfg.as_str(), "source=raw", "startDate=2019-12-01", overlord.as_str()]));
+    assert_eq!(days_of(&r), vec![("2019-12-01".into(), "done".into())]);
+    assert!(segments_of(&env, DAYS[0]).is_empty(), "the day's segments are killed");
+    assert_eq!(segments_of(&env, DAYS[1]).len(), 2, "other days' segments untouched");
+    let reqs = common::http::request("GET", &format!("{}/_fake/requests", env.druid_url), &[], None);
+    let kills = reqs.body.matches("\"/druid/indexer/v1/task\"").count();
+    assert_eq!(kills, 2, "one kill resubmitted after its lost answer, recognised, not run twice: {}", reqs.body);
+}

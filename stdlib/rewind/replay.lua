@@ -306,6 +306,45 @@ local function restore(ctx, st)
   st.restored = true
 end
 
+--- "1.5 MB".
+function M.human_bytes(n)
+  local units, i = { "B", "KB", "MB", "GB", "TB" }, 1
+  while n >= 1000 and i < #units do n, i = n / 1000, i + 1 end
+  return string.format(i == 1 and "%d %s" or "%.1f %s", n, units[i])
+end
+
+local function list_counts(t)
+  local parts = {}
+  for k, v in pairs(t or {}) do parts[#parts + 1] = k .. " " .. tostring(v) end
+  table.sort(parts)
+  return #parts > 0 and table.concat(parts, ", ") or "none"
+end
+
+--- The Slack message of a day: what the source asks for (events, files deleted per dependent, segments
+--- killed, time taken, the day), or the error with the metrics so far.
+function M.message(source, topic, st)
+  local m = st.metrics or {}
+  local done = st.step == "done"
+  local base = string.format("%d events (%d files, %s, %d malformed lines) into %s; files deleted: %s; Druid segments %s: %s; %s",
+    m.events or 0, m.files or 0, M.human_bytes(m.bytes or 0), m.malformed or 0, topic, list_counts(m.deleted),
+    done and "killed" or "taken out", list_counts(done and m.killed or m.segments),
+    time.format_duration(m.seconds or 0))
+  if done then
+    return string.format(":white_check_mark: replay of %s for %s done: %s", source, st.day, base)
+  end
+  return string.format(":x: replay of %s for %s FAILED: %s. The dependents were put back and checked. So far: %s",
+    source, st.day, st.error or "?", base)
+end
+
+--- One line of a dry run's plan.
+function M.plan_line(plan, topic)
+  local deps = {}
+  for k, v in pairs(plan.dependents) do deps[k] = v.objects .. " objects (" .. M.human_bytes(v.bytes) .. ")" end
+  return string.format("%s: replay %d files (%s) from %s into %s; copy and delete %s; Druid segments to kill: %s",
+    plan.day, plan.files, M.human_bytes(plan.bytes), plan.archive_prefix, topic, list_counts(deps),
+    list_counts(plan.segments))
+end
+
 --- Runs (or resumes) one day. Returns its state: step "done", "failed" (restored, with `error`) or
 --- "skipped" (no archived data). Raises only when the dependents could not be put back as they were, or
 --- when the day was left committing (see `resolve`).

@@ -86,4 +86,22 @@ function M.differences(ctx, st) end
 ---@return replay.DayState
 function M.run_day(ctx, day) end
 
+---"1.5 MB" (decimal units).
+---@param n integer
+---@return string
+function M.human_bytes(n) end
+
+---The Slack message of a finished day (done, or failed with its error and the metrics so far).
+---@param source string
+---@param topic string
+---@param st replay.DayState
+---@return string
+function M.message(source, topic, st) end
+
+---One line of a dry run's plan.
+---@param plan table
+---@param topic string
+---@return string
+function M.plan_line(plan, topic) end
+
 return M
