@@ -29,11 +29,23 @@ fn kcat_json(brokers: &str, topic: &str) -> Vec<serde_json::Value> {
 fn kcat_produce(brokers: &str, topic: &str, partition: i32, headers: &[&str], lines: &[String]) {
     use std::io::Write;
     let mut cmd = Command::new("kcat");
-    cmd.args(["-b", brokers, "-P", "-t", topic, "-K:", "-p", &partition.to_string()]);
+    cmd.args([
+        "-b",
+        brokers,
+        "-P",
+        "-t",
+        topic,
+        "-K:",
+        "-p",
+        &partition.to_string(),
+    ]);
     for h in headers {
         cmd.args(["-H", h]);
     }
-    let mut child = cmd.stdin(std::process::Stdio::piped()).spawn().expect("kcat");
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat");
     {
         let mut stdin = child.stdin.take().unwrap();
         for l in lines {
@@ -72,12 +84,23 @@ fn envelope_archive_replays_keys_headers_timestamps_and_partitions() {
             .map(|i| format!("k{p}-{i}:{{\"p\":{p},\"i\":{i},\"text\":\"a \\\"quoted\\\" ü\"}}"))
             .collect();
         let part = format!("part=p{p}");
-        kcat_produce(&k.brokers, "src", p, &["trace=t", &part, "trace=again"], &lines);
+        kcat_produce(
+            &k.brokers,
+            "src",
+            p,
+            &["trace=t", &part, "trace=again"],
+            &lines,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let out = rewind()
-        .args(["run", "topic-archive", &format!("brokers={}", k.brokers), "topics=src"])
+        .args([
+            "run",
+            "topic-archive",
+            &format!("brokers={}", k.brokers),
+            "topics=src",
+        ])
         .arg(format!("store={}", store.display()))
         .args(["once=true", "format=envelope", "group=env", "batch=4"])
         .output()
@@ -88,10 +111,16 @@ fn envelope_archive_replays_keys_headers_timestamps_and_partitions() {
         dir.path(),
         "replay",
         REPLAY,
-        &[format!("brokers={}", k.brokers), format!("dir={}", store.display())],
+        &[
+            format!("brokers={}", k.brokers),
+            format!("dir={}", store.display()),
+        ],
     );
     assert_eq!(r["sent"], 30, "{r}");
-    assert!(r["files"].as_i64().unwrap() >= 9, "batches of 4 per partition: {r}");
+    assert!(
+        r["files"].as_i64().unwrap() >= 9,
+        "batches of 4 per partition: {r}"
+    );
 
     let (src, dst) = (kcat_json(&k.brokers, "src"), kcat_json(&k.brokers, "dst"));
     assert_eq!(src.len(), 30);
@@ -102,7 +131,10 @@ fn envelope_archive_replays_keys_headers_timestamps_and_partitions() {
         }
     }
     // Repeated header names keep their order.
-    assert_eq!(dst[0]["headers"], serde_json::json!(["trace", "t", "part", "p0", "trace", "again"]));
+    assert_eq!(
+        dst[0]["headers"],
+        serde_json::json!(["trace", "t", "part", "p0", "trace", "again"])
+    );
 }
 
 #[test]
@@ -128,13 +160,26 @@ return { params = { brokers = { type = "string", doc = "b" } },
   end }
 "#;
     let r = run_json(dir.path(), "any", src, &[format!("brokers={}", k.brokers)]);
-    assert_eq!((r["sent"].as_i64(), r["malformed"].as_i64()), (Some(4), Some(2)), "{r}");
+    assert_eq!(
+        (r["sent"].as_i64(), r["malformed"].as_i64()),
+        (Some(4), Some(2)),
+        "{r}"
+    );
     assert_eq!(r["first_malformed_lines"], serde_json::json!([3, 4]));
     let got = kcat_json(&k.brokers, "dst");
-    let parts: std::collections::BTreeSet<i64> =
-        got.iter().map(|m| m["partition"].as_i64().unwrap()).collect();
-    assert_eq!(parts.len(), 4, "round robin over all 4 partitions, whatever the key: {got:?}");
-    assert!(got.iter().any(|m| m["ts"] == 1575158400000i64), "the envelope's timestamp is kept");
+    let parts: std::collections::BTreeSet<i64> = got
+        .iter()
+        .map(|m| m["partition"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        parts.len(),
+        4,
+        "round robin over all 4 partitions, whatever the key: {got:?}"
+    );
+    assert!(
+        got.iter().any(|m| m["ts"] == 1575158400000i64),
+        "the envelope's timestamp is kept"
+    );
 }
 
 #[test]
@@ -143,17 +188,26 @@ fn transaction_api_misuse_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.jsonl"), "{\"a\":1}\n").unwrap();
     let cases = [
-        ("kafka.producer{ brokers = p.brokers }:begin_transaction()", "needs a transactional producer"),
+        (
+            "kafka.producer{ brokers = p.brokers }:begin_transaction()",
+            "needs a transactional producer",
+        ),
         (
             "kafka.producer{ brokers = p.brokers, transactional_id = 'x' }:send_lines(fs.reader('in.jsonl'), { topic = 'dst' })",
             "needs p:begin_transaction() first",
         ),
-        ("kafka.producer{ brokers = p.brokers, transactional_id = 'x' }:commit_transaction()", "no transaction is open"),
+        (
+            "kafka.producer{ brokers = p.brokers, transactional_id = 'x' }:commit_transaction()",
+            "no transaction is open",
+        ),
         (
             "local q = kafka.producer{ brokers = p.brokers, transactional_id = 'x' }; q:begin_transaction(); q:begin_transaction()",
             "already open",
         ),
-        ("kafka.producer{ brokers = p.brokers, transactional_id = 'x' }:send('dst', 'v')", "p:send is not transactional"),
+        (
+            "kafka.producer{ brokers = p.brokers, transactional_id = 'x' }:send('dst', 'v')",
+            "p:send is not transactional",
+        ),
         (
             "kafka.producer{ brokers = p.brokers }:send_lines(fs.reader('in.jsonl'), { topic = 'dst', partition = 'preserve' })",
             "needs format = \"envelope\"",
@@ -163,9 +217,17 @@ fn transaction_api_misuse_is_a_clear_error() {
         let src = format!(
             "local kafka = require('rewind.kafka')\nlocal fs = require('rewind.fs')\nreturn {{ params = {{ brokers = {{ type = 'string', doc = 'b' }} }},\n  run = function(p) {body} end }}\n"
         );
-        let out = run_script(dir.path(), &format!("case{i}"), &src, &[format!("brokers={}", k.brokers)]);
+        let out = run_script(
+            dir.path(),
+            &format!("case{i}"),
+            &src,
+            &[format!("brokers={}", k.brokers)],
+        );
         let err = text(&out.stderr);
-        assert!(!out.status.success() && err.contains(want), "case {i}: want {want:?}, got:\n{err}");
+        assert!(
+            !out.status.success() && err.contains(want),
+            "case {i}: want {want:?}, got:\n{err}"
+        );
     }
     // A committed transaction's messages are there (read with kcat).
     let src = r#"
@@ -183,7 +245,12 @@ return { params = { brokers = { type = "string", doc = "b" } },
     return r
   end }
 "#;
-    let r = run_json(dir.path(), "commit", src, &[format!("brokers={}", k.brokers)]);
+    let r = run_json(
+        dir.path(),
+        "commit",
+        src,
+        &[format!("brokers={}", k.brokers)],
+    );
     assert_eq!(r["sent"], 1, "{r}");
     assert_eq!(kcat_json(&k.brokers, "dst").len(), 2);
 }
@@ -192,13 +259,26 @@ return { params = { brokers = { type = "string", doc = "b" } },
 fn replay_procedure_restores_an_envelope_archive_faithfully() {
     let k = MockKafka::start_with(&[("src", 3), ("dst", 3)], Some(0));
     for p in 0..3 {
-        let lines: Vec<String> = (0..20).map(|i| format!("k{p}-{i}:{{\"p\":{p},\"i\":{i}}}")).collect();
-        kcat_produce(&k.brokers, "src", p, &["trace=t", &format!("part=p{p}")], &lines);
+        let lines: Vec<String> = (0..20)
+            .map(|i| format!("k{p}-{i}:{{\"p\":{p},\"i\":{i}}}"))
+            .collect();
+        kcat_produce(
+            &k.brokers,
+            "src",
+            p,
+            &["trace=t", &format!("part=p{p}")],
+            &lines,
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let out = rewind()
-        .args(["run", "topic-archive", &format!("brokers={}", k.brokers), "topics=src"])
+        .args([
+            "run",
+            "topic-archive",
+            &format!("brokers={}", k.brokers),
+            "topics=src",
+        ])
         .arg(format!("store={}", store.display()))
         .args(["once=true", "format=envelope", "group=env", "batch=7"])
         .output()
@@ -207,11 +287,27 @@ fn replay_procedure_restores_an_envelope_archive_faithfully() {
     // The archive's day is the UTC day of the records' timestamps.
     let src = kcat_json(&k.brokers, "src");
     let ts = src[0]["ts"].as_i64().unwrap();
-    let day = chrono::DateTime::from_timestamp_millis(ts).unwrap().format("%Y-%m-%d").to_string();
+    let day = chrono::DateTime::from_timestamp_millis(ts)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
     let out = rewind()
-        .args(["run", "--json", "replay", &format!("store={}", store.display()), &format!("brokers={}", k.brokers)])
-        .args(["sources={\"src\": {\"outputKafkaTopic\": \"dst\", \"dependentSinkSources\": []}}", "prefix=kafka/src"])
-        .args([&format!("startDate={day}"), "format=envelope", "partition=preserve"])
+        .args([
+            "run",
+            "--json",
+            "replay",
+            &format!("store={}", store.display()),
+            &format!("brokers={}", k.brokers),
+        ])
+        .args([
+            "sources={\"src\": {\"outputKafkaTopic\": \"dst\", \"dependentSinkSources\": []}}",
+            "prefix=kafka/src",
+        ])
+        .args([
+            &format!("startDate={day}"),
+            "format=envelope",
+            "partition=preserve",
+        ])
         .output()
         .unwrap();
     let out = must_succeed(out, "replay format=envelope");

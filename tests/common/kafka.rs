@@ -25,7 +25,11 @@ impl MockKafka {
     }
 
     /// The same, with more flags (`--no-transactions`: brokers without producer ids, as before 0.11).
-    pub fn start_args(topics: &[(&str, i32)], rebalance_delay_ms: Option<u32>, flags: &[&str]) -> MockKafka {
+    pub fn start_args(
+        topics: &[(&str, i32)],
+        rebalance_delay_ms: Option<u32>,
+        flags: &[&str],
+    ) -> MockKafka {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rewind-mock-kafka"));
         cmd.args(flags);
         if let Some(ms) = rebalance_delay_ms {

@@ -75,11 +75,17 @@ pub struct ReplayEnv {
 
 /// One event line of the archive.
 pub fn event(day: &str, file: usize, i: usize) -> String {
-    format!(r#"{{"mid":"{day}-{file}-{i}","eid":"START","ets":"{day}T00:00:{:02}Z"}}"#, i % 60)
+    format!(
+        r#"{{"mid":"{day}-{file}-{i}","eid":"START","ets":"{day}T00:00:{:02}Z"}}"#,
+        i % 60
+    )
 }
 
 fn segment(day: &str, part: u32, used: bool) -> Value {
-    let next = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().succ_opt().unwrap();
+    let next = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .unwrap()
+        .succ_opt()
+        .unwrap();
     let iv = format!("{day}T00:00:00.000Z/{next}T00:00:00.000Z");
     let id = format!("{DATASOURCE}_{}_v1_{part}", iv.replace('/', "_"));
     json!({"id": id, "dataSource": DATASOURCE, "interval": iv, "version": "v1", "used": used,
@@ -113,7 +119,11 @@ impl ReplayEnv {
                 super::kafka::gzip_lines(&p, &lines);
             }
             let unique = if *day == "2019-12-02" { unique_day2 } else { 3 };
-            for (sink, n) in [("unique", unique), ("channel", 2), ("telemetry-denormalized", 1)] {
+            for (sink, n) in [
+                ("unique", unique),
+                ("channel", 2),
+                ("telemetry-denormalized", 1),
+            ] {
                 for j in 0..n {
                     let p = tree.join(format!("{sink}/{day}/part-{j:04}.json"));
                     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -131,7 +141,10 @@ impl ReplayEnv {
         let seg_file = dir.path().join("segments.json");
         std::fs::write(&seg_file, serde_json::to_vec(&segs).unwrap()).unwrap();
         let (child, line) = spawn_announcing(
-            python_fake("druid_cluster.py").arg("--segments").arg(&seg_file).stderr(Stdio::null()),
+            python_fake("druid_cluster.py")
+                .arg("--segments")
+                .arg(&seg_file)
+                .stderr(Stdio::null()),
             "the fake Druid cluster",
         );
         let port = line.trim_start_matches("PORT").trim().to_string();
@@ -154,13 +167,24 @@ impl ReplayEnv {
     pub fn command(&self, extra: &[&str]) -> Command {
         let mut c = rewind();
         c.current_dir(self.dir.path())
-            .env("AZURE_STORAGE_CONNECTION_STRING", self.azurite.connection_string())
-            .env("SLACK_WEBHOOK", format!("{}/services/T0/B0/secret0", self.slack.url))
+            .env(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                self.azurite.connection_string(),
+            )
+            .env(
+                "SLACK_WEBHOOK",
+                format!("{}/services/T0/B0/secret0", self.slack.url),
+            )
             .args(["run", "--json", "replay"])
             .arg(format!("bucket=az://{CONTAINER}"))
             .arg(format!("brokerList={}", self.kafka.brokers))
             .arg(format!("druid_coordinator={}", self.druid_url))
-            .args(["druid_overlord=", "kill_timeout=60s", "transaction_timeout=5s", "lock_ttl=30s"])
+            .args([
+                "druid_overlord=",
+                "kill_timeout=60s",
+                "transaction_timeout=5s",
+                "lock_ttl=30s",
+            ])
             .arg("kafka_config={\"message.timeout.ms\": 4000, \"transaction.timeout.ms\": 20000}")
             .args(extra);
         c
@@ -192,7 +216,13 @@ for b in c.list_blobs(name_starts_with=sys.argv[3]):
 print(json.dumps(out))
 "#;
         let out = Command::new(python())
-            .args(["-c", script, &self.azurite.connection_string(), CONTAINER, prefix])
+            .args([
+                "-c",
+                script,
+                &self.azurite.connection_string(),
+                CONTAINER,
+                prefix,
+            ])
             .output()
             .unwrap();
         let out = must_succeed(out, "listing blobs");
@@ -205,17 +235,31 @@ print(json.dumps(out))
     pub fn blob_text(&self, name: &str) -> String {
         let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nsys.stdout.write(c.download_blob(sys.argv[3]).readall().decode())";
         let out = Command::new(python())
-            .args(["-c", script, &self.azurite.connection_string(), CONTAINER, name])
+            .args([
+                "-c",
+                script,
+                &self.azurite.connection_string(),
+                CONTAINER,
+                name,
+            ])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&must_succeed(out, &format!("reading blob {name}")).stdout).into_owned()
+        String::from_utf8_lossy(&must_succeed(out, &format!("reading blob {name}")).stdout)
+            .into_owned()
     }
 
     /// Uploads one blob.
     pub fn put_blob(&self, name: &str, body: &str) {
         let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nc.upload_blob(sys.argv[3], sys.argv[4].encode(), overwrite=True)";
         let out = Command::new(python())
-            .args(["-c", script, &self.azurite.connection_string(), CONTAINER, name, body])
+            .args([
+                "-c",
+                script,
+                &self.azurite.connection_string(),
+                CONTAINER,
+                name,
+                body,
+            ])
             .output()
             .unwrap();
         must_succeed(out, &format!("writing blob {name}"));
@@ -228,13 +272,21 @@ print(json.dumps(out))
         v.as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["id"].as_str().unwrap().to_string(), s["used"].as_bool().unwrap()))
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap().to_string(),
+                    s["used"].as_bool().unwrap(),
+                )
+            })
             .collect()
     }
 
     /// The topic's message values, sorted.
     pub fn topic_values(&self) -> Vec<String> {
-        let mut v: Vec<String> = kcat_all(&self.kafka.brokers, TOPIC).into_iter().map(|m| m.value).collect();
+        let mut v: Vec<String> = kcat_all(&self.kafka.brokers, TOPIC)
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
         v.sort();
         v
     }
@@ -244,7 +296,9 @@ print(json.dumps(out))
 pub fn expected_events(days: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = days
         .iter()
-        .flat_map(|d| (0..FILES_PER_DAY).flat_map(move |f| (0..EVENTS_PER_FILE).map(move |i| event(d, f, i))))
+        .flat_map(|d| {
+            (0..FILES_PER_DAY).flat_map(move |f| (0..EVENTS_PER_FILE).map(move |i| event(d, f, i)))
+        })
         .collect();
     v.sort();
     v
@@ -263,7 +317,13 @@ for d, _, files in os.walk(root):
             c.upload_blob(os.path.relpath(p, root), fh, overwrite=True)
 "#;
     let out = Command::new(python())
-        .args(["-c", script, &az.connection_string(), CONTAINER, tree.to_str().unwrap()])
+        .args([
+            "-c",
+            script,
+            &az.connection_string(),
+            CONTAINER,
+            tree.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     must_succeed(out, "seeding Azurite");

@@ -42,7 +42,9 @@ struct Out<'a> {
 enum HeaderValue<'a> {
     #[serde(borrow)]
     Text(Cow<'a, str>),
-    Binary { b64: String },
+    Binary {
+        b64: String,
+    },
 }
 
 /// Text when the bytes are UTF-8, else base64: (text, b64).
@@ -113,7 +115,11 @@ pub struct Record {
     pub partition: Option<i32>,
 }
 
-fn bytes(text: Option<Cow<'_, str>>, b64: Option<Cow<'_, str>>, what: &str) -> Result<Option<Vec<u8>>, String> {
+fn bytes(
+    text: Option<Cow<'_, str>>,
+    b64: Option<Cow<'_, str>>,
+    what: &str,
+) -> Result<Option<Vec<u8>>, String> {
     match (text, b64) {
         (Some(_), Some(_)) => Err(format!("both {what} and {what}_b64")),
         (Some(t), None) => Ok(Some(t.into_owned().into_bytes())),
@@ -184,7 +190,12 @@ mod tests {
         let t = decode(br#"{"value":"v"}"#).unwrap();
         assert!(t.key.is_none() && t.headers.is_none() && t.partition.is_none());
         assert!(decode(br#"{"value":"v","value_b64":"dg=="}"#).is_err());
-        assert!(decode(br#"{"value_b64":"***"}"#).err().unwrap().contains("not base64"));
+        assert!(
+            decode(br#"{"value_b64":"***"}"#)
+                .err()
+                .unwrap()
+                .contains("not base64")
+        );
         assert!(decode(b"[1]").is_err());
     }
 }

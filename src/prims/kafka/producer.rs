@@ -105,7 +105,9 @@ impl Producer {
         if let Some(id) = opts.get::<Option<String>>("transactional_id")? {
             config.set("transactional.id", id);
         }
-        let transactional = config.get("transactional.id").is_some_and(|s| !s.is_empty());
+        let transactional = config
+            .get("transactional.id")
+            .is_some_and(|s| !s.is_empty());
         let p = Producer {
             ctx: Ctx::new(&config),
             config,
@@ -261,15 +263,27 @@ impl UserData for Producer {
         );
         // Transactions (`txn.rs`); the timeout defaults to 60 s.
         m.add_async_method("begin_transaction", |_, this, timeout: Value| async move {
-            let t = super::duration(&timeout, "begin_transaction timeout", Duration::from_secs(60))?;
+            let t = super::duration(
+                &timeout,
+                "begin_transaction timeout",
+                Duration::from_secs(60),
+            )?;
             super::txn::begin(&this, t).await
         });
         m.add_async_method("commit_transaction", |_, this, timeout: Value| async move {
-            let t = super::duration(&timeout, "commit_transaction timeout", Duration::from_secs(60))?;
+            let t = super::duration(
+                &timeout,
+                "commit_transaction timeout",
+                Duration::from_secs(60),
+            )?;
             super::txn::commit(&this, t).await
         });
         m.add_async_method("abort_transaction", |_, this, timeout: Value| async move {
-            let t = super::duration(&timeout, "abort_transaction timeout", Duration::from_secs(60))?;
+            let t = super::duration(
+                &timeout,
+                "abort_transaction timeout",
+                Duration::from_secs(60),
+            )?;
             super::txn::abort(&this, t).await
         });
         m.add_meta_method("__tostring", |_, this, ()| {

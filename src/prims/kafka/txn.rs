@@ -71,7 +71,9 @@ pub async fn begin(p: &Producer, timeout: Duration) -> mlua::Result<()> {
         None => {
             let prod: Arc<Prod> = Arc::new(
                 p.config
-                    .create_with_context(LinesCtx { base: p.ctx.clone() })
+                    .create_with_context(LinesCtx {
+                        base: p.ctx.clone(),
+                    })
                     .map_err(|e| super::usage(format!("kafka producer: {e}")))?,
             );
             let (pr, hint) = (prod.clone(), p.ctx.hint());
@@ -86,7 +88,12 @@ pub async fn begin(p: &Producer, timeout: Duration) -> mlua::Result<()> {
     crate::base::blocking::spawn_blocking(move || pr.begin_transaction())
         .await
         .lua_err()?
-        .map_err(|e| error(format!("kafka: begin_transaction failed: {e}{}", p.ctx.hint())))?;
+        .map_err(|e| {
+            error(format!(
+                "kafka: begin_transaction failed: {e}{}",
+                p.ctx.hint()
+            ))
+        })?;
     *p.txn.borrow_mut() = Some(Txn { prod, open: true });
     Ok(())
 }
@@ -138,13 +145,20 @@ pub async fn commit(p: &Producer, timeout: Duration) -> mlua::Result<()> {
             .await
             .lua_err()?;
         let how = match &aborted {
-            Ok(()) => "it was aborted: none of its messages will be seen by read_committed consumers".to_string(),
-            Err(a) => format!("aborting it failed too ({a}); the broker aborts it when transaction.timeout.ms passes"),
+            Ok(()) => {
+                "it was aborted: none of its messages will be seen by read_committed consumers"
+                    .to_string()
+            }
+            Err(a) => format!(
+                "aborting it failed too ({a}); the broker aborts it when transaction.timeout.ms passes"
+            ),
         };
         if aborted.is_err() {
             drop_client(p);
         }
-        return Err(error(format!("kafka: committing the transaction failed: {e}; {how}{hint}")));
+        return Err(error(format!(
+            "kafka: committing the transaction failed: {e}; {how}{hint}"
+        )));
     }
     drop_client(p);
     Err(error(format!(

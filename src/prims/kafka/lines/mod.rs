@@ -261,7 +261,10 @@ fn partition_count(client: &rdkafka::client::Client<LinesCtx>, topic: &str) -> a
         .iter()
         .find(|t| t.name() == topic)
         .map_or(0, |t| t.partitions().len());
-    anyhow::ensure!(n > 0, "send_lines: topic {topic} has no partitions (does it exist?)");
+    anyhow::ensure!(
+        n > 0,
+        "send_lines: topic {topic} has no partitions (does it exist?)"
+    );
     Ok(n as i32)
 }
 
@@ -315,7 +318,11 @@ pub async fn send_lines(
     let any = opts.partitioning == Partitioning::Any;
     opts.partitions = crate::base::blocking::spawn_blocking(move || {
         super::producer::warm_up(prod.client(), &topic);
-        if any { partition_count(prod.client(), &topic) } else { Ok(0) }
+        if any {
+            partition_count(prod.client(), &topic)
+        } else {
+            Ok(0)
+        }
     })
     .await
     .lua_err()?
@@ -334,7 +341,8 @@ pub async fn send_lines(
             .lua_err()?
         }
         Some(f) => {
-            let r = transform::with_transform(lua, &f, make_source, &producer, &counters, &opts).await;
+            let r =
+                transform::with_transform(lua, &f, make_source, &producer, &counters, &opts).await;
             let prod = producer.clone();
             crate::base::blocking::spawn_blocking(move || flush(&prod))
                 .await
