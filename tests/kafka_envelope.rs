@@ -55,6 +55,44 @@ fn kcat_produce(brokers: &str, topic: &str, partition: i32, headers: &[&str], li
     assert!(child.wait().unwrap().success());
 }
 
+/// Produces `lines(p)` into each of src's 3 partitions with kcat (headers trace=t, part=pP, then `more`),
+/// then archives src with `topic-archive format=envelope batch=BATCH` into a fresh local store.
+fn archived_src(
+    k: &MockKafka,
+    lines: impl Fn(i32) -> Vec<String>,
+    more: &[&str],
+    batch: u32,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    for p in 0..3 {
+        let part = format!("part=p{p}");
+        let headers: Vec<&str> = ["trace=t", part.as_str()]
+            .into_iter()
+            .chain(more.iter().copied())
+            .collect();
+        kcat_produce(&k.brokers, "src", p, &headers, &lines(p));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let out = rewind()
+        .args([
+            "run",
+            "topic-archive",
+            &format!("brokers={}", k.brokers),
+            "topics=src",
+        ])
+        .arg(format!("store={}", store.display()))
+        .args([
+            "once=true",
+            "format=envelope",
+            "group=env",
+            &format!("batch={batch}"),
+        ])
+        .output()
+        .unwrap();
+    must_succeed(out, "topic-archive format=envelope");
+    (dir, store)
+}
+
 const REPLAY: &str = r#"
 local kafka = require("rewind.kafka")
 local store = require("rewind.store")
@@ -79,33 +117,12 @@ return {
 #[test]
 fn envelope_archive_replays_keys_headers_timestamps_and_partitions() {
     let k = MockKafka::start_with(&[("src", 3), ("dst", 3)], Some(0));
-    for p in 0..3 {
-        let lines: Vec<String> = (0..10)
+    let lines = |p: i32| -> Vec<String> {
+        (0..10)
             .map(|i| format!("k{p}-{i}:{{\"p\":{p},\"i\":{i},\"text\":\"a \\\"quoted\\\" ü\"}}"))
-            .collect();
-        let part = format!("part=p{p}");
-        kcat_produce(
-            &k.brokers,
-            "src",
-            p,
-            &["trace=t", &part, "trace=again"],
-            &lines,
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let out = rewind()
-        .args([
-            "run",
-            "topic-archive",
-            &format!("brokers={}", k.brokers),
-            "topics=src",
-        ])
-        .arg(format!("store={}", store.display()))
-        .args(["once=true", "format=envelope", "group=env", "batch=4"])
-        .output()
-        .unwrap();
-    must_succeed(out, "topic-archive format=envelope");
+            .collect()
+    };
+    let (dir, store) = archived_src(&k, lines, &["trace=again"], 4);
 
     let r = run_json(
         dir.path(),
@@ -258,32 +275,12 @@ return { params = { brokers = { type = "string", doc = "b" } },
 #[test]
 fn replay_procedure_restores_an_envelope_archive_faithfully() {
     let k = MockKafka::start_with(&[("src", 3), ("dst", 3)], Some(0));
-    for p in 0..3 {
-        let lines: Vec<String> = (0..20)
+    let lines = |p: i32| -> Vec<String> {
+        (0..20)
             .map(|i| format!("k{p}-{i}:{{\"p\":{p},\"i\":{i}}}"))
-            .collect();
-        kcat_produce(
-            &k.brokers,
-            "src",
-            p,
-            &["trace=t", &format!("part=p{p}")],
-            &lines,
-        );
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let out = rewind()
-        .args([
-            "run",
-            "topic-archive",
-            &format!("brokers={}", k.brokers),
-            "topics=src",
-        ])
-        .arg(format!("store={}", store.display()))
-        .args(["once=true", "format=envelope", "group=env", "batch=7"])
-        .output()
-        .unwrap();
-    must_succeed(out, "topic-archive format=envelope");
+            .collect()
+    };
+    let (_dir, store) = archived_src(&k, lines, &[], 7);
     // The archive's day is the UTC day of the records' timestamps.
     let src = kcat_json(&k.brokers, "src");
     let ts = src[0]["ts"].as_i64().unwrap();

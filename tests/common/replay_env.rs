@@ -206,63 +206,26 @@ impl ReplayEnv {
     /// Every blob: name -> (size, sha256 of its bytes), read with Azure's own SDK.
     pub fn blobs(&self, prefix: &str) -> std::collections::BTreeMap<String, (u64, String)> {
         let script = r#"
-import sys, json, hashlib
-from azure.storage.blob import BlobServiceClient
-c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])
+import json, hashlib
 out = {}
 for b in c.list_blobs(name_starts_with=sys.argv[3]):
     data = c.download_blob(b.name).readall()
     out[b.name] = [b.size, hashlib.sha256(data).hexdigest()]
 print(json.dumps(out))
 "#;
-        let out = Command::new(python())
-            .args([
-                "-c",
-                script,
-                &self.azurite.connection_string(),
-                CONTAINER,
-                prefix,
-            ])
-            .output()
-            .unwrap();
-        let out = must_succeed(out, "listing blobs");
-        let v: std::collections::BTreeMap<String, (u64, String)> =
-            serde_json::from_slice(&out.stdout).unwrap();
-        v
+        serde_json::from_slice(&sdk(&self.azurite, script, &[prefix], "listing blobs")).unwrap()
     }
 
     /// A blob's bytes as text (read with Azure's SDK).
     pub fn blob_text(&self, name: &str) -> String {
-        let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nsys.stdout.write(c.download_blob(sys.argv[3]).readall().decode())";
-        let out = Command::new(python())
-            .args([
-                "-c",
-                script,
-                &self.azurite.connection_string(),
-                CONTAINER,
-                name,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&must_succeed(out, &format!("reading blob {name}")).stdout)
-            .into_owned()
+        let script = "sys.stdout.write(c.download_blob(sys.argv[3]).readall().decode())";
+        String::from_utf8_lossy(&sdk(&self.azurite, script, &[name], "reading a blob")).into_owned()
     }
 
     /// Uploads one blob.
     pub fn put_blob(&self, name: &str, body: &str) {
-        let script = "import sys\nfrom azure.storage.blob import BlobServiceClient\nc = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\nc.upload_blob(sys.argv[3], sys.argv[4].encode(), overwrite=True)";
-        let out = Command::new(python())
-            .args([
-                "-c",
-                script,
-                &self.azurite.connection_string(),
-                CONTAINER,
-                name,
-                body,
-            ])
-            .output()
-            .unwrap();
-        must_succeed(out, &format!("writing blob {name}"));
+        let script = "c.upload_blob(sys.argv[3], sys.argv[4].encode(), overwrite=True)";
+        sdk(&self.azurite, script, &[name, body], "writing a blob");
     }
 
     /// The fake Druid's segments: id -> used.
@@ -306,9 +269,7 @@ pub fn expected_events(days: &[&str]) -> Vec<String> {
 
 fn upload_tree(az: &Azurite, tree: &Path) {
     let script = r#"
-import sys, os
-from azure.storage.blob import BlobServiceClient
-c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])
+import os
 root = sys.argv[3]
 for d, _, files in os.walk(root):
     for f in files:
@@ -316,15 +277,20 @@ for d, _, files in os.walk(root):
         with open(p, 'rb') as fh:
             c.upload_blob(os.path.relpath(p, root), fh, overwrite=True)
 "#;
+    sdk(az, script, &[tree.to_str().unwrap()], "seeding Azurite");
+}
+
+/// Runs `body` with Azure's Python SDK: `c` is the test container's client, `sys.argv[3..]` are `args`.
+/// Returns its stdout.
+fn sdk(az: &Azurite, body: &str, args: &[&str], what: &str) -> Vec<u8> {
+    let script = format!(
+        "import sys\nfrom azure.storage.blob import BlobServiceClient\n\
+         c = BlobServiceClient.from_connection_string(sys.argv[1]).get_container_client(sys.argv[2])\n{body}"
+    );
     let out = Command::new(python())
-        .args([
-            "-c",
-            script,
-            &az.connection_string(),
-            CONTAINER,
-            tree.to_str().unwrap(),
-        ])
+        .args(["-c", &script, &az.connection_string(), CONTAINER])
+        .args(args)
         .output()
         .unwrap();
-    must_succeed(out, "seeding Azurite");
+    must_succeed(out, what).stdout
 }
