@@ -20,6 +20,10 @@ need strace strace  # tests/locks.rs checks the local store's directory fsyncs
 # druid tests: a throwaway PostgreSQL cluster (server binaries live in /usr/lib/postgresql/<ver>/bin)
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || apt_needed+=(postgresql)
 need pg_dump postgresql-client
+# env tests: a throwaway MariaDB server (mariadbd, mariadb-install-db) and its clients (mariadb, mariadb-dump)
+{ command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 || apt_needed+=(mariadb-server)
+need mariadb-dump mariadb-client
+need git git
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
 
 # S3-protocol server for tests/store_s3.rs: moto's server, pinned (5.2.1's CompleteMultipartUpload answer

@@ -6,6 +6,7 @@ use mlua::{Lua, Table};
 pub type RustModule = fn(&Lua) -> mlua::Result<Table>;
 
 pub const RUST_MODULES: &[(&str, RustModule)] = &[
+    ("rewind.codec", crate::prims::codec::module),
     ("rewind.dedupe", crate::prims::dedupe::module),
     ("rewind.env", crate::prims::env::module),
     ("rewind.errors", super::script::errors_module),

@@ -34,6 +34,10 @@ struct Req {
     headers: HeaderMap,
     query: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    /// A streamed body (a Reader): sent once, so such a request is never retried.
+    body_stream: std::sync::Mutex<Option<crate::base::stream::BoxReader>>,
+    /// HTTP basic auth (user, password); the password is a secret.
+    basic_auth: Option<(String, String)>,
     form: Option<Vec<(String, String)>>,
     timeout: Duration,
     retries: u32,
@@ -92,9 +96,33 @@ fn parse(
             .entry(reqwest::header::CONTENT_TYPE)
             .or_insert(HeaderValue::from_static("application/json"));
     }
-    if let Some(b) = opts.get::<Option<mlua::LuaString>>("body")? {
-        body = Some(b.as_bytes().to_vec());
+    let mut body_stream = None;
+    match opts.get::<Value>("body")? {
+        Value::Nil => {}
+        Value::String(b) => body = Some(b.as_bytes().to_vec()),
+        v @ Value::UserData(_) => {
+            body_stream = Some(crate::base::stream::reader_from_value(&v, "http body")?)
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "http: body must be a string or a reader, got {}",
+                other.type_name()
+            )));
+        }
     }
+    let basic_auth = match opts.get::<Option<Table>>("basic_auth")? {
+        Some(a) => {
+            let user: String = a.get("user")?;
+            let password: String = a.get::<Option<String>>("password")?.unwrap_or_default();
+            crate::base::redact::register(&password);
+            Some((user, password))
+        }
+        None => None,
+    };
+    let retries = match body_stream {
+        Some(_) => 0,
+        None => opts.get::<Option<u32>>("retries")?.unwrap_or(3),
+    };
     let form = opts
         .get::<Option<Table>>("form")?
         .map(|f| {
@@ -126,9 +154,11 @@ fn parse(
         headers,
         query,
         body,
+        body_stream: std::sync::Mutex::new(body_stream),
+        basic_auth,
         form,
         timeout,
-        retries: opts.get::<Option<u32>>("retries")?.unwrap_or(3),
+        retries,
         retry_on: opts
             .get::<Option<Vec<u16>>>("retry_on")?
             .unwrap_or_else(|| vec![429, 500, 502, 503, 504]),
@@ -203,6 +233,12 @@ async fn send(lua: Lua, req: Req) -> mlua::Result<Table> {
         }
         if let Some(body) = &req.body {
             b = b.body(body.clone());
+        }
+        if let Some((user, password)) = &req.basic_auth {
+            b = b.basic_auth(user, Some(password));
+        }
+        if let Some(r) = req.body_stream.lock().unwrap().take() {
+            b = b.body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(r)));
         }
         if let Some(form) = &req.form {
             b = b.form(form);

@@ -6,7 +6,8 @@
 ---@class rewind.http.Options
 ---@field headers? table<string,string>
 ---@field json? any             a body encoded as JSON (sets Content-Type)
----@field body? string
+---@field body? string|rewind.Reader  a reader is streamed (sent once: such a request is never retried)
+---@field basic_auth? {user: string, password?: string}  HTTP basic auth (the password is a secret)
 ---@field form? table<string,string>
 ---@field query? table<string,any>
 ---@field timeout? string|number  per attempt; default 60s

@@ -9,6 +9,7 @@ pub mod http;
 pub mod kafka;
 pub mod lease;
 pub mod lua_harness;
+pub mod mariadb;
 pub mod metrics;
 pub mod pg;
 pub mod process;

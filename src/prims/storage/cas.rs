@@ -1,94 +1,17 @@
 //! Content-addressed puts (`store:put_cas`): the input is hashed (a reader is spooled to a temporary
 //! file on the way) and stored at `<prefix>/<aa>/<sha256>` unless that key exists, optionally
-//! compressed with gzip or zstd on a blocking thread.
+//! compressed with gzip or zstd (rewind.codec).
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Backend, join, open_file_reader};
-use crate::base::errors::UsageError;
 use crate::base::stream::BoxReader;
-
-/// Compression applied by `put_cas`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    pub fn parse(s: Option<&str>) -> anyhow::Result<Compression> {
-        Ok(match s.unwrap_or("none") {
-            "none" | "" => Compression::None,
-            "gzip" | "gz" => Compression::Gzip,
-            "zstd" | "zst" => Compression::Zstd,
-            other => bail!(UsageError(format!(
-                "compression '{other}' is not one of none, gzip, zstd"
-            ))),
-        })
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
-
-/// Compresses a stream on a blocking thread; errors (of the input or the encoder) reach the reader.
-pub fn compress_reader(input: BoxReader, c: Compression) -> BoxReader {
-    if c == Compression::None {
-        return input;
-    }
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    crate::base::blocking::spawn_blocking(move || {
-        struct ChanWrite(tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>);
-        impl std::io::Write for ChanWrite {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
-                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "closed"))?;
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut src = tokio_util::io::SyncIoBridge::new(input);
-        let out = std::io::BufWriter::with_capacity(256 * 1024, ChanWrite(tx.clone()));
-        let res = (|| -> std::io::Result<()> {
-            match c {
-                Compression::Zstd => {
-                    let mut enc = zstd::Encoder::new(out, 3)?;
-                    std::io::copy(&mut src, &mut enc)?;
-                    let mut w = enc.finish()?;
-                    std::io::Write::flush(&mut w)?;
-                }
-                Compression::Gzip => {
-                    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
-                    std::io::copy(&mut src, &mut enc)?;
-                    let mut w = enc.finish()?;
-                    std::io::Write::flush(&mut w)?;
-                }
-                Compression::None => unreachable!(),
-            }
-            Ok(())
-        })();
-        if let Err(e) = res {
-            let _ = tx.blocking_send(Err(e));
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Box::pin(tokio_util::io::StreamReader::new(stream))
-}
+pub use crate::prims::codec::{Compression, compress_reader};
 
 /// The content-addressed key of a sha256 under `prefix`: `<prefix>/<aa>/<sha256>`.
 pub fn cas_key(prefix: &str, sha: &str) -> String {
