@@ -86,7 +86,37 @@ impl Spec {
             c.current_dir(d);
         }
         c.kill_on_drop(true);
+        // Its own process group, so that a cancelled run stops what the program started too (the
+        // `sleep` under `sh -c`, a dump piped through a filter), not only the program itself.
+        c.process_group(0);
         c
+    }
+}
+
+/// Kills a program's whole process group when dropped before `disarm`: the run was cancelled (Ctrl-C,
+/// SIGTERM, a lost lease) or the program timed out. A program that ended normally keeps whatever it
+/// deliberately left running.
+struct GroupKill {
+    pgid: Option<i32>,
+}
+
+impl GroupKill {
+    fn new(child: &Child) -> GroupKill {
+        GroupKill {
+            pgid: child.id().map(|p| p as i32),
+        }
+    }
+    fn disarm(&mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // SAFETY: killpg only sends a signal; the group is the one this program leads.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        }
     }
 }
 
@@ -165,6 +195,7 @@ async fn run(lua: Lua, spec: Spec) -> mlua::Result<Table> {
         .spawn()
         .with_context(|| format!("starting {}", spec.argv[0]))
         .lua_err()?;
+    let mut group = GroupKill::new(&child);
     let feeder = feed_stdin(&mut child, spec.stdin.clone()).await.lua_err()?;
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
@@ -204,6 +235,7 @@ async fn run(lua: Lua, spec: Spec) -> mlua::Result<Table> {
     }
     .with_context(|| format!("running {what}"))
     .lua_err()?;
+    group.disarm();
     if let Some(f) = feeder {
         let _ = f.await;
     }
@@ -230,6 +262,7 @@ pub struct Process {
     what: String,
     check: bool,
     timeout: Option<Duration>,
+    group: std::cell::RefCell<GroupKill>,
 }
 
 impl UserData for Process {
@@ -260,6 +293,7 @@ impl UserData for Process {
                     Ok(s) => s,
                     Err(_) => {
                         let _ = c.kill().await;
+                        this.group.replace(GroupKill { pgid: None }); // dropping the old one kills the group
                         return Err(anyhow::anyhow!(
                             "{} timed out after {} and was killed",
                             this.what,
@@ -273,6 +307,7 @@ impl UserData for Process {
             .with_context(|| format!("waiting for {}", this.what))
             .lua_err()?;
             guard.take();
+            this.group.borrow_mut().disarm();
             let task = this.stderr_task.borrow_mut().take();
             if let Some(h) = task {
                 let _ = h.await;
@@ -291,6 +326,7 @@ impl UserData for Process {
             if let Some(c) = this.child.lock().await.as_mut() {
                 let _ = c.kill().await;
             }
+            this.group.replace(GroupKill { pgid: None });
             Ok(())
         });
     }
@@ -310,6 +346,7 @@ async fn spawn(spec: Spec) -> mlua::Result<Process> {
         .spawn()
         .with_context(|| format!("starting {}", spec.argv[0]))
         .lua_err()?;
+    let group = GroupKill::new(&child);
     let _ = feed_stdin(&mut child, spec.stdin.clone()).await.lua_err()?;
     let (tail, task) = collect_stderr(&mut child, spec.argv[0].clone());
     let stdout = child
@@ -324,6 +361,7 @@ async fn spawn(spec: Spec) -> mlua::Result<Process> {
         what,
         check: spec.check,
         timeout: spec.timeout,
+        group: std::cell::RefCell::new(group),
     })
 }
 

@@ -183,12 +183,10 @@ local RESTORE = {
       if not s.target.git_dir then errors.usage("checkout=true needs git.dir") end
       deploy.checkout(s.target.git_dir, r.git, opts.force)
     end
-    if r.images and #r.images > 0 then
-      if opts.deploy_command then
-        deploy.deploy(opts.deploy_command, r)
-      else
-        print("images of snapshot: " .. table.concat(r.images, " "))
-      end
+    if opts.deploy_command then
+      deploy.deploy(opts.deploy_command, r)
+    elseif r.images and #r.images > 0 then
+      print("images of snapshot: " .. table.concat(r.images, " "))
     end
   end,
   mysql = function(s, snap)

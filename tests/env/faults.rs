@@ -191,7 +191,7 @@ fn a_part_failing_mid_restore_names_what_was_restored_and_the_safety_snapshot_un
 }
 
 #[test]
-fn ctrl_c_during_a_backup_turns_maintenance_off() {
+fn ctrl_c_or_sigterm_during_a_backup_turns_maintenance_off_and_stops_at_once() {
     let w = World::start();
     // The images command runs inside the maintenance window and takes its time.
     let pf = w.params_file("");
@@ -200,23 +200,32 @@ fn ctrl_c_during_a_backup_turns_maintenance_off() {
             "images:\n  compose_file: {}/docker-compose.yml\n",
             w.git_dir().display()
         ),
-        "images:\n  command: \"sleep 30; echo app:1\"\n",
+        "images:\n  command: \"sleep 60; echo app:1\"\n",
     );
     std::fs::write(&pf, yaml).unwrap();
-    let child = w.spawn("env-backup", &pf, &[]);
-    wait_for("maintenance on", Duration::from_secs(60), || {
-        w.maintenance_history() == ["on"]
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "{}", text(&out));
-    assert_eq!(
-        w.maintenance_history(),
-        ["on", "off"],
-        "Ctrl-C turned maintenance off: {}",
-        text(&out)
-    );
+    for (sig, name) in [(libc::SIGINT, "Ctrl-C"), (libc::SIGTERM, "SIGTERM")] {
+        let before = w.maintenance_history().len();
+        let child = w.spawn("env-backup", &pf, &[]);
+        wait_for("maintenance on", Duration::from_secs(60), || {
+            w.maintenance_history().len() == before + 1
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let t = std::time::Instant::now();
+        unsafe { libc::kill(child.id() as i32, sig) };
+        // Waiting for the output also waits for the images command's `sleep`, unless it was stopped too.
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name}: the run and its programs stop at once"
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        assert_eq!(
+            w.maintenance_history()[before..],
+            ["on", "off"],
+            "{name} turned maintenance off: {}",
+            text(&out)
+        );
+    }
     assert!(
         w.manifests().is_empty(),
         "no snapshot from an interrupted backup"

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod faults;
+mod options;
 mod world;
 
 use serde_json::json;
