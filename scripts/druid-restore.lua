@@ -141,14 +141,7 @@ return {
       end
 
       -- 1) verify everything first
-      local v = s:verify()
-      if not v.ok then
-        local bad = {}
-        for _, o in ipairs(v.objects or {}) do
-          if not o.ok then bad[#bad + 1] = o.name .. ": " .. tostring(o.error) end
-        end
-        error("snapshot " .. m.id .. " failed verification, nothing was changed:\n  " .. table.concat(bad, "\n  "), 0)
-      end
+      s:verify_or_fail()
       log.info("snapshot verified", { snapshot = m.id, objects = #m.objects })
 
       -- 2) safety snapshot of the current state

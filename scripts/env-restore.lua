@@ -48,14 +48,7 @@ return {
         for _, l in ipairs(plan) do print(l) end
         return { dry_run = true, snapshot = s.id, plan = plan }
       end
-      local v = s:verify()
-      if not v.ok then
-        local bad = {}
-        for _, o in ipairs(v.objects) do
-          if not o.ok then bad[#bad + 1] = o.name .. ": " .. tostring(o.error) end
-        end
-        error("snapshot " .. s.id .. " failed verification, nothing was changed:\n  " .. table.concat(bad, "\n  "), 0)
-      end
+      s:verify_or_fail()
       local safety, restored
       local seconds = maintenance.during(switch, function()
         if p.safety_backup then

@@ -467,6 +467,18 @@ function Opened:verify()
   return result
 end
 
+--- Verifies every object and raises, naming each bad one, unless all are intact. Restores call it
+--- before they change anything.
+function Opened:verify_or_fail()
+  local v = self:verify()
+  if v.ok then return v end
+  local bad = {}
+  for _, o in ipairs(v.objects) do
+    if not o.ok then bad[#bad + 1] = o.name .. ": " .. tostring(o.error) end
+  end
+  error("snapshot " .. self.id .. " failed verification, nothing was changed:\n  " .. table.concat(bad, "\n  "), 0)
+end
+
 --- Deletes a snapshot: its manifest first (so it turns incomplete, never half-listed), then its objects.
 --- Also removes an incomplete snapshot's objects.
 function M.delete(store, prefix, id)

@@ -74,6 +74,10 @@ function Opened:get(name) end
 ---Re-reads every object and checks size and sha256.
 ---@return {ok: boolean, id: string, objects: {name: string, key: string, ok: boolean, error?: string}[]}
 function Opened:verify() end
+---Verifies every object and raises "snapshot ID failed verification, nothing was changed: ..." naming
+---each bad one, unless all are intact (then returns verify's result).
+---@return {ok: boolean, id: string, objects: {name: string, key: string, ok: boolean, error?: string}[]}
+function Opened:verify_or_fail() end
 ---@param name string
 ---@return rewind.snapshot.Object
 function Opened:object(name) end

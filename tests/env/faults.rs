@@ -274,3 +274,23 @@ fn wrong_credentials_fail_clearly_without_showing_them() {
     assert!(!all.contains("wrong-Fb-Secret-0000"), "{all}");
     assert_no_secrets(&w.everything_written(), "the store");
 }
+
+#[test]
+fn verbose_logs_of_a_backup_and_a_restore_never_show_a_secret() {
+    let w = World::start();
+    let pf = w.params_file("");
+    for format in ["human", "json"] {
+        for (script, args) in [
+            ("env-backup", &[][..]),
+            ("env-restore", &["parts=mysql,firebase"][..]),
+        ] {
+            let out = w
+                .command_with(&["-vv", "--log-format", format], script, &pf, args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}: {}", text(&out));
+            assert_no_secrets(&text(&out), &format!("{script} at -vv ({format} logs)"));
+        }
+    }
+    assert_no_secrets(&w.everything_written(), "the store");
+}

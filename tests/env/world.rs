@@ -276,8 +276,20 @@ impl World {
 
     /// `rewind run SCRIPT --params-file FILE ARGS...` with the secrets in the environment.
     pub fn command(&self, script: &str, params_file: &Path, args: &[&str]) -> Command {
+        self.command_with(&[], script, params_file, args)
+    }
+
+    /// The same with global options first (`-vv`, `--log-format json`).
+    pub fn command_with(
+        &self,
+        global: &[&str],
+        script: &str,
+        params_file: &Path,
+        args: &[&str],
+    ) -> Command {
         let mut c = rewind();
-        c.args(["run", "--json", script, "--params-file"])
+        c.args(global)
+            .args(["run", "--json", script, "--params-file"])
             .arg(params_file)
             .args(args);
         c.env("MYSQL_PWD", mariadb::PASSWORD)
