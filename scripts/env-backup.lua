@@ -39,7 +39,7 @@ return {
     return lock.with_target(st, p.prefix, function(l)
       local seconds, m = maintenance.during(switch, function()
         return envsnap.take(st, parts, { prefix = p.prefix, target = p.target, tags = p.tags or {},
-          params = ctx.public_params, level = p.level, workers = p.workers })
+          params = ctx.public_params, level = p.level, workers = p.workers, quiesced = switch ~= nil })
       end)
       local objects = {}
       for _, o in ipairs(m.objects) do objects[#objects + 1] = { name = o.name, size = o.size } end

@@ -54,7 +54,7 @@ return {
         if p.safety_backup then
           local m = envsnap.take(st, envsnap.safety_parts(selected), { prefix = p.prefix, target = p.target,
             tags = { "safety" }, params = ctx.public_params, level = p.level, workers = p.workers,
-            procedure = "env-restore" })
+            procedure = "env-restore", quiesced = switch ~= nil })
           safety = m.id
           log.info("safety snapshot taken", { snapshot = safety })
         end

@@ -1,4 +1,4 @@
-//! The throwaway-MariaDB helper (tests/common/mariadb.rs) against the real server: the fixture loads,
+//! The throwaway-MariaDB helper (tests/common/mariadb/) against the real server: the fixture loads,
 //! `state()` sees all of it, a `mariadb-dump | mariadb` round trip leaves `state()` equal, and a dropped
 //! table, a changed byte, a changed routine or a missing event makes it differ.
 

@@ -9,7 +9,7 @@ use anyhow::bail;
 use mlua::{Lua, Table, Value};
 
 use crate::base::errors::{IntoLua, UsageError};
-use crate::base::stream::{BoxReader, Reader, reader_from_value};
+use crate::base::stream::{BoxReader, Reader, read_ahead, reader_from_value};
 
 /// A stream codec.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +89,9 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     crate::base::blocking::spawn_blocking(move || {
-        let mut src = tokio_util::io::SyncIoBridge::new(input);
+        // Reading runs on its own thread, a few chunks ahead, so a producer writing into a pipe (a
+        // database dump) never waits while this thread compresses.
+        let mut src = read_ahead(tokio_util::io::SyncIoBridge::new(input), 256 * 1024, 8);
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, ChanWrite(tx.clone()));
         let res = work(&mut src, &mut out).and_then(|_| out.flush());
         if let Err(e) = res {

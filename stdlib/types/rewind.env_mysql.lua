@@ -24,6 +24,7 @@
 ---@field charset string                 default character set of the database
 ---@field collation string               default collation of the database
 ---@field tables table<string, integer>  exact row count of every base table
+---@field counts_exact boolean           taken under maintenance; else a restore only warns about a difference
 
 local M = {}
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::common::mariadb;
 use crate::common::process::text;
-use crate::world::{World, result};
+use crate::world::{FIREBASE_TOKEN, World, assert_no_secrets, result};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
@@ -190,4 +190,35 @@ fn credentials_can_come_from_an_option_file() {
         .unwrap();
     let r = result(&out);
     assert!(r["parts"].as_array().unwrap().contains(&json!("mysql")));
+}
+
+#[test]
+fn firebase_takes_an_access_token_instead_of_the_secret() {
+    let w = World::start();
+    let pf = w.params_file("");
+    let fb = w.firebase();
+    let out = w
+        .command("env-backup", &pf, &[])
+        .env_remove("FIREBASE_SECRET")
+        .env("FIREBASE_TOKEN", FIREBASE_TOKEN)
+        .output()
+        .unwrap();
+    let id = result(&out)["snapshot"].as_str().unwrap().to_string();
+    w.set_firebase(&json!({"replaced": true}));
+    let out = w
+        .command(
+            "env-restore",
+            &pf,
+            &[&format!("snapshot={id}"), "parts=firebase"],
+        )
+        .env_remove("FIREBASE_SECRET")
+        .env("FIREBASE_TOKEN", FIREBASE_TOKEN)
+        .output()
+        .unwrap();
+    result(&out);
+    assert_eq!(w.firebase(), fb);
+    assert_no_secrets(
+        &format!("{}{}", text(&out), w.everything_written()),
+        "the output and the store",
+    );
 }

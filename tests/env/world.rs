@@ -14,6 +14,7 @@ use crate::common::mariadb::{self, Maria};
 use crate::common::process::{Killed, python_fake, rewind, spawn_announcing, text};
 
 pub const FIREBASE_SECRET: &str = "fb-Secret-4f2a9c71e0";
+pub const FIREBASE_TOKEN: &str = "ya29.fbAccessTok3n-b81d";
 pub const MAINTENANCE_TOKEN: &str = "maint-Token-77c1b3";
 pub const DATABASES: [&str; 3] = ["athena-server", "oauth2-users", "oauth2-server"];
 /// A credential in the deployment checkout's remote URL: must not reach the manifest.
@@ -55,7 +56,10 @@ impl World {
         let repo_root = dir.path().join("es-repo");
         std::fs::create_dir_all(&repo_root).unwrap();
         let (es, es_port) = fake("es_fake.py", &["--path-repo", repo_root.to_str().unwrap()]);
-        let (fb, fb_port) = fake("firebase_fake.py", &["--secret", FIREBASE_SECRET]);
+        let (fb, fb_port) = fake(
+            "firebase_fake.py",
+            &["--secret", FIREBASE_SECRET, "--token", FIREBASE_TOKEN],
+        );
         let (mt, maint_port) = fake("maintenance_fake.py", &["--token", MAINTENANCE_TOKEN]);
         let w = World {
             dir,
