@@ -132,10 +132,7 @@ fn a_part_failing_mid_backup_leaves_no_manifest_and_maintenance_off() {
 #[test]
 fn a_part_failing_mid_restore_names_what_was_restored_and_the_safety_snapshot_undoes_it() {
     let w = World::start();
-    let id = result(&w.run("env-backup", &[]))["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = w.backup();
     // Change the environment; this is the state the safety snapshot must bring back.
     w.maria
         .sql(Some("athena-server"), "delete from orders where id > 10");

@@ -174,10 +174,7 @@ fn full_round_trip_restores_every_part_and_keeps_a_safety_snapshot() {
 #[test]
 fn dry_run_prints_what_is_destroyed_and_changes_nothing() {
     let w = World::start();
-    let id = result(&w.run("env-backup", &[]))["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = w.backup();
     w.maria.sql(Some("athena-server"), "delete from orders");
     let before = w.databases();
     let history = w.maintenance_history();

@@ -17,14 +17,8 @@ fn keep_within_prunes_after_the_backup_and_keeps_safety_snapshots() {
     let w = World::start();
     // keep_within also keeps the newest snapshot older than the window (so the whole window is
     // covered): of two old backups, the older one goes.
-    let first = result(&w.run("env-backup", &[]))["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let second = result(&w.run("env-backup", &[]))["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = w.backup();
+    let second = w.backup();
     let r = result(&w.run("env-restore", &["parts=config"]));
     let safety = r["safety_snapshot"].as_str().unwrap().to_string();
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -134,10 +128,7 @@ fn a_dirty_checkout_is_recorded_and_checkout_and_deploy_command_follow_the_snaps
 #[test]
 fn a_corrupted_snapshot_is_refused_before_anything_changes() {
     let w = World::start();
-    let id = result(&w.run("env-backup", &[]))["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = w.backup();
     let dump = crate::common::process::files(&w.store())
         .into_iter()
         .find(|f| f.to_string_lossy().contains("mysql-oauth2-users"))

@@ -309,6 +309,14 @@ impl World {
         self.command(script, &pf, args).output().unwrap()
     }
 
+    /// A plain env-backup of the whole environment; returns its snapshot id.
+    pub fn backup(&self) -> String {
+        result(&self.run("env-backup", &[]))["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn spawn(&self, script: &str, params_file: &Path, args: &[&str]) -> Child {
         self.command(script, params_file, args)
             .stdout(std::process::Stdio::piped())
