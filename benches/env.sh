@@ -220,7 +220,7 @@ rewind_failed() { echo "  rewind $1 failed (exit non-zero):"; tail -20 "$WORK/$1
 
 # 1) Backup, alternating. Each run starts from nothing: the reference file and rewind's store are removed.
 mkdir -p "$WORK/ref"
-REF_B=(); RW_B=(); RW_B_LARGEST=(); RW_B_TREE=(); REF_B_TREE=()
+REF_B=(); RW_B=(); RW_B_LARGEST=(); RW_B_TREE=(); REF_B_TREE=(); RW_NC=()
 for round in $(seq 1 "$ROUNDS"); do
   rm -rf "$WORK/ref/bench.sql.zst" "$WORK/store"; sync
   read -r t _ tree < <(bench_env measure "$WORK/ref-backup" "set -o pipefail; mariadb-dump $CONN --single-transaction \
@@ -237,6 +237,14 @@ for round in $(seq 1 "$ROUNDS"); do
   else
     rewind_failed backup
     echo "  round $round: backup reference mariadb-dump | zstd ${REF_B[-1]}s (tree $((REF_B_TREE[-1] / 1024)) MiB)"
+  fi
+  # For context: the same backup without its exact row counts (a COUNT(*) per table on the server).
+  rm -rf "$WORK/store-nc"; sync
+  if out=$(bench_env measure "$WORK/backup-nc" "$REWIND" run env-backup -q --json store="$WORK/store-nc" prefix=bench \
+    mysql.databases=bench mysql.host=127.0.0.1 mysql.port="$PORT" mysql.user=bench level=1 mysql.count_rows=false); then
+    read -r t _ _ <<< "$out"
+    RW_NC+=("$t")
+    echo "  round $round: backup rewind mysql.count_rows=false ${t}s"
   fi
 done
 DUMP_BYTES=$(zstd -q -d < "$WORK/ref/bench.sql.zst" | wc -c)
@@ -313,3 +321,7 @@ for r in table:
     print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 PY
 [ "$ERRORS" = 0 ] || { echo "$ERRORS rewind run(s) failed"; exit 1; }
+if [ "${#RW_NC[@]}" -gt 0 ]; then
+  python3 -c "import sys; nc, ref = float(sys.argv[1]), float(sys.argv[2]); print('backup without row counts (mysql.count_rows=false, context): %.2f s, ratio %.2f' % (nc, nc / ref))" \
+    "$(best "${RW_NC[@]}")" "$(best "${REF_B[@]}")"
+fi

@@ -106,16 +106,16 @@ function M.backup(snap, conn, database, opts)
   local p = exec.spawn(args)
   -- The exact row counts are taken while the dump streams: the environment is under maintenance, and
   -- the count then costs no time of its own.
-  local counting = task.spawn(M.row_counts, conn, database)
+  local counting = conn.count_rows ~= false and task.spawn(M.row_counts, conn, database) or nil
   local ok, entry = pcall(snap.put, snap, "mysql-" .. database, M.EXT,
     codec.compress(p:stdout(), { level = opts.level or 1, workers = opts.workers or 0 }))
   if not ok then
-    counting:abort()
+    if counting then counting:abort() end
     pcall(p.kill, p)
     error(entry, 0)
   end
   p:wait()
-  local counts = counting:join()
+  local counts = counting and counting:join() or nil
   log.info("database dumped", { database = database, bytes = entry.size })
   -- Without maintenance, writes between the dump's snapshot and the count can make them differ: such
   -- counts are recorded as approximate, and a restore only warns about a difference.
@@ -140,6 +140,7 @@ end
 
 --- Compares the row counts now with the recorded ones; returns nil or a description of the differences.
 function M.check(conn, record)
+  if record.tables == nil then return nil end -- backed up with mysql.count_rows=false
   local now = M.row_counts(conn, record.name)
   local diffs = {}
   for t, n in pairs(record.tables or {}) do

@@ -38,6 +38,8 @@ function M.declare()
     ["mysql.defaults_file"] = { type = "string", doc = "client option file with the credentials (--defaults-extra-file)" },
     ["mysql.dump_command"] = { type = "string", doc = "dump program (default: mariadb-dump, else mysqldump)" },
     ["mysql.client_command"] = { type = "string", doc = "client program (default: mariadb, else mysql)" },
+    ["mysql.count_rows"] = { type = "boolean", default = true,
+      doc = "record exact row counts per table (a COUNT(*) per table) and check them after a restore" },
 
     ["elasticsearch.url"] = { type = "string", doc = "Elasticsearch URL, e.g. http://127.0.0.1:9200" },
     ["elasticsearch.user"] = { type = "string", doc = "basic-auth user" },
@@ -93,7 +95,8 @@ function M.parts(p)
     end
     parts.mysql = { databases = dbs, host = p["mysql.host"], port = p["mysql.port"], socket = p["mysql.socket"],
       user = p["mysql.user"], password = p["mysql.password"], defaults_file = p["mysql.defaults_file"],
-      dump_command = p["mysql.dump_command"], client_command = p["mysql.client_command"] }
+      dump_command = p["mysql.dump_command"], client_command = p["mysql.client_command"],
+      count_rows = p["mysql.count_rows"] ~= false }
   end
   if given(p["elasticsearch.url"]) then
     if not given(p["elasticsearch.location"]) then

@@ -154,7 +154,8 @@ function M.plan(m, selected, opts)
       for _, d in ipairs(r.databases) do
         local tables, rows = 0, 0
         for _, n in pairs(d.tables or {}) do tables, rows = tables + 1, rows + n end
-        lines[#lines + 1] = string.format("mysql: drop database %s and recreate it from the dump (%d tables, %d rows)", d.name, tables, rows)
+        local what = d.tables and string.format("%d tables, %d rows", tables, rows) or "row counts not recorded"
+        lines[#lines + 1] = string.format("mysql: drop database %s and recreate it from the dump (%s)", d.name, what)
       end
       for _, name in ipairs(r.absent or {}) do
         lines[#lines + 1] = "mysql: drop database " .. name .. " (it did not exist when the snapshot was taken)"

@@ -14,6 +14,7 @@
 ---@field dump_command? string      dump program (default: mariadb-dump, else mysqldump)
 ---@field client_command? string    client program (default: mariadb, else mysql)
 ---@field absent? string[]          (safety snapshots) databases that did not exist: restoring drops them
+---@field count_rows? boolean       record exact row counts (default true)
 
 ---The manifest record of one dumped database.
 ---@class rewind.env_mysql.Record
@@ -23,7 +24,7 @@
 ---@field sha256 string
 ---@field charset string                 default character set of the database
 ---@field collation string               default collation of the database
----@field tables table<string, integer>  exact row count of every base table
+---@field tables? table<string, integer>  exact row count of every base table (absent with count_rows=false)
 ---@field counts_exact boolean           taken under maintenance; else a restore only warns about a difference
 
 local M = {}

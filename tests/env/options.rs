@@ -213,3 +213,21 @@ fn firebase_takes_an_access_token_instead_of_the_secret() {
         "the output and the store",
     );
 }
+
+#[test]
+fn row_counts_can_be_left_out_and_the_restore_still_works() {
+    let w = World::start();
+    let dbs = w.databases();
+    let r = result(&w.run("env-backup", &["mysql.count_rows=false"]));
+    let id = r["snapshot"].as_str().unwrap().to_string();
+    let rec = &w.manifests()[&id]["env"]["mysql"]["databases"][0];
+    assert!(rec["tables"].is_null(), "no counts recorded: {rec}");
+    let plan = result(&w.run("env-restore", &["dry_run=true", "parts=mysql"]));
+    assert!(
+        plan.to_string().contains("row counts not recorded"),
+        "{plan}"
+    );
+    w.maria.sql(Some("athena-server"), "delete from orders");
+    result(&w.run("env-restore", &[&format!("snapshot={id}"), "parts=mysql"]));
+    assert_eq!(w.databases(), dbs);
+}
