@@ -96,7 +96,7 @@ measure() { python3 "$WORK/measure_tree.py" "$@"; }
 mkdir -p "$WORK/db"
 [ "$(id -u)" = 0 ] && chown mysql:mysql "$WORK/db"
 as_mysql "$INSTALL_DB" --no-defaults --auth-root-authentication-method=socket --datadir="$WORK/db/data" \
-  --skip-test-db --skip-name-resolve > "$WORK/install.log" 2>&1 || fail "mariadb-install-db failed:" "$WORK/install.log"
+  --skip-test-db --skip-name-resolve --tmpdir="$WORK/db" > "$WORK/install.log" 2>&1 || fail "mariadb-install-db failed:" "$WORK/install.log"
 PORT=$(free_port)
 as_mysql "$MARIADBD" --no-defaults --datadir="$WORK/db/data" --socket="$WORK/db/sock" \
   --pid-file="$WORK/db/mariadbd.pid" --log-error="$WORK/db/error.log" --tmpdir="$WORK/db" \

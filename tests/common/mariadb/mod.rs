@@ -128,13 +128,17 @@ impl Maria {
                 "--skip-name-resolve",
             ])
             .arg(format!("--datadir={}", m.data().display()))
+            // Its own temporary directory: concurrent bootstraps in a shared /tmp collide on the names
+            // of their temporary tables ("Could not remove temporary table '/tmp/#sql-temptable-...'").
+            .arg(format!("--tmpdir={}", m.dir.path().display()))
             .output()
             .unwrap();
         m.must_succeed(out, "mariadb-install-db");
 
         let console = std::fs::File::create(m.dir.path().join("mariadbd.out")).unwrap();
         let mut c = Command::new(server_program("mariadbd"));
-        c.arg("--no-defaults");
+        c.arg("--no-defaults")
+            .arg(format!("--tmpdir={}", m.dir.path().display()));
         if is_root() {
             // mariadbd drops to this user itself, so the child we kill is the server.
             c.arg("--user=mysql");
