@@ -193,15 +193,21 @@ fn opt<T: mlua::FromLua>(opts: &Option<Table>, key: &str) -> mlua::Result<Option
     }
 }
 
+/// The `codec` option of a call (default zstd).
+fn codec_opt(opts: &Option<Table>) -> mlua::Result<Compression> {
+    Compression::parse(Some(
+        opt::<String>(opts, "codec")?.as_deref().unwrap_or("zstd"),
+    ))
+    .lua_err()
+}
+
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     // compress(reader|string, {codec = "zstd"|"gzip"|"none", level = n, workers = n}) → Reader
     t.set(
         "compress",
         lua.create_function(|_, (v, opts): (Value, Option<Table>)| {
-            let codec =
-                Compression::parse(opt::<String>(&opts, "codec")?.as_deref().or(Some("zstd")))
-                    .lua_err()?;
+            let codec = codec_opt(&opts)?;
             let settings = Settings {
                 codec,
                 level: opt(&opts, "level")?,
@@ -216,9 +222,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "decompress",
         lua.create_function(|_, (v, opts): (Value, Option<Table>)| {
-            let codec =
-                Compression::parse(opt::<String>(&opts, "codec")?.as_deref().or(Some("zstd")))
-                    .lua_err()?;
+            let codec = codec_opt(&opts)?;
             let label = format!("{} (decompressed)", label_of(&v));
             let input = reader_from_value(&v, "codec.decompress")?;
             Ok(Reader::new(label, decompress(input, codec)))

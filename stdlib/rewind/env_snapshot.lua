@@ -11,6 +11,7 @@ local deploy = require("rewind.env_deploy")
 local log = require("rewind.log")
 local time = require("rewind.time")
 local errors = require("rewind.errors")
+local fs = require("rewind.fs")
 
 local M = {}
 
@@ -116,7 +117,7 @@ function M.safety_parts(selected)
       t.databases, t.absent = dbs, absent
       parts.mysql = t
     elseif s.name == "config" then
-      if require("rewind.fs").exists(s.target.dir) then parts.config = s.target end
+      if fs.exists(s.target.dir) then parts.config = s.target end
     elseif s.name == "deployment" then
       if s.target.git_dir or s.target.images or s.target.compose_file or s.target.images_command then
         parts.deployment = s.target
