@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod duration;
 pub mod errors;
 pub mod files;
+pub mod pipe;
 pub mod redact;
 pub mod retry;
 pub mod state;

@@ -352,7 +352,12 @@ async fn spawn(spec: Spec) -> mlua::Result<Process> {
     let stdout = child
         .stdout
         .take()
-        .map(|s| Reader::new(format!("{} stdout", spec.argv[0]), Box::pin(s)));
+        .map(|s| -> anyhow::Result<Reader> {
+            let r = crate::base::pipe::reader(s.into_owned_fd()?)?;
+            Ok(Reader::new(format!("{} stdout", spec.argv[0]), r))
+        })
+        .transpose()
+        .lua_err()?;
     Ok(Process {
         child: Rc::new(tokio::sync::Mutex::new(Some(child))),
         stdout: std::cell::RefCell::new(stdout),

@@ -82,6 +82,36 @@ t.test("spawn: stdout streams into a file writer-side primitive", function()
   t.ok(d)
 end)
 
+t.test("spawn: output printed now and then is read as it comes, not held back for a full chunk", function()
+  local p = exec.spawn({ "sh", "-c", "echo first; sleep 2; echo second", timeout = "10s" })
+  local out = p:stdout()
+  local start = time.monotonic()
+  t.eq(out:read(), "first\n")
+  t.ok(time.monotonic() - start < 1.5, "the first line arrived before the program printed the second")
+  t.eq(out:read(), "second\n")
+  t.eq(out:read(), nil)
+  p:wait()
+end)
+
+t.test("spawn: the stdout pipe is enlarged to 1 MiB, so a dump writing in small pieces rarely waits", function()
+  -- F_GETPIPE_SZ (1032) on the program's own stdout; asked a few times, since the pipe is enlarged
+  -- just after the program starts.
+  local script = "import fcntl, time\nfor _ in range(100):\n    n = fcntl.fcntl(1, 1032)\n"
+    .. "    if n == 1048576: break\n    time.sleep(0.02)\nprint(n)\n"
+  local p = exec.spawn({ "python3", "-c", script, timeout = "10s" })
+  t.eq(p:stdout():read_all(), "1048576\n")
+  p:wait()
+end)
+
+t.test("spawn: closing stdout early ends the program's writes (broken pipe), and wait reports it", function()
+  local p = exec.spawn({ "sh", "-c", "yes", timeout = "10s" })
+  local out = p:stdout()
+  t.ok(#out:read(10) > 0)
+  out:close()
+  local ok = pcall(p.wait, p)
+  t.eq(ok, false, "yes was stopped by SIGPIPE, not left running until the timeout")
+end)
+
 t.test("spawn: a failing program raises on wait with stderr", function()
   local p = exec.spawn({ "sh", "-c", "echo partial; echo 'pg_dump: connection refused' >&2; exit 1" })
   t.eq(p:stdout():read_all(), "partial\n")
