@@ -30,5 +30,6 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cli::daemon::run(host, args),
         Command::Jobs(args) => cli::jobs::run(args),
         Command::Stdlib { action } => cli::stdlib::run(action),
+        Command::Admin { action } => cli::admin::run(action),
     }
 }

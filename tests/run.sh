@@ -24,6 +24,8 @@ need pg_dump postgresql-client
 { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 || apt_needed+=(mariadb-server)
 need mariadb-dump mariadb-client
 need git git
+# admin page tests: Debian's Chromium, driven by Playwright (tests/admin/browser.py)
+[ -x /usr/bin/chromium ] || apt_needed+=(chromium)
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
 
 # S3-protocol server for tests/store_s3.rs: moto's server, pinned (5.2.1's CompleteMultipartUpload answer
@@ -38,6 +40,8 @@ fi
 "$moto_venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null || "$moto_venv/bin/pip" install -q azure-storage-blob
 # The Prometheus project's OpenMetrics parser reads the daemon's /metrics in tests/daemon/api.rs.
 "$moto_venv/bin/python" -c 'import prometheus_client' 2>/dev/null || "$moto_venv/bin/pip" install -q prometheus_client
+# Playwright drives the system's Chromium (never a browser of its own: no `playwright install`).
+"$moto_venv/bin/python" -c 'import playwright' 2>/dev/null || "$moto_venv/bin/pip" install -q "playwright==1.65.2"
 command -v azurite-blob >/dev/null 2>&1 || {
   command -v npm >/dev/null 2>&1 || { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq npm; }
   as_root npm install -g --silent azurite >/dev/null

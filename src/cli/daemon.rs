@@ -38,6 +38,20 @@ pub struct Args {
     /// Runs older than this are dropped from the history.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub keep_for: String,
+    /// Serve the admin page on --listen, with the users in FILE (YAML: name, password_hash from
+    /// `rewind admin hash-password`, role viewer|operator).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// Serve the admin page on --listen and take a `Remote-User` header from this address (an
+    /// authenticating proxy such as Authelia) as the user; roles come from --users, else viewer.
+    #[arg(long, value_name = "ADDR")]
+    pub trust_proxy: Option<String>,
+    /// Admin page: a session unused this long ends.
+    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    pub session_idle: String,
+    /// Admin page: a session ends this long after its login, used or not.
+    #[arg(long, value_name = "DURATION", default_value = "12h")]
+    pub session_max: String,
 }
 
 pub fn run(host: Host, args: Args) -> ExitCode {
@@ -87,8 +101,19 @@ pub fn run(host: Host, args: Args) -> ExitCode {
     if let Some(t) = &token {
         rewind::base::redact::register(t);
     }
-    if args.listen.is_some() && token.is_none() {
-        return usage("--listen needs an API token: --token-file FILE or REWIND_DAEMON_TOKEN");
+    let admin = match admin_config(&args) {
+        Ok(a) => a,
+        Err(e) => return usage(e),
+    };
+    if args.listen.is_some() && token.is_none() && admin.is_none() {
+        return usage(
+            "--listen needs an API token (--token-file FILE or REWIND_DAEMON_TOKEN) or the admin page (--users FILE or --trust-proxy ADDR)",
+        );
+    }
+    if admin.is_some() && args.listen.is_none() {
+        return usage(
+            "--users and --trust-proxy serve the admin page on --listen ADDR: give it too",
+        );
     }
     let config = daemon::Config {
         host,
@@ -101,12 +126,42 @@ pub fn run(host: Host, args: Args) -> ExitCode {
         allow,
         keep_runs: args.keep_runs,
         keep_for,
+        admin,
     };
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<UsageError>().is_some() => usage(format!("{e:#}")),
         Err(e) => failed(format!("{e:#}")),
     }
+}
+
+/// The admin page's settings, when `--users` or `--trust-proxy` asks for it.
+fn admin_config(args: &Args) -> Result<Option<daemon::admin::Config>, String> {
+    if args.users.is_none() && args.trust_proxy.is_none() {
+        return Ok(None);
+    }
+    let users = match &args.users {
+        Some(f) => daemon::admin::users::Users::load(f).map_err(|e| format!("--users {e}"))?,
+        None => Default::default(),
+    };
+    let trust_proxy = match &args.trust_proxy {
+        Some(a) => Some(
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("--trust-proxy {a}: not an IP address (like 10.0.0.5)"))?,
+        ),
+        None => None,
+    };
+    let limits = daemon::admin::Limits {
+        idle: Duration::from_secs_f64(seconds(&args.session_idle, "session-idle")?),
+        absolute: Duration::from_secs_f64(seconds(&args.session_max, "session-max")?),
+        ..Default::default()
+    };
+    Ok(Some(daemon::admin::Config {
+        users,
+        trust_proxy,
+        limits,
+        secure_cookies: false,
+    }))
 }
 
 fn seconds(text: &str, what: &str) -> Result<f64, String> {

@@ -1,6 +1,7 @@
 //! The `rewind` command line: the argument definitions here, one file per command beside them.
 //! Commands reach the daemon, the host and the primitives through the library; nothing below imports this.
 
+pub mod admin;
 pub mod check;
 pub mod daemon;
 pub mod help;
@@ -71,6 +72,11 @@ pub enum Command {
     Daemon(daemon::Args),
     /// List the daemon's jobs; `jobs run NAME`, `jobs log RUN_ID`, `jobs runs`.
     Jobs(jobs::Args),
+    /// Admin page helpers: `admin hash-password` makes a users file's password_hash.
+    Admin {
+        #[command(subcommand)]
+        action: admin::Action,
+    },
     /// Work with the bundled standard library.
     Stdlib {
         #[command(subcommand)]

@@ -1,6 +1,7 @@
 //! The control API. Over the unix socket `<state>/daemon.sock` (mode 0600: file permissions are the
 //! access control) for `rewind jobs run`; over HTTP with `--listen`, where every route but `/healthz`
-//! needs the bearer token (compared in constant time) and a client address in the allowlist.
+//! needs a client address in the allowlist, and the API's routes the bearer token (compared in constant
+//! time). The admin page (`admin/`) shares the listener with its own logins.
 //!
 //! Routes: `GET /healthz`, `GET /metrics`, `GET /api/jobs`, `POST /api/jobs/{name}/run` (body
 //! `{"params": {...}, "args": ["k=v"]}`), `GET /api/runs?job=&limit=`, `GET /api/runs/{id}`,
@@ -50,19 +51,25 @@ pub fn unix_router(api: Api) -> Router {
     routes().route("/healthz", get(healthz)).with_state(api)
 }
 
-pub fn tcp_router(api: Api) -> Router {
-    routes()
-        .layer(middleware::from_fn_with_state(api.clone(), guard))
+/// The HTTP listener's routes: the address allowlist before everything but `/healthz`; the bearer token
+/// for the JSON API and `/metrics`; the admin page's own login for its pages (when enabled).
+pub fn tcp_router(api: Api, admin: Option<Router>) -> Router {
+    let mut app: Router = routes()
+        .layer(middleware::from_fn_with_state(api.clone(), bearer))
+        .with_state(api.clone());
+    if let Some(pages) = admin {
+        app = app.merge(pages);
+    }
+    app.layer(middleware::from_fn_with_state(api.clone(), allowlist))
         .route("/healthz", get(healthz))
-        .with_state(api)
 }
 
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({"error": msg.into()}))).into_response()
 }
 
-/// Allowlist first (403), then the bearer token (401).
-async fn guard(
+/// Only clients in the allowlist get an answer other than 403.
+async fn allowlist(
     State(api): State<Api>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     req: Request,
@@ -70,12 +77,17 @@ async fn guard(
 ) -> Response {
     let ip = addr.ip().to_canonical();
     if !api.allow.iter().any(|n| n.contains(&ip)) {
-        tracing::warn!("API: refused {ip}: not in the allowlist");
+        tracing::warn!("HTTP: refused {ip}: not in the allowlist");
         return error(
             StatusCode::FORBIDDEN,
             format!("{ip} is not in the allowlist"),
         );
     }
+    next.run(req).await
+}
+
+/// The JSON API needs the bearer token (401 without it).
+async fn bearer(State(api): State<Api>, req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 
 use super::schedule::Schedule;
+use crate::host::params::ParamSpec;
 use crate::host::search::{Origin, ScriptSource};
 use crate::host::{Host, ModuleSet, loaded_modules, params, script, state_info};
 
@@ -52,6 +53,10 @@ pub struct JobDef {
     pub deps: Vec<PathBuf>,
     /// The modules its script required when it loaded: runs use these until the job reloads cleanly.
     pub modules: ModuleSet,
+    /// The params its script declares (the admin page hides the secret ones).
+    pub param_specs: Vec<ParamSpec>,
+    /// Params an operator may change for one run from the admin page.
+    pub overrides: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +72,8 @@ struct YamlJob {
     on_missed: OnMissed,
     on_failure: Option<YamlNotify>,
     on_success: Option<YamlNotify>,
+    #[serde(default)]
+    overrides: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,13 +159,14 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
             ),
         ));
     };
-    let (deps, modules, _) = check_script(host, &source, &job.params, file).map_err(|e| {
+    let checked = check_script(host, &source, &job.params, file).map_err(|e| {
         if e.starts_with("bad params") {
             at("params", e)
         } else {
             e
         }
     })?;
+    check_overrides(&job.overrides, &checked.params).map_err(|e| at("overrides", e))?;
     let notify = |n: Option<YamlNotify>| {
         n.map(|n| Notify::Slack {
             webhook_env: n.slack.webhook_env,
@@ -178,9 +186,35 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
         script: job.script,
         source,
         params: job.params,
-        deps,
-        modules,
+        deps: checked.deps,
+        modules: checked.modules,
+        param_specs: checked.params,
+        overrides: job.overrides,
     })
+}
+
+/// What loading a job's script found.
+struct Checked {
+    deps: Vec<PathBuf>,
+    modules: ModuleSet,
+    fields: LuaJobFields,
+    params: Vec<ParamSpec>,
+}
+
+/// Overrides must name params the script declares, and not secret ones (the page would show them).
+fn check_overrides(names: &[String], specs: &[ParamSpec]) -> Result<(), String> {
+    for n in names {
+        match specs.iter().find(|p| &p.name == n) {
+            None => return Err(format!("overrides: the script has no param '{n}'")),
+            Some(p) if p.secret => {
+                return Err(format!(
+                    "overrides: '{n}' is a secret param and cannot be overridden from the admin page"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Loads the script on a fresh state and checks the params; returns the files it loaded.
@@ -189,7 +223,7 @@ fn check_script(
     source: &ScriptSource,
     values: &Map<String, Json>,
     job_file: &Path,
-) -> Result<(Vec<PathBuf>, ModuleSet, Option<LuaJobFields>), String> {
+) -> Result<Checked, String> {
     let lua = host
         .new_state()
         .map_err(|e| format!("cannot create a Lua state: {e}"))?;
@@ -217,10 +251,19 @@ fn check_script(
             on_missed: s.table.get("on_missed")?,
             on_failure: matches!(s.table.get("on_failure")?, mlua::Value::Function(_)),
             on_success: matches!(s.table.get("on_success")?, mlua::Value::Function(_)),
+            overrides: s
+                .table
+                .get::<Option<Vec<String>>>("overrides")?
+                .unwrap_or_default(),
         })
     })()
     .map_err(|e| format!("{}: {e}", job_file.display()))?;
-    Ok((deps, loaded_modules(&lua), Some(fields)))
+    Ok(Checked {
+        deps,
+        modules: loaded_modules(&lua),
+        fields,
+        params: s.params.clone(),
+    })
 }
 
 struct LuaJobFields {
@@ -230,6 +273,7 @@ struct LuaJobFields {
     on_missed: Option<String>,
     on_failure: bool,
     on_success: bool,
+    overrides: Vec<String>,
 }
 
 fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
@@ -241,14 +285,14 @@ fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
         code: text.clone(),
         origin: Origin::File(file.to_path_buf()),
     };
-    let (deps, modules, fields) = check_script(host, &source, &Map::new(), file).map_err(|e| {
+    let checked = check_script(host, &source, &Map::new(), file).map_err(|e| {
         if e.starts_with("bad params") {
             format!("{shown}:{}: {e}", line_of(&text, "params"))
         } else {
             e
         }
     })?;
-    let f = fields.expect("lua fields");
+    let f = checked.fields;
     let at = |key: &str, msg: String| format!("{shown}:{}: {msg}", line_of(&text, key));
     let Some(sched_text) = f.schedule else {
         return Err(format!(
@@ -263,6 +307,7 @@ fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
         }
     })?;
     let jitter = parse_jitter(f.jitter.as_deref()).map_err(|e| at("jitter", e))?;
+    check_overrides(&f.overrides, &checked.params).map_err(|e| at("overrides", e))?;
     let on_missed = match f.on_missed.as_deref() {
         None | Some("skip") => OnMissed::Skip,
         Some("run_once") => OnMissed::RunOnce,
@@ -286,7 +331,9 @@ fn load_lua(host: &Host, file: &Path, text: String) -> Result<JobDef, String> {
         script: name,
         source,
         params: Map::new(),
-        deps,
-        modules,
+        deps: checked.deps,
+        modules: checked.modules,
+        param_specs: checked.params,
+        overrides: f.overrides,
     })
 }

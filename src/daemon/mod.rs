@@ -5,6 +5,7 @@
 //! runs are `spawn_local`ed, so the scheduler stays responsive while they await I/O). The HTTP server, the
 //! file watcher and signal handling feed the scheduler through channels; shared state sits behind a mutex.
 
+pub mod admin;
 pub mod api;
 pub mod history;
 pub mod jobs;
@@ -165,6 +166,8 @@ pub struct Config {
     pub allow: Vec<ipnet::IpNet>,
     pub keep_runs: usize,
     pub keep_for: chrono::Duration,
+    /// The admin page on the HTTP listener (`--users` / `--trust-proxy`).
+    pub admin: Option<admin::Config>,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. A state directory that cannot be used is a `UsageError`.
@@ -208,7 +211,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     let res = local.block_on(
         &rt,
-        scheduler::serve(d, config.grace, config.token, config.allow),
+        scheduler::serve(d, config.grace, config.token, config.allow, config.admin),
     );
     rt.shutdown_timeout(Duration::from_secs(2));
     res

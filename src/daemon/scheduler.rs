@@ -60,6 +60,7 @@ pub async fn serve(
     grace: Duration,
     token: Option<String>,
     allow: Vec<ipnet::IpNet>,
+    admin: Option<super::admin::Config>,
 ) -> anyhow::Result<()> {
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<Trigger>();
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
@@ -98,8 +99,17 @@ pub async fn serve(
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        tracing::info!("HTTP API on http://{}", tcp.local_addr()?);
-        let app = api::tcp_router(api_state.clone());
+        let pages = admin.map(|c| super::admin::router(api_state.clone(), c, &d.state_dir));
+        tracing::info!(
+            "HTTP API{} on http://{}",
+            if pages.is_some() {
+                " and admin page"
+            } else {
+                ""
+            },
+            tcp.local_addr()?
+        );
+        let app = api::tcp_router(api_state.clone(), pages);
         tokio::spawn(async move {
             let _ = axum::serve(
                 tcp,
