@@ -87,7 +87,9 @@ return {
     local snap = snapshot.open(s, p.prefix, p.snapshot)
     local obj = tar_object(snap)
     if p.dry_run then
-      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = to }
+      local plan = { string.format("restore snapshot %s (%s, %d bytes) into %s%s", snap.id, obj.key, obj.size, to,
+        p.overwrite and ", replacing what is there in one step" or "") }
+      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = to, plan = plan }
     end
     return lock.with_target(s, p.prefix, function()
       -- Again under the lock: a prune may have removed it since.

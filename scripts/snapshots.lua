@@ -5,13 +5,18 @@ local snapshot = require("rewind.snapshot")
 local json = require("rewind.json")
 
 return {
-  description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) and invalid manifests are flagged",
+  description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) and invalid manifests are flagged; snapshot=ID shows one manifest",
   params = {
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    snapshot = { type = "string", doc = "one snapshot id: return its manifest instead of the list" },
   },
   run = function(p)
     local s = store.open(p.store)
+    if p.snapshot then
+      local opened = snapshot.open(s, p.prefix, p.snapshot)
+      return { store = s.url, prefix = p.prefix, id = opened.id, manifest = opened.manifest }
+    end
     local out = {}
     local valid, invalid = snapshot.list(s, p.prefix)
     for _, m in ipairs(valid) do

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Command::Help(args) => cli::help::run(&host, args),
         Command::Check(args) => cli::check::run(&host, args),
         Command::Test(args) => cli::test::run(&host, args),
-        Command::Daemon(args) => cli::daemon::run(host, args),
+        Command::Daemon(args) => cli::daemon::run(host, *args),
         Command::Jobs(args) => cli::jobs::run(args),
         Command::Stdlib { action } => cli::stdlib::run(action),
         Command::Admin { action } => cli::admin::run(action),

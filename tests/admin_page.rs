@@ -73,3 +73,13 @@ fn an_idle_session_expires() {
 fn a_trusted_proxy_names_the_user_and_nobody_else_can() {
     case("trust_proxy");
 }
+
+#[test]
+fn snapshots_are_listed_verified_and_restored_after_the_typed_id() {
+    case("snapshots_restore");
+}
+
+#[test]
+fn tls_serves_the_page_with_secure_cookies_and_a_bad_key_is_named() {
+    case("tls");
+}

@@ -100,6 +100,28 @@ fn round_trip_and_incomplete_snapshots() {
     assert_eq!(snaps[0]["complete"], true);
     assert_eq!(snaps[1]["id"], "20991231-235959");
     assert_eq!(snaps[1]["complete"], false);
+    // snapshot=ID: that snapshot's manifest (what the admin page shows).
+    let id = snaps[0]["id"].as_str().unwrap().to_string();
+    let one = ok(&run(
+        &store,
+        tmp.path(),
+        &["snapshots", "prefix=dirs/data", &format!("snapshot={id}")],
+    ));
+    assert_eq!(one["manifest"]["id"], id.as_str(), "{one}");
+    assert_eq!(one["manifest"]["procedure"], "backup-dir", "{one}");
+    assert_eq!(
+        one["manifest"]["objects"].as_array().unwrap().len(),
+        snaps[0]["objects"].as_u64().unwrap() as usize
+    );
+    let out = run(
+        &store,
+        tmp.path(),
+        &["snapshots", "prefix=dirs/data", "snapshot=20991231-235959"],
+    );
+    assert!(
+        !out.status.success(),
+        "an incomplete snapshot has no manifest to show"
+    );
     let out = run(
         &store,
         tmp.path(),

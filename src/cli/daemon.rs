@@ -52,6 +52,12 @@ pub struct Args {
     /// Admin page: a session ends this long after its login, used or not.
     #[arg(long, value_name = "DURATION", default_value = "12h")]
     pub session_max: String,
+    /// Serve --listen over TLS with this certificate chain (PEM); needs --tls-key. Cookies get Secure.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub fn run(host: Host, args: Args) -> ExitCode {
@@ -101,7 +107,17 @@ pub fn run(host: Host, args: Args) -> ExitCode {
     if let Some(t) = &token {
         rewind::base::redact::register(t);
     }
-    let admin = match admin_config(&args) {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => match daemon::tls::server_config(c, k) {
+            Ok(t) => Some(t),
+            Err(e) => return usage(e),
+        },
+        _ => None,
+    };
+    if tls.is_some() && args.listen.is_none() {
+        return usage("--tls-cert and --tls-key secure --listen ADDR: give it too");
+    }
+    let admin = match admin_config(&args, tls.is_some()) {
         Ok(a) => a,
         Err(e) => return usage(e),
     };
@@ -127,6 +143,7 @@ pub fn run(host: Host, args: Args) -> ExitCode {
         keep_runs: args.keep_runs,
         keep_for,
         admin,
+        tls,
     };
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,7 +153,7 @@ pub fn run(host: Host, args: Args) -> ExitCode {
 }
 
 /// The admin page's settings, when `--users` or `--trust-proxy` asks for it.
-fn admin_config(args: &Args) -> Result<Option<daemon::admin::Config>, String> {
+fn admin_config(args: &Args, tls: bool) -> Result<Option<daemon::admin::Config>, String> {
     if args.users.is_none() && args.trust_proxy.is_none() {
         return Ok(None);
     }
@@ -160,7 +177,7 @@ fn admin_config(args: &Args) -> Result<Option<daemon::admin::Config>, String> {
         users,
         trust_proxy,
         limits,
-        secure_cookies: false,
+        secure_cookies: tls,
     }))
 }
 

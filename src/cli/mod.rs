@@ -69,7 +69,7 @@ pub enum Command {
     /// Run Lua tests (*_test.lua files); prints "N passed, N failed".
     Test(test::Args),
     /// Run jobs on schedules, reload them on edits, record runs (see README "Daemon").
-    Daemon(daemon::Args),
+    Daemon(Box<daemon::Args>),
     /// List the daemon's jobs; `jobs run NAME`, `jobs log RUN_ID`, `jobs runs`.
     Jobs(jobs::Args),
     /// Admin page helpers: `admin hash-password` makes a users file's password_hash.

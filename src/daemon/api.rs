@@ -27,6 +27,8 @@ use super::{Shared, Trigger, history};
 pub struct Api {
     pub shared: Arc<Mutex<Shared>>,
     pub triggers: mpsc::UnboundedSender<Trigger>,
+    /// Scripts the admin page runs (see `calls`).
+    pub calls: mpsc::UnboundedSender<super::calls::Call>,
     pub token: Option<Arc<String>>,
     pub allow: Arc<Vec<ipnet::IpNet>>,
 }

@@ -193,6 +193,37 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
     })
 }
 
+/// A job made on the spot for a script of the search path (the admin page's verify): the same checks
+/// as a job file's, never scheduled, named after the script.
+pub fn adhoc(host: &Host, script_name: &str, values: &Map<String, Json>) -> Result<JobDef, String> {
+    let Some(source) = host.search.find_script(script_name) else {
+        return Err(format!(
+            "no script named '{script_name}' in the search path ({})",
+            host.search.describe()
+        ));
+    };
+    let origin = PathBuf::from(format!("<admin page: {script_name}>"));
+    let checked = check_script(host, &source, values, &origin)?;
+    Ok(JobDef {
+        name: script_name.to_string(),
+        file: origin,
+        schedule: Schedule::Manual,
+        schedule_text: "manual".into(),
+        timezone: None,
+        jitter: None,
+        on_missed: OnMissed::Skip,
+        on_failure: None,
+        on_success: None,
+        script: script_name.to_string(),
+        source,
+        params: values.clone(),
+        deps: checked.deps,
+        modules: checked.modules,
+        param_specs: checked.params,
+        overrides: Vec::new(),
+    })
+}
+
 /// What loading a job's script found.
 struct Checked {
     deps: Vec<PathBuf>,

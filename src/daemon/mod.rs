@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod calls;
 pub mod history;
 pub mod jobs;
 pub mod metrics;
@@ -14,6 +15,7 @@ mod reload;
 mod runs;
 pub mod schedule;
 mod scheduler;
+pub mod tls;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -168,6 +170,8 @@ pub struct Config {
     pub keep_for: chrono::Duration,
     /// The admin page on the HTTP listener (`--users` / `--trust-proxy`).
     pub admin: Option<admin::Config>,
+    /// TLS for the HTTP listener.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. A state directory that cannot be used is a `UsageError`.
@@ -211,7 +215,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     let res = local.block_on(
         &rt,
-        scheduler::serve(d, config.grace, config.token, config.allow, config.admin),
+        scheduler::serve(
+            d,
+            config.grace,
+            config.token,
+            config.allow,
+            config.admin,
+            config.tls,
+        ),
     );
     rt.shutdown_timeout(Duration::from_secs(2));
     res

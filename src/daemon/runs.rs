@@ -43,9 +43,42 @@ impl Daemon {
         let id = history::new_run_id(name);
         j.running = Some(id.clone());
         let def = j.def.clone();
+        drop(s);
+        self.start(def, id.clone(), scheduled, trigger, extra);
+        Ok(id)
+    }
+
+    /// Starts a run of a job that is not in the jobs directory (a bundled script the admin page runs,
+    /// like verify). `adhoc` runs may overlap; a job's may not.
+    pub fn fire_def(
+        self: &Rc<Self>,
+        def: JobDef,
+        adhoc: bool,
+        trigger: &str,
+        extra: Option<Extra>,
+    ) -> Result<String, (u16, String)> {
+        if !adhoc {
+            return self.fire(&def.name, None, trigger, extra);
+        }
+        if self.lock().stopping {
+            return Err((503, "the daemon is stopping".into()));
+        }
+        let id = history::new_run_id(&def.name);
+        self.start(def, id.clone(), None, trigger, extra);
+        Ok(id)
+    }
+
+    fn start(
+        self: &Rc<Self>,
+        def: JobDef,
+        id: String,
+        scheduled: Option<DateTime<Utc>>,
+        trigger: &str,
+        extra: Option<Extra>,
+    ) {
         let rec = RunRecord {
-            id: id.clone(),
-            job: name.to_string(),
+            id,
+            job: def.name.clone(),
             trigger: trigger.to_string(),
             scheduled,
             started: Utc::now(),
@@ -56,11 +89,11 @@ impl Daemon {
             error: None,
             notify_error: None,
         };
+        let mut s = self.lock();
         s.history.remember(&rec);
         s.metrics.running += 1;
         drop(s);
         tokio::task::spawn_local(self.clone().execute(def, rec, extra));
-        Ok(id)
     }
 
     async fn execute(self: Rc<Self>, def: JobDef, mut rec: RunRecord, extra: Option<Extra>) {

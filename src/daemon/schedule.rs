@@ -10,8 +10,14 @@ use croner::parser::CronParser;
 
 #[derive(Clone, Debug)]
 pub enum Schedule {
-    Cron { cron: Box<Cron>, tz: Tz },
+    Cron {
+        cron: Box<Cron>,
+        tz: Tz,
+    },
     Every(Duration),
+    /// `manual`: never due by itself; run from `rewind jobs run`, the API or the admin page (restore
+    /// jobs).
+    Manual,
 }
 
 impl Schedule {
@@ -24,6 +30,9 @@ impl Schedule {
                 format!("unknown timezone '{name}' (use an IANA name like Europe/Paris)")
             })?,
         };
+        if text == "manual" {
+            return Ok(Schedule::Manual);
+        }
         if let Some(rest) = text.strip_prefix("every ") {
             let secs = crate::base::duration::parse_duration(rest.trim())
                 .map_err(|e| format!("bad interval in schedule '{text}': {e}"))?;
@@ -38,7 +47,7 @@ impl Schedule {
         if !(5..=6).contains(&fields) && !text.starts_with('@') {
             return Err(format!(
                 "bad schedule '{text}': a cron expression has 5 fields (minute hour day month weekday) or 6 \
-                 (with seconds first), or use 'every 10m'"
+                 (with seconds first), or use 'every 10m' or 'manual'"
             ));
         }
         let cron = CronParser::new()
@@ -54,6 +63,7 @@ impl Schedule {
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Schedule::Every(d) => Some(t + chrono::Duration::from_std(*d).ok()?),
+            Schedule::Manual => None,
             // Cron times are whole seconds: croner keeps the sub-second part of its start time.
             Schedule::Cron { cron, tz } => {
                 let whole = t.with_nanosecond(0)?;
@@ -87,6 +97,11 @@ mod tests {
         assert!(Schedule::parse("* * * * * *", None).is_ok());
         assert!(Schedule::parse("61 * * * *", None).is_err());
         assert!(Schedule::parse("every soon", None).is_err());
+        let manual = Schedule::parse("manual", None).unwrap();
+        assert!(
+            manual.next_after(Utc::now()).is_none(),
+            "a manual job is never due"
+        );
         assert!(Schedule::parse("0 3 * * *", Some("Mars/Base")).is_err());
         let s = Schedule::parse("0 3 * * *", None).unwrap();
         let t: DateTime<Utc> = "2026-01-01T04:00:00.250Z".parse().unwrap();

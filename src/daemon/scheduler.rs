@@ -61,8 +61,10 @@ pub async fn serve(
     token: Option<String>,
     allow: Vec<ipnet::IpNet>,
     admin: Option<super::admin::Config>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<()> {
     let (trig_tx, mut trig_rx) = mpsc::unbounded_channel::<Trigger>();
+    let (call_tx, mut call_rx) = mpsc::unbounded_channel::<super::calls::Call>();
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
 
     // Missed runs need the last fire times from the previous daemon.
@@ -85,6 +87,7 @@ pub async fn serve(
     let api_state = api::Api {
         shared: d.shared.clone(),
         triggers: trig_tx,
+        calls: call_tx,
         token: token.map(Arc::new),
         allow: Arc::new(allow),
     };
@@ -101,22 +104,34 @@ pub async fn serve(
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         let pages = admin.map(|c| super::admin::router(api_state.clone(), c, &d.state_dir));
         tracing::info!(
-            "HTTP API{} on http://{}",
+            "HTTP API{} on {}://{}",
             if pages.is_some() {
                 " and admin page"
             } else {
                 ""
             },
+            if tls.is_some() { "https" } else { "http" },
             tcp.local_addr()?
         );
-        let app = api::tcp_router(api_state.clone(), pages);
-        tokio::spawn(async move {
-            let _ = axum::serve(
-                tcp,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await;
-        });
+        let app = api::tcp_router(api_state.clone(), pages)
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        match tls {
+            Some(config) => {
+                let listener = tcp.into_std()?;
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+                let server = axum_server::from_tcp_rustls(listener, config);
+                tokio::spawn(async move {
+                    if let Err(e) = server.serve(app).await {
+                        tracing::error!("HTTPS listener stopped: {e}");
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(async move {
+                    let _ = axum::serve(tcp, app).await;
+                });
+            }
+        }
     }
     tracing::info!(
         "daemon started: {} jobs from {}, state in {}",
@@ -152,6 +167,7 @@ pub async fn serve(
                 }
                 let _ = t.reply.send(r);
             }
+            Some(c) = call_rx.recv() => d.call(c),
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading every job");
                 d.reload_all(None);

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -61,10 +62,13 @@ def free_port():
 class Daemon:
     """A `rewind daemon --listen ... --users ...` in a fresh directory."""
 
-    def __init__(self, rewind, work, extra=(), env=None):
+    def __init__(self, rewind, work, extra=(), env=None, jobs_files=None):
         self.rewind, self.work = rewind, work
         jobs = os.path.join(work, "jobs")
         os.makedirs(jobs)
+        for name, text in (jobs_files or {}).items():
+            with open(os.path.join(jobs, name), "w") as f:
+                f.write(text)
         with open(os.path.join(jobs, "hello.yaml"), "w") as f:
             f.write(HELLO_JOB)
         with open(os.path.join(jobs, "slow.lua"), "w") as f:
@@ -78,7 +82,10 @@ class Daemon:
                 f.write(f"  - name: {name}\n    password_hash: '{h}'\n    role: {role}\n")
         self.state = os.path.join(work, "state")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ssl = None
+        if "--tls-cert" in extra:
+            self.ssl = ssl.create_default_context(cafile=extra[list(extra).index("--tls-cert") + 1])
+        self.url = f"{'https' if self.ssl else 'http'}://127.0.0.1:{self.port}"
         self.log = open(os.path.join(work, "daemon.log"), "w")
         self.proc = subprocess.Popen(
             [rewind, "daemon", "--jobs", jobs, "--state", self.state, "--listen", f"127.0.0.1:{self.port}",
@@ -87,7 +94,7 @@ class Daemon:
         deadline = time.monotonic() + 20
         while True:
             try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                urllib.request.urlopen(self.url + "/healthz", timeout=1, context=self.ssl).read()
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -132,8 +139,8 @@ class Case:
         self.work = tempfile.mkdtemp(prefix=f"rewind-admin-{name}-")
         self.shots = 0
 
-    def daemon(self, *extra, env=None):
-        self.d = Daemon(self.args.rewind, self.work, extra, env)
+    def daemon(self, *extra, env=None, jobs_files=None):
+        self.d = Daemon(self.args.rewind, self.work, extra, env, jobs_files)
         return self.d
 
     def shot(self, page, label):
@@ -290,6 +297,134 @@ def case_session_expires(c, page):
     page.goto(c.d.url + "/runs")
     check("/login" in page.url, "after 2 s idle the session has expired and the login page is shown")
     c.shot(page, "expired")
+
+
+def wait_run_end(page, timeout=60000):
+    page.wait_for_url(re.compile(r".*/runs/[^/]+$"))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=run-log]').dataset.ended"
+        " || document.querySelector('[data-testid=run-status]').textContent != 'running'", timeout=timeout)
+    page.reload()
+    return page.get_by_test_id("run-status").inner_text()
+
+
+def tree(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, root)] = open(p, "rb").read()
+    return out
+
+
+def case_snapshots_restore(c, page):
+    data = os.path.join(c.work, "data")
+    os.makedirs(os.path.join(data, "sub"))
+    for i in range(20):
+        with open(os.path.join(data, "sub" if i % 2 else "", f"file-{i}.bin"), "wb") as f:
+            f.write(os.urandom(1000 * i + 1))
+    store = os.path.join(c.work, "store")
+    restored = os.path.join(c.work, "restored")
+    jobs = {
+        "data-backup.yaml": f"script: backup-dir\nschedule: 'every 1h'\nparams:\n  from: [{data}]\n"
+                            f"  store: 'file://{store}'\n  prefix: dirs/data\n",
+        "data-restore.yaml": f"script: restore-dir\nschedule: manual\nparams:\n  store: 'file://{store}'\n"
+                             f"  prefix: dirs/data\n  to: {restored}\n  overwrite: true\n",
+    }
+    c.daemon(jobs_files=jobs)
+    c.login(page, "olivia")
+    check(page.get_by_test_id("job-data-restore").inner_text().count("manual") == 1, "a manual job shows its schedule")
+    check(page.get_by_test_id("run-now-data-restore").count() == 0 and page.get_by_test_id("restore-data-restore").is_visible(),
+          "a restore job has no bare Run now, only Restore… (through the plan and the typed id)")
+    resp = page.request.post(c.d.url + "/jobs/data-restore/run", form={"csrf": csrf_of(page)}, max_redirects=0)
+    check(resp.status == 400 and not os.path.exists(restored), "a Run now forged for a restore job is refused")
+    page.get_by_test_id("run-now-data-backup").click()
+    check(wait_run_end(page) == "done", "the backup ran")
+    page.get_by_test_id("nav-snapshots").click()
+    page.wait_for_load_state()
+    rows = page.locator('[data-testid^="snapshot-"]')
+    check(rows.count() == 1, "the snapshots page lists the one snapshot of dirs/data")
+    snap_id = rows.first.get_attribute("data-testid")[len("snapshot-"):]
+    check("backup-dir" in rows.first.inner_text() and "complete" in rows.first.inner_text(), "with its procedure and state")
+    c.shot(page, "snapshots")
+    rows.first.get_by_role("link").click()
+    page.wait_for_load_state()
+    manifest = json.loads(page.get_by_test_id("manifest").inner_text())
+    check(manifest["id"] == snap_id and manifest["procedure"] == "backup-dir", "the snapshot page shows its manifest")
+    c.shot(page, "snapshot")
+    snapshot_url = page.url
+    page.get_by_test_id("verify").click()
+    check(wait_run_end(page) == "done", "verify ran as a run and passed")
+    result = json.loads(page.get_by_test_id("run-result").inner_text())
+    check(result["ok"] is True and result["verified"] == 1, "its result is shown: one snapshot verified")
+    page.goto(snapshot_url)
+    page.get_by_test_id("restore-with-data-restore").click()
+    page.wait_for_load_state()
+    plan = page.get_by_test_id("plan").inner_text()
+    check(snap_id in plan and restored in plan, "the restore first shows the job's dry-run plan")
+    check(not os.path.exists(restored), "the plan changed nothing")
+    c.shot(page, "restore-plan")
+    plan_url = page.url
+    page.get_by_test_id("confirm-id").fill("20000101-000000")
+    with page.expect_response(lambda r: r.url.endswith("/restore") and r.request.method == "POST") as info:
+        page.get_by_test_id("restore-submit").click()
+    check(info.value.status == 400 and "does not match" in page.get_by_test_id("problem").inner_text(),
+          "a mistyped id is refused")
+    check(not os.path.exists(restored), "and nothing was restored")
+    page.goto(plan_url)
+    page.get_by_test_id("confirm-id").fill(snap_id)
+    page.get_by_test_id("restore-submit").click()
+    check(wait_run_end(page) == "done", "the typed id starts the restore, followed to done")
+    check(tree(restored) == tree(data), "the restored files equal the originals, byte for byte")
+    actions = [e["action"] for e in c.d.audit()]
+    check("verify" in actions and "restore" in actions and "restore-refused" in actions,
+          "verify, the refused restore and the restore are audited")
+    page.get_by_test_id("logout").click()
+    c.login(page, "victor")
+    page.goto(snapshot_url)
+    check(page.get_by_test_id("verify").count() == 0 and page.locator('[data-testid^="restore-with-"]').count() == 0,
+          "a viewer sees the manifest but no verify or restore button")
+    resp = page.request.post(c.d.url + "/restore", form={"csrf": csrf_of(page), "job": "data-restore",
+                                                         "snapshot": snap_id, "confirm": snap_id}, max_redirects=0)
+    check(resp.status == 403, "a viewer's forged restore is refused")
+    resp = page.request.get(c.d.url + "/snapshots/show?store=file:///etc&prefix=x&id=1", max_redirects=0)
+    check(resp.status == 404, "a store and prefix no job names cannot be browsed")
+
+
+def case_tls(c, page):
+    cert, key = os.path.join(c.work, "cert.pem"), os.path.join(c.work, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    # A key that does not parse: a usage error naming the file, exit code 2, nothing served.
+    bad = os.path.join(c.work, "bad.pem")
+    with open(bad, "w") as f:
+        f.write("not a key\n")
+    r = subprocess.run([c.args.rewind, "daemon", "--jobs", c.work, "--state", os.path.join(c.work, "s2"),
+                        "--listen", "127.0.0.1:0", "--token-file", cert, "--tls-cert", cert, "--tls-key", bad],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "--tls-key" in r.stderr and bad in r.stderr, f"a bad key file is named, exit 2 ({r.stderr.strip()})")
+    c.daemon("--tls-cert", cert, "--tls-key", key)
+    conn = http.client.HTTPSConnection("127.0.0.1", c.d.port, timeout=10, context=c.d.ssl)
+    conn.request("GET", "/login")
+    resp = conn.getresponse()
+    resp.read()
+    check(resp.status == 200, "the login page is served over TLS with the given certificate")
+    cookie = resp.getheader("set-cookie") or ""
+    check("Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie, f"cookies are Secure over TLS ({cookie})")
+    plain = http.client.HTTPConnection("127.0.0.1", c.d.port, timeout=5)
+    try:
+        plain.request("GET", "/login")
+        answered = plain.getresponse().status
+    except (http.client.HTTPException, OSError):
+        answered = None
+    check(answered is None, "plain HTTP gets no page from the TLS listener")
+    # And a browser logs in over it (Chromium told to accept this test certificate).
+    ctx = page.context.browser.new_context(ignore_https_errors=True)
+    p2 = ctx.new_page()
+    c.login(p2, "olivia")
+    check(p2.get_by_test_id("user").inner_text().startswith("olivia"), "a browser logs in over HTTPS")
+    ctx.close()
 
 
 def get(d, path, source="127.0.0.1", headers=None):

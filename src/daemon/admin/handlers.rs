@@ -19,12 +19,12 @@ use crate::daemon::history::{self, RunRecord};
 
 const LOGIN_COOKIE: &str = "rewind_login";
 
-fn html(status: StatusCode, m: Markup) -> Response {
+pub(super) fn html(status: StatusCode, m: Markup) -> Response {
     (status, m).into_response()
 }
 
 /// A refused action: audited, and shown as a page with the status.
-fn refuse(
+pub(super) fn refuse(
     admin: &Shared,
     who: &Who,
     status: StatusCode,
@@ -240,16 +240,21 @@ fn recent(admin: &Shared, job: &str, n: usize) -> Vec<RunRecord> {
 }
 
 pub async fn dashboard(State(admin): State<Shared>, Extension(who): Extension<Who>) -> Response {
-    let (jobs, errors) = admin
-        .api
-        .shared
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .views();
+    let (jobs, errors, restores) = {
+        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let (jobs, errors) = s.views();
+        let restores: Vec<String> = s
+            .jobs
+            .values()
+            .filter(|j| super::snapshots::is_restore(&j.def))
+            .map(|j| j.def.name.clone())
+            .collect();
+        (jobs, errors, restores)
+    };
     let recent = |job: &str| recent(&admin, job, 10);
     html(
         StatusCode::OK,
-        pages::dashboard(&who, &jobs, &errors, &recent),
+        pages::dashboard(&who, &jobs, &errors, &restores, &recent),
     )
 }
 
@@ -398,10 +403,15 @@ pub async fn job_page(
                 })
                 .collect();
             let view = views.into_iter().find(|v| v.name == name);
-            (view, params, overrides)
+            (
+                view,
+                params,
+                overrides,
+                super::snapshots::is_restore(&j.def),
+            )
         })
     };
-    let Some((Some(view), params, overrides)) = found else {
+    let Some((Some(view), params, overrides, restore)) = found else {
         return html(
             StatusCode::NOT_FOUND,
             pages::problem(
@@ -415,7 +425,7 @@ pub async fn job_page(
     let refs: Vec<&RunRecord> = runs.iter().collect();
     html(
         StatusCode::OK,
-        pages::job(&who, &view, &params, &overrides, &refs),
+        pages::job(&who, &view, restore, &params, &overrides, &refs),
     )
 }
 
@@ -453,6 +463,17 @@ pub async fn run_now(
     let allowed: Vec<String> = {
         let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
         match s.jobs.get(&name) {
+            Some(j) if super::snapshots::is_restore(&j.def) => {
+                drop(s);
+                return refuse(
+                    &admin,
+                    &who,
+                    StatusCode::BAD_REQUEST,
+                    "run-refused",
+                    &name,
+                    "a restore starts from the Snapshots page, which shows its plan and asks for the snapshot id",
+                );
+            }
             Some(j) => j.def.overrides.clone(),
             None => {
                 return refuse(

@@ -12,6 +12,7 @@ mod handlers;
 mod live;
 mod pages;
 pub mod sessions;
+mod snapshots;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};
@@ -69,6 +70,10 @@ pub fn router(api: Api, config: Config, state_dir: &std::path::Path) -> Router {
         .route("/runs/{id}", get(handlers::run_page))
         .route("/runs/{id}/events", get(live::events))
         .route("/audit", get(handlers::audit_page))
+        .route("/snapshots", get(snapshots::list))
+        .route("/snapshots/show", get(snapshots::show))
+        .route("/snapshots/verify", post(snapshots::verify))
+        .route("/restore", get(snapshots::plan).post(snapshots::restore))
         .route("/logout", post(handlers::logout))
         .layer(middleware::from_fn_with_state(admin.clone(), require_login));
     Router::new()

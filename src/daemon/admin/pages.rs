@@ -44,6 +44,7 @@ pub fn layout(title: &str, who: Option<&Who>, content: Markup) -> Markup {
                         nav {
                             a href="/" data-testid="nav-dashboard" { "Jobs" }
                             a href="/runs" data-testid="nav-runs" { "Runs" }
+                            a href="/snapshots" data-testid="nav-snapshots" { "Snapshots" }
                             a href="/audit" data-testid="nav-audit" { "Audit log" }
                         }
                         span.user data-testid="user" { (w.session.user) " (" (w.session.role.as_str()) ")" }
@@ -102,6 +103,7 @@ pub fn dashboard(
     who: &Who,
     jobs: &[JobView],
     errors: &[LoadError],
+    restores: &[String],
     recent: &dyn Fn(&str) -> Vec<RunRecord>,
 ) -> Markup {
     layout(
@@ -138,7 +140,13 @@ pub fn dashboard(
                             }
                             td { (duration(j.last_run.as_ref().and_then(|r| r.duration_ms))) }
                             td { (history_strip(&refs)) }
-                            td { @if who.operator() { (run_button(who, &j.name)) } }
+                            td {
+                                @if who.operator() {
+                                    @if restores.contains(&j.name) {
+                                        a.button href="/snapshots" data-testid={"restore-" (j.name)} { "Restore…" }
+                                    } @else { (run_button(who, &j.name)) }
+                                }
+                            }
                         }
                     }
                 }
@@ -245,6 +253,7 @@ pub fn run(who: &Who, v: RunView) -> Markup {
 pub fn job(
     who: &Who,
     j: &JobView,
+    restore: bool,
     params: &[(String, String)],
     overrides: &[(String, String, String)],
     runs: &[&RunRecord],
@@ -265,7 +274,9 @@ pub fn job(
                 h2 { "Params" }
                 table.params data-testid="job-params" { @for (k, v) in params { tr { th { (k) } td { code { (v) } } } } }
             }
-            @if who.operator() {
+            @if who.operator() && restore {
+                p { "A restore starts from the " a href="/snapshots" { "Snapshots" } " page: it shows the plan and asks for the snapshot id." }
+            } @else if who.operator() {
                 h2 { "Run now" }
                 form.run method="post" action={"/jobs/" (j.name) "/run"} data-testid="run-form" {
                     input type="hidden" name="csrf" value=(who.session.csrf);
