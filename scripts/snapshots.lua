@@ -23,7 +23,7 @@ return {
       local size = 0
       for _, o in ipairs(m.objects) do size = size + o.size end
       out[#out + 1] = { id = m.id, started_at = m.started_at, finished_at = m.finished_at, size = size,
-        objects = #m.objects, procedure = m.procedure, complete = true, tags = m.tags,
+        objects = #m.objects, procedure = m.procedure, target = m.target, complete = true, tags = m.tags,
         moved_from = m.moved_from,
         note = m.moved_from and ("written under " .. m.moved_from .. "; read here") or nil }
     end

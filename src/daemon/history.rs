@@ -59,6 +59,10 @@ pub struct RunRecord {
     /// `file:line: message` for failures; the reason for skips.
     pub error: Option<String>,
     pub notify_error: Option<String>,
+    /// Params given to this run on top of the job's (`key=value`, secret values masked): a manual run's
+    /// overrides, a restore's snapshot id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given: Vec<String>,
 }
 
 impl RunRecord {

@@ -76,7 +76,12 @@ impl Daemon {
         trigger: &str,
         extra: Option<Extra>,
     ) {
+        let given = extra
+            .as_ref()
+            .map(|e| given_params(&def, e))
+            .unwrap_or_default();
         let rec = RunRecord {
+            given,
             id,
             job: def.name.clone(),
             trigger: trigger.to_string(),
@@ -182,6 +187,34 @@ impl Daemon {
     }
 }
 
+/// A run's own params as `key=value`, the job's secret params (and any registered secret) masked.
+fn given_params(def: &JobDef, extra: &Extra) -> Vec<String> {
+    let secret = |k: &str| {
+        crate::base::redact::looks_secret(k)
+            || def.param_specs.iter().any(|p| p.name == k && p.secret)
+    };
+    let (params, args) = extra;
+    let pairs = params
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Json::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), v)
+        })
+        .chain(args.iter().cloned());
+    pairs
+        .map(|(k, v)| {
+            if secret(&k) {
+                format!("{k}={}", crate::base::redact::MASK)
+            } else {
+                format!("{k}={}", crate::base::redact::redact(&v))
+            }
+        })
+        .collect()
+}
+
 pub(super) fn skip_record(
     job: &str,
     trigger: &str,
@@ -190,6 +223,7 @@ pub(super) fn skip_record(
 ) -> RunRecord {
     let now = Utc::now();
     RunRecord {
+        given: Vec::new(),
         id: history::new_run_id(job),
         job: job.to_string(),
         trigger: trigger.to_string(),

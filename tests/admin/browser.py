@@ -284,6 +284,7 @@ def case_run_now_live(c, page):
                            " || document.querySelector('[data-testid=run-log]').dataset.ended", timeout=15000)
     page.reload()
     check("hello, browser" in page.get_by_test_id("run-result").inner_text(), "the overridden param reached the run")
+    check(page.get_by_test_id("run-given").inner_text().strip() == "name=browser", "the run's page shows what it was given")
     page.goto(c.d.url + "/runs?job=slow")
     check(page.locator('[data-testid^="run-"]').filter(has_text="slow").count() >= 1, "the runs page filters by job")
     c.shot(page, "runs")
@@ -376,6 +377,7 @@ def case_snapshots_restore(c, page):
     page.get_by_test_id("restore-submit").click()
     check(wait_run_end(page) == "done", "the typed id starts the restore, followed to done")
     check(tree(restored) == tree(data), "the restored files equal the originals, byte for byte")
+    check(f"snapshot={snap_id}" in page.get_by_test_id("run-given").inner_text(), "the restore run records its snapshot id")
     actions = [e["action"] for e in c.d.audit()]
     check("verify" in actions and "restore" in actions and "restore-refused" in actions,
           "verify, the refused restore and the restore are audited")

@@ -184,3 +184,29 @@ fn backup_dir_job_snapshots_and_sigterm_releases_a_real_lock() {
         lock_file.display()
     );
 }
+
+#[test]
+fn a_quiet_daemon_still_keeps_each_runs_log() {
+    let (_dir, jobs, state) = setup();
+    write(
+        &jobs.join("talk.lua"),
+        "local log = require('rewind.log')\nreturn { schedule = 'every 1s', run = function() log.info('a line for the run log') end }\n",
+    );
+    let mut d = Daemon::start(&jobs, &state, &["-q"], &[]);
+    wait_for("a done run", Duration::from_secs(15), || {
+        !runs_of(&state, "talk", "done").is_empty()
+    });
+    d.stop();
+    let done = runs_of(&state, "talk", "done");
+    let id = done[0]["id"].as_str().unwrap();
+    let log =
+        std::fs::read_to_string(state.join("runs").join(format!("{id}.log"))).unwrap_or_default();
+    assert!(
+        log.contains("a line for the run log"),
+        "the run log keeps info lines under -q: {log:?}"
+    );
+    assert!(
+        !d.stderr().contains("a line for the run log"),
+        "-q keeps the console quiet"
+    );
+}

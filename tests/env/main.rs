@@ -269,25 +269,39 @@ fn bad_params_exit_2_and_write_nothing() {
 }
 
 #[test]
-fn example_nightly_job_loads_in_the_daemon() {
+fn example_jobs_load_in_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let jobs = dir.path().join("jobs");
     std::fs::create_dir_all(&jobs).unwrap();
-    let example = common::process::repo().join("examples/jobs/env-nightly.yaml");
-    std::fs::copy(&example, jobs.join("env-nightly.yaml")).unwrap();
+    for name in ["env-nightly.yaml", "env-restore.yaml"] {
+        let example = common::process::repo().join("examples/jobs").join(name);
+        std::fs::copy(&example, jobs.join(name)).unwrap();
+    }
     let state = dir.path().join("state");
     let mut d = common::daemon::Daemon::start(&jobs, &state, &[], &[]);
     common::process::wait_for("the job table", std::time::Duration::from_secs(20), || {
         common::daemon::status(&state)["jobs"]
             .as_array()
-            .is_some_and(|j| !j.is_empty())
+            .is_some_and(|j| j.len() == 2)
     });
-    let job = common::daemon::status(&state)["jobs"][0].clone();
+    let status = common::daemon::status(&state);
     d.stop();
-    assert_eq!(job["name"], json!("env-nightly"), "{job}");
+    let jobs = status["jobs"].as_array().unwrap();
+    for job in jobs {
+        assert!(
+            job["error"].is_null(),
+            "the example loads (schedule, script, params, overrides): {job}"
+        );
+    }
+    assert_eq!(jobs[0]["name"], json!("env-nightly"), "{status}");
+    assert!(jobs[0]["next_run"].is_string(), "it is scheduled: {status}");
+    assert_eq!(jobs[1]["name"], json!("env-restore"), "{status}");
     assert!(
-        job["error"].is_null(),
-        "the example loads (schedule, script, params): {job}"
+        jobs[1]["next_run"].is_null(),
+        "a manual job is never due: {status}"
     );
-    assert!(job["next_run"].is_string(), "it is scheduled: {job}");
+    assert!(
+        status["load_errors"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
 }

@@ -63,16 +63,55 @@ impl Audit {
         }
     }
 
-    /// The newest `n` entries, newest first.
+    /// The newest `n` entries, newest first, from the file's last 1 MiB (the page shows a few hundred;
+    /// the file itself grows without bound and is never read whole).
     pub fn newest(&self, n: usize) -> Vec<Entry> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let mut out: Vec<Entry> = text
-            .lines()
+        use std::io::{Read, Seek, SeekFrom};
+        const TAIL: u64 = 1024 * 1024;
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = len.saturating_sub(TAIL);
+        let mut bytes = Vec::new();
+        if f.seek(SeekFrom::Start(start)).is_err() || f.read_to_end(&mut bytes).is_err() {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        // A tail that starts mid-line drops that partial line.
+        let text = if start > 0 {
+            text.split_once('\n').map(|(_, rest)| rest).unwrap_or("")
+        } else {
+            &text
+        };
+        text.lines()
             .rev()
             .filter_map(|l| serde_json::from_str(l).ok())
             .take(n)
-            .collect();
-        out.truncate(n);
-        out
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_entries_come_from_the_tail_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::new(dir.path().join("audit.jsonl"));
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        // Well over the 1 MiB tail, so the first line read is a partial one.
+        for i in 0..12_000 {
+            audit.record("olivia", ip, "run", &format!("job-{i}"), &"x".repeat(80));
+        }
+        let got = audit.newest(3);
+        let targets: Vec<&str> = got.iter().map(|e| e.target.as_str()).collect();
+        assert_eq!(targets, ["job-11999", "job-11998", "job-11997"]);
+        assert_eq!(got[0].addr, "10.1.2.3");
+        assert!(
+            audit.newest(100_000).len() < 12_000,
+            "only the tail is read"
+        );
     }
 }

@@ -234,6 +234,10 @@ pub fn run(who: &Who, v: RunView) -> Markup {
                     @for (k, val) in &v.params { tr { th { (k) } td { code { (val) } } } }
                 }
             }
+            @if !r.given.is_empty() {
+                h2 { "Given to this run" }
+                ul data-testid="run-given" { @for g in &r.given { li { code { (g) } } } }
+            }
             @if let Some(e) = &r.error { h2 { "Error" } pre.error data-testid="run-error" { (e) } }
             @if let Some(res) = &r.result { h2 { "Result" } div data-testid="run-result" { (json_block(res)) } }
             h2 { "Log" }

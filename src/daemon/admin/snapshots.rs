@@ -156,7 +156,7 @@ pub async fn list(State(admin): State<Shared>, Extension(who): Extension<Who>) -
 fn snapshot_table(place: &Place, snaps: &[Json]) -> Markup {
     html! {
         table data-testid="snapshots-table" {
-            thead { tr { th { "Snapshot" } th { "Started" } th { "Procedure" } th { "Size" } th { "Objects" } th { "Tags" } th { "State" } } }
+            thead { tr { th { "Snapshot" } th { "Started" } th { "Procedure" } th { "Target" } th { "Size" } th { "Objects" } th { "Tags" } th { "State" } } }
             tbody {
                 @for s in snaps.iter().rev() {
                     @let id = text(&s["id"]);
@@ -165,15 +165,29 @@ fn snapshot_table(place: &Place, snaps: &[Json]) -> Markup {
                         td { @if complete { a href={"/snapshots/show?" (place_query(place)) "&id=" (id)} { (id) } } @else { (id) } }
                         td { (text(&s["started_at"])) }
                         td { (text(&s["procedure"])) }
+                        td { (text(&s["target"])) }
                         td { (s["size"].as_u64().map(human_bytes).unwrap_or_default()) }
                         td { (text(&s["objects"])) }
-                        td { (text(&s["tags"]).replace("null", "")) }
+                        td { (tags_text(&s["tags"])) }
                         td { @if complete { "complete" } @else { span.error { (text(&s["note"])) } } }
                     }
                 }
             }
         }
         @if snaps.is_empty() { p { "No snapshots yet." } }
+    }
+}
+
+/// Tags as `key=value, ...` (a manifest holds a map; an empty one is `[]` once through Lua).
+fn tags_text(v: &Json) -> String {
+    match v {
+        Json::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Json::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
+        _ => String::new(),
     }
 }
 
