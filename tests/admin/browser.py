@@ -162,6 +162,10 @@ def csrf_of(page):
 
 def case_login(c, page):
     c.daemon()
+    resp = page.goto(c.d.url + "/login")
+    h = resp.headers
+    check(h.get("x-frame-options") == "DENY" and "frame-ancestors 'none'" in h.get("content-security-policy", "")
+          and h.get("cache-control") == "no-store", "pages refuse framing, allow only their own scripts, are not cached")
     c.login(page, "olivia")
     check(page.get_by_test_id("user").inner_text().startswith("olivia"), "the dashboard names the user")
     check(page.get_by_test_id("job-hello").is_visible() and page.get_by_test_id("job-slow").is_visible(),
@@ -331,6 +335,8 @@ def case_snapshots_restore(c, page):
                             f"  store: 'file://{store}'\n  prefix: dirs/data\n",
         "data-restore.yaml": f"script: restore-dir\nschedule: manual\nparams:\n  store: 'file://{store}'\n"
                              f"  prefix: dirs/data\n  to: {restored}\n  overwrite: true\n",
+        # No prefix given: druid-restore's default (druid) names the place.
+        "druid-restore.yaml": f"script: druid-restore\nschedule: manual\nparams:\n  store: 'file://{store}'\n",
     }
     c.daemon(jobs_files=jobs)
     c.login(page, "olivia")
@@ -343,7 +349,10 @@ def case_snapshots_restore(c, page):
     check(wait_run_end(page) == "done", "the backup ran")
     page.get_by_test_id("nav-snapshots").click()
     page.wait_for_load_state()
-    rows = page.locator('[data-testid^="snapshot-"]')
+    druid = page.get_by_test_id("place-druid")
+    check(druid.is_visible() and "Restored by druid-restore" in druid.inner_text() and "No snapshots yet" in druid.inner_text(),
+          "a restore job without a prefix param is listed under its script's default prefix")
+    rows = page.get_by_test_id("place-dirs/data").locator('[data-testid^="snapshot-"]')
     check(rows.count() == 1, "the snapshots page lists the one snapshot of dirs/data")
     snap_id = rows.first.get_attribute("data-testid")[len("snapshot-"):]
     check("backup-dir" in rows.first.inner_text() and "complete" in rows.first.inner_text(), "with its procedure and state")

@@ -39,7 +39,7 @@ pub fn layout(title: &str, who: Option<&Who>, content: Markup) -> Markup {
             }
             body {
                 header {
-                    a.brand href="/" { "rewind" }
+                    a.brand href="/" data-testid="nav-home" { "rewind" }
                     @if let Some(w) = who {
                         nav {
                             a href="/" data-testid="nav-dashboard" { "Jobs" }
@@ -83,7 +83,7 @@ fn history_strip(runs: &[&RunRecord]) -> Markup {
     html! {
         span.strip data-testid="history" {
             @for r in runs.iter().rev() {
-                a class={"sq " (r.status.as_str())} href={"/runs/" (r.id)}
+                a class={"sq " (r.status.as_str())} href={"/runs/" (r.id)} data-testid="history-run"
                     title={(r.status.as_str()) " · " (time(&r.started)) " · " (duration(r.duration_ms))} {}
             }
         }
@@ -134,8 +134,8 @@ pub fn dashboard(
                             td { code { (j.schedule) } @if let Some(tz) = &j.timezone { " " small { (tz) } } }
                             td { @if let Some(t) = &j.next_run { (time(t)) } @else { "—" } }
                             td {
-                                @if let Some(id) = &j.running { a href={"/runs/" (id)} { (status_badge("running")) } }
-                                @else if let Some(r) = &j.last_run { a href={"/runs/" (r.id)} { (status_badge(r.status.as_str())) } " " small { (time(&r.started)) } }
+                                @if let Some(id) = &j.running { a href={"/runs/" (id)} data-testid="last-run" { (status_badge("running")) } }
+                                @else if let Some(r) = &j.last_run { a href={"/runs/" (r.id)} data-testid="last-run" { (status_badge(r.status.as_str())) } " " small { (time(&r.started)) } }
                                 @else { "never" }
                             }
                             td { (duration(j.last_run.as_ref().and_then(|r| r.duration_ms))) }
@@ -163,8 +163,8 @@ pub fn runs_table(runs: &[&RunRecord]) -> Markup {
             tbody {
                 @for r in runs {
                     tr data-testid={"run-" (r.id)} {
-                        td { a href={"/runs/" (r.id)} { (r.id) } }
-                        td { a href={"/jobs/" (r.job)} { (r.job) } }
+                        td { a href={"/runs/" (r.id)} data-testid="open-run" { (r.id) } }
+                        td { a href={"/jobs/" (r.job)} data-testid="open-job" { (r.job) } }
                         td { (r.trigger) }
                         td { (status_badge(r.status.as_str())) }
                         td { (time(&r.started)) }
@@ -221,7 +221,7 @@ pub fn run(who: &Who, v: RunView) -> Markup {
         html! {
             h1 { "Run " code { (r.id) } }
             dl.facts {
-                dt { "Job" } dd { a href={"/jobs/" (r.job)} { (r.job) } }
+                dt { "Job" } dd { a href={"/jobs/" (r.job)} data-testid="open-job" { (r.job) } }
                 dt { "Trigger" } dd { (r.trigger) }
                 dt { "Status" } dd data-testid="run-status" { (r.status.as_str()) }
                 dt { "Started" } dd { (time(&r.started)) }
@@ -279,7 +279,7 @@ pub fn job(
                 table.params data-testid="job-params" { @for (k, v) in params { tr { th { (k) } td { code { (v) } } } } }
             }
             @if who.operator() && restore {
-                p { "A restore starts from the " a href="/snapshots" { "Snapshots" } " page: it shows the plan and asks for the snapshot id." }
+                p { "A restore starts from the " a href="/snapshots" data-testid="to-snapshots" { "Snapshots" } " page: it shows the plan and asks for the snapshot id." }
             } @else if who.operator() {
                 h2 { "Run now" }
                 form.run method="post" action={"/jobs/" (j.name) "/run"} data-testid="run-form" {
@@ -324,7 +324,7 @@ pub fn problem(who: Option<&Who>, title: &str, message: &str) -> Markup {
         html! {
             h1 { (title) }
             p.error data-testid="problem" { (message) }
-            p { a href="/" { "Back to the jobs" } }
+            p { a href="/" data-testid="back" { "Back to the jobs" } }
         },
     )
 }

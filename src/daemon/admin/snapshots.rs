@@ -44,7 +44,15 @@ fn places(admin: &Shared) -> BTreeMap<Place, Jobs> {
     let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
     let mut out: BTreeMap<Place, Jobs> = BTreeMap::new();
     for j in s.jobs.values() {
-        let Some(Json::String(prefix)) = j.def.params.get("prefix") else {
+        // The job's prefix, else the script's plain default (druid-backup/-restore: druid).
+        let prefix = j.def.params.get("prefix").or_else(|| {
+            j.def
+                .param_specs
+                .iter()
+                .find(|p| p.name == "prefix")
+                .and_then(|p| p.default.as_ref())
+        });
+        let Some(Json::String(prefix)) = prefix else {
             continue;
         };
         let store = match j.def.params.get("store") {
@@ -162,7 +170,7 @@ fn snapshot_table(place: &Place, snaps: &[Json]) -> Markup {
                     @let id = text(&s["id"]);
                     @let complete = s["complete"].as_bool().unwrap_or(false);
                     tr data-testid={"snapshot-" (id)} class=[(!complete).then_some("incomplete")] {
-                        td { @if complete { a href={"/snapshots/show?" (place_query(place)) "&id=" (id)} { (id) } } @else { (id) } }
+                        td { @if complete { a href={"/snapshots/show?" (place_query(place)) "&id=" (id)} data-testid="open-snapshot" { (id) } } @else { (id) } }
                         td { (text(&s["started_at"])) }
                         td { (text(&s["procedure"])) }
                         td { (text(&s["target"])) }
