@@ -83,3 +83,8 @@ fn snapshots_are_listed_verified_and_restored_after_the_typed_id() {
 fn tls_serves_the_page_with_secure_cookies_and_a_bad_key_is_named() {
     case("tls");
 }
+
+#[test]
+fn hash_password_asks_twice_without_echo_on_a_terminal() {
+    case("hash_password_tty");
+}

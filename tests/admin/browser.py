@@ -207,7 +207,8 @@ def case_wrong_password(c, page):
         with page.expect_response(lambda r: r.url.endswith("/login") and r.request.method == "POST") as info:
             page.get_by_test_id("login-submit").click()
         resp = info.value
-    check(resp.status == 429, f"the fifth attempt after four failures is rate limited (got {resp.status})")
+    check(resp.status == 429, f"after five failed logins the next attempt is rate limited (got {resp.status})")
+    check(int(resp.headers.get("retry-after", "0")) > 0, "with Retry-After")
     page.goto(c.d.url + "/login")
     page.get_by_test_id("login-user").fill("olivia")
     page.get_by_test_id("login-password").fill(PASSWORDS["olivia"])
@@ -436,6 +437,39 @@ def case_tls(c, page):
     c.login(p2, "olivia")
     check(p2.get_by_test_id("user").inner_text().startswith("olivia"), "a browser logs in over HTTPS")
     ctx.close()
+
+
+def case_hash_password_tty(c, page):
+    """`rewind admin hash-password` on a terminal: asks twice without echo; a mismatch hashes nothing."""
+    import pty
+
+    def converse(first, second):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(c.args.rewind, [c.args.rewind, "admin", "hash-password"])
+        out = b""
+        for answer in (first, second):
+            while b": " not in out.split(b"\n")[-1]:
+                out += os.read(fd, 1024)
+            time.sleep(0.3)  # the prompt is printed just before echo is turned off
+            os.write(fd, answer.encode() + b"\n")
+            out += b"\n"
+        while True:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+    code, out = converse("tty secret 1", "tty secret 1")
+    check(code == 0 and "$argon2id$" in out, "two equal answers print an argon2id hash")
+    check("tty secret 1" not in out, "the password is not echoed")
+    code, out = converse("tty secret 1", "tty secret 2")
+    check(code == 2 and "differ" in out and "$argon2id$" not in out, "two different answers: exit 2, no hash")
 
 
 def get(d, path, source="127.0.0.1", headers=None):

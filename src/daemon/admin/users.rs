@@ -174,6 +174,32 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_name_takes_as_long_as_a_wrong_password() {
+        let h = hash_password("pw").unwrap();
+        let users = Users::parse(&format!(
+            "users:\n  - name: alice\n    password_hash: '{h}'\n"
+        ))
+        .unwrap();
+        let time = |name: &str| {
+            (0..3)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    assert_eq!(users.check(name, "wrong"), None);
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let _ = time("nobody"); // the decoy hash is made on first use
+        let (known, unknown) = (time("alice"), time("nobody"));
+        // Without the decoy an unknown name would answer in microseconds, argon2 takes milliseconds.
+        assert!(
+            unknown * 4 > known,
+            "unknown name {unknown:?} vs wrong password {known:?}"
+        );
+    }
+
+    #[test]
     fn bad_files_are_named() {
         let e = Users::parse("users:\n  - name: a\n    password_hash: plain\n")
             .err()
