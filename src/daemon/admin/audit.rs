@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -53,9 +54,11 @@ impl Audit {
         };
         line.push(b'\n');
         let _g = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        // Names and addresses: readable by the daemon's user only, like its socket.
         let res = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.path)
             .and_then(|mut f| f.write_all(&line));
         if let Err(err) = res {
@@ -109,6 +112,16 @@ mod tests {
         let targets: Vec<&str> = got.iter().map(|e| e.target.as_str()).collect();
         assert_eq!(targets, ["job-11999", "job-11998", "job-11997"]);
         assert_eq!(got[0].addr, "10.1.2.3");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("audit.jsonl"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the audit log is the daemon user's only"
+        );
         assert!(
             audit.newest(100_000).len() < 12_000,
             "only the tail is read"
