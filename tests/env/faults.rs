@@ -291,3 +291,33 @@ fn verbose_logs_of_a_backup_and_a_restore_never_show_a_secret() {
     }
     assert_no_secrets(&w.everything_written(), "the store");
 }
+
+#[test]
+fn an_off_call_that_fails_is_said_loudly_and_the_environment_stays_marked() {
+    let w = World::start();
+    // The backup's work succeeds; turning maintenance off fails (every retry).
+    w.fail(w.maint_port, "POST", "/maintenance/off", 500, false, 10);
+    let out = w.run("env-backup", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("maintenance could not be turned off (turn it off by hand)"),
+        "{err}"
+    );
+    assert_eq!(
+        w.maintenance_history(),
+        ["on"],
+        "the switch really is still on: the error is the operator's only warning"
+    );
+    // A part failing and the off call failing: the error names both.
+    w.reset_faults();
+    w.fail(w.fb_port, "GET", ".json", 500, false, 10);
+    w.fail(w.maint_port, "POST", "/maintenance/off", 500, false, 10);
+    let out = w.run("env-backup", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("backing up firebase failed") && err.contains("NOT turned off"),
+        "{err}"
+    );
+}

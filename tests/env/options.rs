@@ -231,3 +231,83 @@ fn row_counts_can_be_left_out_and_the_restore_still_works() {
     result(&w.run("env-restore", &[&format!("snapshot={id}"), "parts=mysql"]));
     assert_eq!(w.databases(), dbs);
 }
+
+#[test]
+fn counts_taken_without_maintenance_only_warn_and_exact_ones_fail_the_restore() {
+    let w = World::start();
+    // A dump program that lets the row count go first, then writes a row the dump includes: the recorded
+    // count is one short of the dump, as a write during a backup without maintenance makes it.
+    let wrapper = w.path("dump-after-a-write.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nsleep 1\nmariadb --host=127.0.0.1 --port={} --user={} athena-server -e \
+             \"insert into audit_log (table_name, action, row_id, logged_at) values ('t', 'x', 1, now())\"\n\
+             exec mariadb-dump \"$@\"\n",
+            w.maria.port(),
+            mariadb::USER
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dump = format!("mysql.dump_command={}", wrapper.display());
+
+    // Without maintenance: the counts are marked approximate, and the restore warns.
+    let with_maint = w.params_file("");
+    let text = std::fs::read_to_string(&with_maint).unwrap();
+    let without = w.path("env-no-maintenance.yaml");
+    std::fs::write(&without, &text[..text.find("maintenance:").unwrap()]).unwrap();
+    let out = w
+        .command("env-backup", &without, &[&dump])
+        .output()
+        .unwrap();
+    let id = result(&out)["snapshot"].as_str().unwrap().to_string();
+    let rec = &w.manifests()[&id]["env"]["mysql"]["databases"][0];
+    assert_eq!(rec["counts_exact"], json!(false), "{rec}");
+    let out = w
+        .command(
+            "env-restore",
+            &without,
+            &[&format!("snapshot={id}"), "parts=mysql"],
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        out.status.success(),
+        "a difference in approximate counts only warns: {err}"
+    );
+    assert!(
+        err.contains("row counts differ from the ones recorded") && err.contains("audit_log"),
+        "{err}"
+    );
+
+    // Under maintenance the counts are exact, and the same difference fails the restore.
+    let out = w
+        .command("env-backup", &with_maint, &[&dump])
+        .output()
+        .unwrap();
+    let id = result(&out)["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(
+        w.manifests()[&id]["env"]["mysql"]["databases"][0]["counts_exact"],
+        json!(true)
+    );
+    let out = w
+        .command(
+            "env-restore",
+            &with_maint,
+            &[&format!("snapshot={id}"), "parts=mysql"],
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "exact counts that differ fail: {err}"
+    );
+    assert!(
+        err.contains("athena-server differs from the backup"),
+        "{err}"
+    );
+}
