@@ -258,54 +258,28 @@ fn counts_taken_without_maintenance_only_warn_and_exact_ones_fail_the_restore() 
     let text = std::fs::read_to_string(&with_maint).unwrap();
     let without = w.path("env-no-maintenance.yaml");
     std::fs::write(&without, &text[..text.find("maintenance:").unwrap()]).unwrap();
-    let out = w
-        .command("env-backup", &without, &[&dump])
-        .output()
-        .unwrap();
-    let id = result(&out)["snapshot"].as_str().unwrap().to_string();
-    let rec = &w.manifests()[&id]["env"]["mysql"]["databases"][0];
-    assert_eq!(rec["counts_exact"], json!(false), "{rec}");
-    let out = w
-        .command(
-            "env-restore",
-            &without,
-            &[&format!("snapshot={id}"), "parts=mysql"],
-        )
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(
-        out.status.success(),
-        "a difference in approximate counts only warns: {err}"
-    );
+    // Backs up with `params`, checks how the counts were marked, restores the MySQL part: (ok, stderr).
+    let round = |params: &std::path::Path, exact: bool| {
+        let out = w.command("env-backup", params, &[&dump]).output().unwrap();
+        let id = result(&out)["snapshot"].as_str().unwrap().to_string();
+        let rec = &w.manifests()[&id]["env"]["mysql"]["databases"][0];
+        assert_eq!(rec["counts_exact"], json!(exact), "{rec}");
+        let snapshot = format!("snapshot={id}");
+        let out = w
+            .command("env-restore", params, &[&snapshot, "parts=mysql"])
+            .output()
+            .unwrap();
+        (out.status.success(), stderr(&out))
+    };
+    let (ok, err) = round(&without, false);
+    assert!(ok, "a difference in approximate counts only warns: {err}");
     assert!(
         err.contains("row counts differ from the ones recorded") && err.contains("audit_log"),
         "{err}"
     );
-
     // Under maintenance the counts are exact, and the same difference fails the restore.
-    let out = w
-        .command("env-backup", &with_maint, &[&dump])
-        .output()
-        .unwrap();
-    let id = result(&out)["snapshot"].as_str().unwrap().to_string();
-    assert_eq!(
-        w.manifests()[&id]["env"]["mysql"]["databases"][0]["counts_exact"],
-        json!(true)
-    );
-    let out = w
-        .command(
-            "env-restore",
-            &with_maint,
-            &[&format!("snapshot={id}"), "parts=mysql"],
-        )
-        .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert!(
-        !out.status.success(),
-        "exact counts that differ fail: {err}"
-    );
+    let (ok, err) = round(&with_maint, true);
+    assert!(!ok, "exact counts that differ fail: {err}");
     assert!(
         err.contains("athena-server differs from the backup"),
         "{err}"
