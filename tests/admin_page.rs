@@ -3,13 +3,12 @@
 //! Screenshots land in target/admin-screenshots/CASE/. tests/run.sh installs Chromium and Playwright;
 //! without them these tests fail (they never pass having run nothing).
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn python() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/rewind-tests/moto/bin/python")
-}
+use common::azure::python;
 
 fn case(name: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -10,6 +10,14 @@ use serde_json::{Map, Number, Value as Json};
 
 const MAX_DEPTH: usize = 200;
 
+/// A JSON value as a person reads it: a string without its quotes, anything else as JSON text.
+pub fn display(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 pub fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
     Ok(match v {
         Json::Null => lua.null(),

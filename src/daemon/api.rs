@@ -34,7 +34,7 @@ pub struct Api {
 }
 
 impl Api {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -193,6 +193,20 @@ fn load_yaml(host: &Host, file: &Path, text: &str) -> Result<JobDef, String> {
     })
 }
 
+impl JobDef {
+    /// A param's value as pages and run records show it: masked when the script declares the param
+    /// secret or its name looks secret, and any registered secret masked inside it.
+    pub fn shown(&self, key: &str, value: &Json) -> String {
+        let secret = crate::base::redact::looks_secret(key)
+            || self.param_specs.iter().any(|p| p.name == key && p.secret);
+        if secret {
+            crate::base::redact::MASK.to_string()
+        } else {
+            crate::base::redact::redact(&crate::base::values::display(value))
+        }
+    }
+}
+
 /// A job made on the spot for a script of the search path (the admin page's verify): the same checks
 /// as a job file's, never scheduled, named after the script.
 pub fn adhoc(host: &Host, script_name: &str, values: &Map<String, Json>) -> Result<JobDef, String> {

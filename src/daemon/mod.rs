@@ -59,6 +59,24 @@ pub struct JobState {
     pub last_fire: Option<DateTime<Utc>>,
 }
 
+impl JobState {
+    /// What `rewind jobs`, the API and the admin page show of a job.
+    pub fn view(&self) -> JobView {
+        JobView {
+            name: self.def.name.clone(),
+            file: self.def.file.clone(),
+            script: self.def.script.clone(),
+            schedule: self.def.schedule_text.clone(),
+            timezone: self.def.timezone.clone(),
+            next_run: self.next,
+            running: self.running.clone(),
+            last_fire: self.last_fire,
+            last_run: self.last.clone(),
+            error: self.error.clone(),
+        }
+    }
+}
+
 pub struct Shared {
     pub jobs: BTreeMap<String, JobState>,
     /// Job files that have no good version yet, with their error.
@@ -102,22 +120,7 @@ pub struct StatusFile {
 
 impl Shared {
     pub fn views(&self) -> (Vec<JobView>, Vec<LoadError>) {
-        let jobs = self
-            .jobs
-            .values()
-            .map(|j| JobView {
-                name: j.def.name.clone(),
-                file: j.def.file.clone(),
-                script: j.def.script.clone(),
-                schedule: j.def.schedule_text.clone(),
-                timezone: j.def.timezone.clone(),
-                next_run: j.next,
-                running: j.running.clone(),
-                last_fire: j.last_fire,
-                last_run: j.last.clone(),
-                error: j.error.clone(),
-            })
-            .collect();
+        let jobs = self.jobs.values().map(JobState::view).collect();
         let errors = self
             .file_errors
             .iter()

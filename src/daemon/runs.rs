@@ -189,30 +189,14 @@ impl Daemon {
 
 /// A run's own params as `key=value`, the job's secret params (and any registered secret) masked.
 fn given_params(def: &JobDef, extra: &Extra) -> Vec<String> {
-    let secret = |k: &str| {
-        crate::base::redact::looks_secret(k)
-            || def.param_specs.iter().any(|p| p.name == k && p.secret)
-    };
     let (params, args) = extra;
-    let pairs = params
+    let params = params
         .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            (k.clone(), v)
-        })
-        .chain(args.iter().cloned());
-    pairs
-        .map(|(k, v)| {
-            if secret(&k) {
-                format!("{k}={}", crate::base::redact::MASK)
-            } else {
-                format!("{k}={}", crate::base::redact::redact(&v))
-            }
-        })
-        .collect()
+        .map(|(k, v)| format!("{k}={}", def.shown(k, v)));
+    let args = args
+        .iter()
+        .map(|(k, v)| format!("{k}={}", def.shown(k, &Json::String(v.clone()))));
+    params.chain(args).collect()
 }
 
 pub(super) fn skip_record(

@@ -339,7 +339,7 @@ def case_snapshots_restore(c, page):
         # No prefix given: druid-restore's default (druid) names the place.
         "druid-restore.yaml": f"script: druid-restore\nschedule: manual\nparams:\n  store: 'file://{store}'\n",
     }
-    c.daemon(jobs_files=jobs)
+    c.daemon(jobs_files=jobs, env={"REWIND_DAEMON_TOKEN": "api-token-for-tests"})
     c.login(page, "olivia")
     check(page.get_by_test_id("job-data-restore").inner_text().count("manual") == 1, "a manual job shows its schedule")
     check(page.get_by_test_id("run-now-data-restore").count() == 0 and page.get_by_test_id("restore-data-restore").is_visible(),
@@ -401,6 +401,12 @@ def case_snapshots_restore(c, page):
     check(resp.status == 403, "a viewer's forged restore is refused")
     resp = page.request.get(c.d.url + "/snapshots/show?store=file:///etc&prefix=x&id=1", max_redirects=0)
     check(resp.status == 404, "a store and prefix no job names cannot be browsed")
+    # The JSON API, for automation, still runs a restore job (the newest snapshot, unconfirmed).
+    conn = http.client.HTTPConnection("127.0.0.1", c.d.port, timeout=10)
+    conn.request("POST", "/api/jobs/data-restore/run", body="{}",
+                 headers={"Authorization": "Bearer api-token-for-tests", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    check(r.status == 202 and "run_id" in r.read().decode(), "the API still runs a restore job")
 
 
 def case_tls(c, page):

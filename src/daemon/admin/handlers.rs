@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::Markup;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Map;
 use tokio::sync::oneshot;
 
 use super::sessions::random_token;
@@ -36,6 +36,72 @@ pub(super) fn refuse(
         .audit
         .record(&who.session.user, who.addr, action, target, why);
     html(status, pages::problem(Some(who), "Refused", why))
+}
+
+/// An operator's action from the page: who asks, what about, and the audit action a refusal gets.
+pub(super) struct Action<'a> {
+    pub admin: &'a Shared,
+    pub who: &'a Who,
+    pub refused: &'static str,
+    pub target: String,
+}
+
+impl Action<'_> {
+    pub fn refuse(&self, status: StatusCode, why: &str) -> Response {
+        refuse(
+            self.admin,
+            self.who,
+            status,
+            self.refused,
+            &self.target,
+            why,
+        )
+    }
+
+    /// The refusal when the user is not an operator (`viewers` says why).
+    pub fn operator(&self, viewers: &str) -> Option<Response> {
+        (!self.who.operator()).then(|| self.refuse(StatusCode::FORBIDDEN, viewers))
+    }
+
+    /// The refusal when the user is not an operator or the form's CSRF token is wrong.
+    pub fn check(&self, csrf: &str, viewers: &str) -> Option<Response> {
+        self.operator(viewers).or_else(|| {
+            (!self.who.session.csrf_ok(csrf)).then(|| {
+                self.refuse(
+                    StatusCode::FORBIDDEN,
+                    "the form's CSRF token is missing or wrong",
+                )
+            })
+        })
+    }
+
+    /// A run the daemon started (audited as `action` with `detail`; the browser goes to its page), or
+    /// its refusal.
+    pub fn started(
+        &self,
+        action: &str,
+        detail: &str,
+        res: Result<String, (u16, String)>,
+    ) -> Response {
+        match res {
+            Ok(id) => {
+                let detail = format!("run {id} {detail}");
+                let detail = detail.trim_end();
+                self.admin.audit.record(
+                    &self.who.session.user,
+                    self.who.addr,
+                    action,
+                    &self.target,
+                    detail,
+                );
+                Redirect::to(&format!("/runs/{id}")).into_response()
+            }
+            Err((code, msg)) => self.refuse(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                &msg,
+            ),
+        }
+    }
 }
 
 /// Only a safe, local path may follow a login (no `//host` or scheme).
@@ -228,7 +294,7 @@ pub async fn logout(
 
 /// The latest `n` runs of a job, newest first.
 fn recent(admin: &Shared, job: &str, n: usize) -> Vec<RunRecord> {
-    let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+    let s = admin.api.lock();
     s.history
         .runs
         .iter()
@@ -240,8 +306,8 @@ fn recent(admin: &Shared, job: &str, n: usize) -> Vec<RunRecord> {
 }
 
 pub async fn dashboard(State(admin): State<Shared>, Extension(who): Extension<Who>) -> Response {
-    let (jobs, errors, restores) = {
-        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+    let (jobs, errors, restores, recent) = {
+        let s = admin.api.lock();
         let (jobs, errors) = s.views();
         let restores: Vec<String> = s
             .jobs
@@ -249,9 +315,16 @@ pub async fn dashboard(State(admin): State<Shared>, Extension(who): Extension<Wh
             .filter(|j| super::snapshots::is_restore(&j.def))
             .map(|j| j.def.name.clone())
             .collect();
-        (jobs, errors, restores)
+        // Every job's last 10 runs in one pass over the history, newest first.
+        let mut recent: HashMap<String, Vec<RunRecord>> = HashMap::new();
+        for r in s.history.runs.iter().rev() {
+            let list = recent.entry(r.job.clone()).or_default();
+            if list.len() < 10 {
+                list.push(r.clone());
+            }
+        }
+        (jobs, errors, restores, recent)
     };
-    let recent = |job: &str| recent(&admin, job, 10);
     html(
         StatusCode::OK,
         pages::dashboard(&who, &jobs, &errors, &restores, &recent),
@@ -272,7 +345,7 @@ pub async fn runs_page(
     Extension(who): Extension<Who>,
     Query(q): Query<RunsQuery>,
 ) -> Response {
-    let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+    let s = admin.api.lock();
     let runs: Vec<&RunRecord> = s
         .history
         .runs
@@ -289,25 +362,11 @@ pub async fn runs_page(
     )
 }
 
-/// A job's params as shown on a page: secret ones (and values that hold a registered secret) masked.
-fn shown_params(
-    params: &Map<String, Json>,
-    secret: &dyn Fn(&str) -> bool,
-) -> Vec<(String, String)> {
-    params
+/// A job's params as shown on a page (see `JobDef::shown`).
+fn shown_params(def: &crate::daemon::jobs::JobDef) -> Vec<(String, String)> {
+    def.params
         .iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Json::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let shown = if secret(k) || crate::base::redact::looks_secret(k) {
-                crate::base::redact::MASK.to_string()
-            } else {
-                crate::base::redact::redact(&text)
-            };
-            (k.clone(), shown)
-        })
+        .map(|(k, v)| (k.clone(), def.shown(k, v)))
         .collect()
 }
 
@@ -323,7 +382,7 @@ pub async fn run_page(
         );
     }
     let (run, log_path, params) = {
-        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = admin.api.lock();
         let Some(run) = s.history.get(&id).cloned() else {
             return html(
                 StatusCode::NOT_FOUND,
@@ -333,12 +392,7 @@ pub async fn run_page(
         let params = s
             .jobs
             .get(&run.job)
-            .map(|j| {
-                let specs = &j.def.param_specs;
-                shown_params(&j.def.params, &|k| {
-                    specs.iter().any(|p| p.name == k && p.secret)
-                })
-            })
+            .map(|j| shown_params(&j.def))
             .unwrap_or_default();
         (run, s.history.log_path(&id), params)
     };
@@ -369,49 +423,36 @@ pub async fn job_page(
     Path(name): Path<String>,
 ) -> Response {
     let found = {
-        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
-        let (views, _) = s.views();
+        let s = admin.api.lock();
         s.jobs.get(&name).map(|j| {
             let specs = &j.def.param_specs;
-            let params = shown_params(&j.def.params, &|k| {
-                specs.iter().any(|p| p.name == k && p.secret)
-            });
+            // An override field starts at the job's value, else the script's default.
             let overrides: Vec<(String, String, String)> = j
                 .def
                 .overrides
                 .iter()
                 .map(|n| {
-                    let value = match j.def.params.get(n) {
-                        Some(Json::String(s)) => s.clone(),
-                        Some(v) => v.to_string(),
-                        None => specs
-                            .iter()
-                            .find(|p| &p.name == n)
-                            .and_then(|p| p.default.as_ref())
-                            .map(|d| match d {
-                                Json::String(s) => s.clone(),
-                                v => v.to_string(),
-                            })
-                            .unwrap_or_default(),
-                    };
-                    let doc = specs
-                        .iter()
-                        .find(|p| &p.name == n)
-                        .map(|p| p.doc.clone())
+                    let spec = specs.iter().find(|p| &p.name == n);
+                    let value = j
+                        .def
+                        .params
+                        .get(n)
+                        .or_else(|| spec.and_then(|p| p.default.as_ref()))
+                        .map(crate::base::values::display)
                         .unwrap_or_default();
+                    let doc = spec.map(|p| p.doc.clone()).unwrap_or_default();
                     (n.clone(), value, doc)
                 })
                 .collect();
-            let view = views.into_iter().find(|v| v.name == name);
             (
-                view,
-                params,
+                j.view(),
+                shown_params(&j.def),
                 overrides,
                 super::snapshots::is_restore(&j.def),
             )
         })
     };
-    let Some((Some(view), params, overrides, restore)) = found else {
+    let Some((view, params, overrides, restore)) = found else {
         return html(
             StatusCode::NOT_FOUND,
             pages::problem(
@@ -437,55 +478,36 @@ pub async fn run_now(
     Path(name): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if !who.operator() {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "run-refused",
-            &name,
-            "viewers cannot run jobs",
-        );
+    let act = Action {
+        admin: &admin,
+        who: &who,
+        refused: "run-refused",
+        target: name.clone(),
+    };
+    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
+    if let Some(r) = act.check(csrf, "viewers cannot run jobs") {
+        return r;
     }
-    if !who
-        .session
-        .csrf_ok(form.get("csrf").map(String::as_str).unwrap_or(""))
-    {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "run-refused",
-            &name,
-            "the form's CSRF token is missing or wrong",
-        );
-    }
-    let allowed: Vec<String> = {
-        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
-        match s.jobs.get(&name) {
-            Some(j) if super::snapshots::is_restore(&j.def) => {
-                drop(s);
-                return refuse(
-                    &admin,
-                    &who,
-                    StatusCode::BAD_REQUEST,
-                    "run-refused",
-                    &name,
-                    "a restore starts from the Snapshots page, which shows its plan and asks for the snapshot id",
-                );
-            }
-            Some(j) => j.def.overrides.clone(),
-            None => {
-                return refuse(
-                    &admin,
-                    &who,
-                    StatusCode::NOT_FOUND,
-                    "run-refused",
-                    &name,
-                    &format!("there is no job named {name}"),
-                );
-            }
+    let found = admin.api.lock().jobs.get(&name).map(|j| {
+        (
+            super::snapshots::is_restore(&j.def),
+            j.def.overrides.clone(),
+        )
+    });
+    let allowed = match found {
+        None => {
+            return act.refuse(
+                StatusCode::NOT_FOUND,
+                &format!("there is no job named {name}"),
+            );
         }
+        Some((true, _)) => {
+            return act.refuse(
+                StatusCode::BAD_REQUEST,
+                "a restore starts from the Snapshots page, which shows its plan and asks for the snapshot id",
+            );
+        }
+        Some((false, allowed)) => allowed,
     };
     let mut args = Vec::new();
     for (k, v) in &form {
@@ -493,60 +515,26 @@ pub async fn run_now(
             continue;
         };
         if !allowed.iter().any(|a| a == p) {
-            return refuse(
-                &admin,
-                &who,
-                StatusCode::BAD_REQUEST,
-                "run-refused",
-                &name,
-                &format!("the job does not allow overriding '{p}'"),
-            );
+            let why = format!("the job does not allow overriding '{p}'");
+            return act.refuse(StatusCode::BAD_REQUEST, &why);
         }
         args.push((p.to_string(), v.clone()));
     }
     args.sort();
+    let detail: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let (tx, rx) = oneshot::channel();
     let t = Trigger {
         job: name.clone(),
         params: Map::new(),
-        args: args.clone(),
+        args,
         reply: tx,
     };
-    if admin.api.triggers.send(t).is_err() {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "run-refused",
-            &name,
-            "the daemon is stopping",
-        );
-    }
-    let detail: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    match rx.await {
-        Ok(Ok(id)) => {
-            admin.audit.record(
-                &who.session.user,
-                who.addr,
-                "run",
-                &name,
-                &format!("run {id} {}", detail.join(" ")),
-            );
-            Redirect::to(&format!("/runs/{id}")).into_response()
-        }
-        Ok(Err((code, msg))) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            refuse(&admin, &who, status, "run-refused", &name, &msg)
-        }
-        Err(_) => refuse(
-            &admin,
-            &who,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "run-refused",
-            &name,
-            "the daemon is stopping",
-        ),
-    }
+    let stopping = || (503, "the daemon is stopping".to_string());
+    let res = match admin.api.triggers.send(t) {
+        Ok(()) => rx.await.unwrap_or_else(|_| Err(stopping())),
+        Err(_) => Err(stopping()),
+    };
+    act.started("run", &detail.join(" "), res)
 }
 
 pub async fn audit_page(State(admin): State<Shared>, Extension(who): Extension<Who>) -> Response {

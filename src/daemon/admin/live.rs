@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(200);
 const MAX_EVENT: usize = 64 * 1024;
 
 #[derive(Deserialize, Default)]
-pub struct From {
+pub struct EventsQuery {
     #[serde(default)]
     from: u64,
 }
@@ -31,13 +31,13 @@ pub async fn events(
     State(admin): State<Shared>,
     Extension(_who): Extension<Who>,
     Path(id): Path<String>,
-    Query(q): Query<From>,
+    Query(q): Query<EventsQuery>,
 ) -> Response {
     if !history::valid_id(&id) {
         return (StatusCode::BAD_REQUEST, "bad run id\n").into_response();
     }
     let path = {
-        let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let s = admin.api.lock();
         if s.history.get(&id).is_none() {
             return (StatusCode::NOT_FOUND, "no such run\n").into_response();
         }
@@ -47,6 +47,7 @@ pub async fn events(
         admin,
         id,
         path,
+        file: None,
         offset: q.from,
         partial: Vec::new(),
         ended: false,
@@ -60,6 +61,8 @@ struct Follow {
     admin: Shared,
     id: String,
     path: std::path::PathBuf,
+    /// The log, open from the first poll that finds it; each poll reads on from where the last stopped.
+    file: Option<tokio::fs::File>,
     offset: u64,
     /// Bytes after the last newline, held until the line is whole.
     partial: Vec<u8>,
@@ -68,13 +71,10 @@ struct Follow {
 
 impl Follow {
     fn status(&self) -> String {
-        let s = self
-            .admin
+        self.admin
             .api
-            .shared
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        s.history
+            .history
             .get(&self.id)
             .map(|r| r.status.as_str().to_string())
             .unwrap_or_else(|| "unknown".into())
@@ -82,14 +82,20 @@ impl Follow {
 
     /// New bytes of the log since the last read, at most `MAX_EVENT`.
     async fn read_more(&mut self) -> Vec<u8> {
-        let Ok(mut f) = tokio::fs::File::open(&self.path).await else {
+        if self.file.is_none() {
+            let Ok(mut f) = tokio::fs::File::open(&self.path).await else {
+                return Vec::new();
+            };
+            if f.seek(std::io::SeekFrom::Start(self.offset)).await.is_err() {
+                return Vec::new();
+            }
+            self.file = Some(f);
+        }
+        let Some(f) = self.file.as_mut() else {
             return Vec::new();
         };
-        if f.seek(std::io::SeekFrom::Start(self.offset)).await.is_err() {
-            return Vec::new();
-        }
         let mut buf = Vec::new();
-        let _ = (&mut f).take(MAX_EVENT as u64).read_to_end(&mut buf).await;
+        let _ = (&mut *f).take(MAX_EVENT as u64).read_to_end(&mut buf).await;
         self.offset += buf.len() as u64;
         buf
     }

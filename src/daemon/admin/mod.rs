@@ -11,6 +11,7 @@ mod audit;
 mod handlers;
 mod live;
 mod pages;
+mod restore;
 pub mod sessions;
 mod snapshots;
 pub mod users;
@@ -73,7 +74,7 @@ pub fn router(api: Api, config: Config, state_dir: &std::path::Path) -> Router {
         .route("/snapshots", get(snapshots::list))
         .route("/snapshots/show", get(snapshots::show))
         .route("/snapshots/verify", post(snapshots::verify))
-        .route("/restore", get(snapshots::plan).post(snapshots::restore))
+        .route("/restore", get(restore::plan).post(restore::restore))
         .route("/logout", post(handlers::logout))
         .layer(middleware::from_fn_with_state(admin.clone(), require_login));
     Router::new()

@@ -104,7 +104,7 @@ pub fn dashboard(
     jobs: &[JobView],
     errors: &[LoadError],
     restores: &[String],
-    recent: &dyn Fn(&str) -> Vec<RunRecord>,
+    recent: &std::collections::HashMap<String, Vec<RunRecord>>,
 ) -> Markup {
     layout(
         "jobs",
@@ -126,8 +126,7 @@ pub fn dashboard(
                 thead { tr { th { "Job" } th { "Script" } th { "Schedule" } th { "Next run" } th { "Last run" } th { "Duration" } th { "History" } th {} } }
                 tbody {
                     @for j in jobs {
-                        @let runs = recent(&j.name);
-                        @let refs: Vec<&RunRecord> = runs.iter().collect();
+                        @let refs: Vec<&RunRecord> = recent.get(&j.name).map(|r| r.iter().collect()).unwrap_or_default();
                         tr data-testid={"job-" (j.name)} {
                             td { a href={"/jobs/" (j.name)} data-testid="job-link" { (j.name) } }
                             td { (j.script) }

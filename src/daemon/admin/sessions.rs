@@ -44,6 +44,18 @@ pub struct Session {
 }
 
 impl Session {
+    /// A new session, with its own CSRF token.
+    fn new(user: &str, role: Role) -> Session {
+        let now = Instant::now();
+        Session {
+            user: user.into(),
+            role,
+            csrf: random_token(),
+            created: now,
+            last_seen: now,
+        }
+    }
+
     pub fn csrf_ok(&self, given: &str) -> bool {
         !given.is_empty() && bool::from(self.csrf.as_bytes().ct_eq(given.as_bytes()))
     }
@@ -88,16 +100,9 @@ impl Sessions {
     /// Starts a session; returns its id.
     pub fn start(&self, user: &str, role: Role) -> String {
         let id = random_token();
-        let now = Instant::now();
-        let s = Session {
-            user: user.into(),
-            role,
-            csrf: random_token(),
-            created: now,
-            last_seen: now,
-        };
+        let s = Session::new(user, role);
         let mut inner = self.lock();
-        let limits = &self.limits;
+        let (now, limits) = (s.created, &self.limits);
         inner.sessions.retain(|_, s| alive(s, now, limits));
         inner.sessions.insert(id.clone(), s);
         id
@@ -129,14 +134,7 @@ impl Sessions {
         {
             return s;
         }
-        let now = Instant::now();
-        let s = Session {
-            user: user.into(),
-            role,
-            csrf: random_token(),
-            created: now,
-            last_seen: now,
-        };
+        let s = Session::new(user, role);
         self.lock().sessions.insert(key, s.clone());
         s
     }

@@ -1,35 +1,34 @@
-//! Snapshots and restores on the admin page. The places shown are the (store, prefix) pairs the jobs
-//! name in their params, and nothing else: a request for any other store or prefix is refused. A
-//! snapshot's page shows its manifest, a verify button (a recorded run of `verify`) and, for every
-//! restore job of the same place, a restore: first the job's dry-run plan, then a confirmation that
-//! asks for the snapshot id typed in, then the run with its live log.
+//! Snapshots on the admin page. The places shown are the (store, prefix) pairs the jobs name in their
+//! params, and nothing else: a request for any other store or prefix is refused. A snapshot's page shows
+//! its manifest, a verify button (a recorded run of `verify`) and, for every restore job of the same
+//! place, a link to the restore (`restore.rs`).
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Extension, Form, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use tokio::sync::oneshot;
 
-use super::handlers::{html, refuse};
+use super::handlers::{Action, html};
 use super::{Shared, Who, pages};
 use crate::daemon::calls::{Call, Target};
 
 /// A store and prefix some job writes to or restores from.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Place {
+pub(super) struct Place {
     /// The job's `store` param; empty: the default store.
     store: String,
     prefix: String,
 }
 
 #[derive(Default)]
-struct Jobs {
+pub(super) struct Jobs {
     backups: Vec<String>,
-    restores: Vec<String>,
+    pub restores: Vec<String>,
 }
 
 /// A restore job: its script restores (env-restore, druid-restore, restore-dir, td-ps-restore, or a
@@ -40,8 +39,8 @@ pub fn is_restore(def: &crate::daemon::jobs::JobDef) -> bool {
 }
 
 /// Every place the jobs name, with the jobs that back up to it and restore from it.
-fn places(admin: &Shared) -> BTreeMap<Place, Jobs> {
-    let s = admin.api.shared.lock().unwrap_or_else(|e| e.into_inner());
+pub(super) fn places(admin: &Shared) -> BTreeMap<Place, Jobs> {
+    let s = admin.api.lock();
     let mut out: BTreeMap<Place, Jobs> = BTreeMap::new();
     for j in s.jobs.values() {
         // The job's prefix, else the script's plain default (druid-backup/-restore: druid).
@@ -75,7 +74,7 @@ fn places(admin: &Shared) -> BTreeMap<Place, Jobs> {
 }
 
 /// Runs a call on the daemon's Lua thread and waits for its answer.
-async fn call(
+pub(super) async fn call(
     admin: &Shared,
     target: Target,
     args: Vec<(String, String)>,
@@ -119,11 +118,12 @@ fn place_query(p: &Place) -> String {
         .finish()
 }
 
-fn text(v: &Json) -> String {
-    match v {
-        Json::String(s) => s.clone(),
-        Json::Null => String::new(),
-        other => other.to_string(),
+/// A value for a table cell: null is empty.
+pub(super) fn text(v: &Json) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        crate::base::values::display(v)
     }
 }
 
@@ -199,7 +199,7 @@ fn tags_text(v: &Json) -> String {
     }
 }
 
-pub fn human_bytes(n: u64) -> String {
+fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -307,229 +307,24 @@ pub async fn verify(
     Extension(who): Extension<Who>,
     Form(f): Form<VerifyForm>,
 ) -> Response {
-    let target = format!("{}/{}", f.prefix, f.id);
-    if !who.operator() {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "verify-refused",
-            &target,
-            "viewers cannot start a verify",
-        );
-    }
-    if !who.session.csrf_ok(&f.csrf) {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "verify-refused",
-            &target,
-            "the form's CSRF token is missing or wrong",
-        );
+    let act = Action {
+        admin: &admin,
+        who: &who,
+        refused: "verify-refused",
+        target: format!("{}/{}", f.prefix, f.id),
+    };
+    if let Some(r) = act.check(&f.csrf, "viewers cannot start a verify") {
+        return r;
     }
     let Some((place, _)) = known(&admin, &f.store, &f.prefix) else {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::NOT_FOUND,
-            "verify-refused",
-            &target,
-            "no job names that store and prefix",
-        );
+        return act.refuse(StatusCode::NOT_FOUND, "no job names that store and prefix");
     };
     let mut params = place_params(&place);
     params.insert("snapshot".into(), Json::String(f.id.clone()));
-    match call(
-        &admin,
-        Target::Script {
-            name: "verify".into(),
-            params,
-        },
-        Vec::new(),
-        true,
-    )
-    .await
-    {
-        Ok(id) => {
-            let id = text(&id);
-            admin.audit.record(
-                &who.session.user,
-                who.addr,
-                "verify",
-                &target,
-                &format!("run {id}"),
-            );
-            Redirect::to(&format!("/runs/{id}")).into_response()
-        }
-        Err((code, e)) => refuse(
-            &admin,
-            &who,
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-            "verify-refused",
-            &target,
-            &e,
-        ),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct RestoreQuery {
-    job: String,
-    snapshot: String,
-}
-
-/// Whether a job restores from some place (only those are run with `snapshot=` by this page).
-fn is_restore_job(admin: &Shared, job: &str) -> bool {
-    places(admin)
-        .values()
-        .any(|j| j.restores.iter().any(|r| r == job))
-}
-
-/// The restore job's dry-run plan for one snapshot, and the confirmation form.
-pub async fn plan(
-    State(admin): State<Shared>,
-    Extension(who): Extension<Who>,
-    Query(q): Query<RestoreQuery>,
-) -> Response {
-    let target = format!("{} {}", q.job, q.snapshot);
-    if !who.operator() {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "restore-refused",
-            &target,
-            "viewers cannot restore",
-        );
-    }
-    if !is_restore_job(&admin, &q.job) {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::NOT_FOUND,
-            "restore-refused",
-            &target,
-            "no restore job of that name",
-        );
-    }
-    let args = vec![
-        ("snapshot".to_string(), q.snapshot.clone()),
-        ("dry_run".to_string(), "true".to_string()),
-    ];
-    let plan = match call(&admin, Target::Job(q.job.clone()), args, false).await {
-        Ok(r) => r,
-        Err((code, e)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-            return html(
-                status,
-                pages::problem(
-                    Some(&who),
-                    "No plan",
-                    &format!("{} refused the dry run: {e}", q.job),
-                ),
-            );
-        }
+    let target = Target::Script {
+        name: "verify".into(),
+        params,
     };
-    let lines: Vec<String> = plan["plan"]
-        .as_array()
-        .map(|a| a.iter().map(text).collect())
-        .unwrap_or_default();
-    let mut shown = plan.clone();
-    crate::base::redact::redact_json(&mut shown);
-    let body = html! {
-        h1 { "Restore " code { (q.snapshot) } " with " (q.job) }
-        h2 { "Plan (dry run: nothing was changed)" }
-        @if lines.is_empty() { pre.json data-testid="plan" { (serde_json::to_string_pretty(&shown).unwrap_or_default()) } }
-        @else { ol data-testid="plan" { @for l in &lines { li { (l) } } } }
-        form.run method="post" action="/restore" data-testid="restore-form" {
-            input type="hidden" name="csrf" value=(who.session.csrf);
-            input type="hidden" name="job" value=(q.job);
-            input type="hidden" name="snapshot" value=(q.snapshot);
-            p { "This replaces what the plan names. Type the snapshot id " code { (q.snapshot) } " to confirm." }
-            label { "Snapshot id " input name="confirm" autocomplete="off" required data-testid="confirm-id"; }
-            button data-testid="restore-submit" { "Restore" }
-        }
-    };
-    html(StatusCode::OK, pages::layout("restore", Some(&who), body))
-}
-
-#[derive(Deserialize)]
-pub struct RestoreForm {
-    #[serde(default)]
-    csrf: String,
-    job: String,
-    snapshot: String,
-    #[serde(default)]
-    confirm: String,
-}
-
-pub async fn restore(
-    State(admin): State<Shared>,
-    Extension(who): Extension<Who>,
-    Form(f): Form<RestoreForm>,
-) -> Response {
-    let target = format!("{} {}", f.job, f.snapshot);
-    if !who.operator() {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "restore-refused",
-            &target,
-            "viewers cannot restore",
-        );
-    }
-    if !who.session.csrf_ok(&f.csrf) {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::FORBIDDEN,
-            "restore-refused",
-            &target,
-            "the form's CSRF token is missing or wrong",
-        );
-    }
-    if !is_restore_job(&admin, &f.job) {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::NOT_FOUND,
-            "restore-refused",
-            &target,
-            "no restore job of that name",
-        );
-    }
-    if f.confirm.trim() != f.snapshot {
-        return refuse(
-            &admin,
-            &who,
-            StatusCode::BAD_REQUEST,
-            "restore-refused",
-            &target,
-            "the typed id does not match the snapshot id; nothing was restored",
-        );
-    }
-    let args = vec![("snapshot".to_string(), f.snapshot.clone())];
-    match call(&admin, Target::Job(f.job.clone()), args, true).await {
-        Ok(id) => {
-            let id = text(&id);
-            admin.audit.record(
-                &who.session.user,
-                who.addr,
-                "restore",
-                &target,
-                &format!("run {id}"),
-            );
-            Redirect::to(&format!("/runs/{id}")).into_response()
-        }
-        Err((code, e)) => refuse(
-            &admin,
-            &who,
-            StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
-            "restore-refused",
-            &target,
-            &e,
-        ),
-    }
+    let res = call(&admin, target, Vec::new(), true).await;
+    act.started("verify", "", res.map(|id| text(&id)))
 }

@@ -113,14 +113,6 @@ impl Users {
         Ok(Users { by_name })
     }
 
-    pub fn len(&self) -> usize {
-        self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     pub fn get(&self, name: &str) -> Option<&User> {
         self.by_name.get(name)
     }
