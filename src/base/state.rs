@@ -18,6 +18,9 @@ pub struct StateInfo {
     /// Cancelled by `task.abort(reason)` (a lost lease, say): the runner stops the whole run with `reason`.
     pub abort: tokio_util::sync::CancellationToken,
     pub abort_reason: Option<String>,
+    /// Cancelled on the first Ctrl-C or SIGTERM of a script with `drain_on_stop = true`: the script sees
+    /// it (`task.stopping()`) and shuts down in its own order instead of being dropped.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl StateInfo {

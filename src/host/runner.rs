@@ -122,28 +122,50 @@ async fn call(
         Err(e) => return failure(&e),
     };
     let fut = run.call_async::<Value>((params_v, ctx));
-    let abort = state_info(lua).borrow().abort.clone();
-    tokio::select! {
-        biased;
-        _ = abort.cancelled() => {
-            let reason = state_info(lua).borrow().abort_reason.clone().unwrap_or_default();
-            Outcome::Failed(Report { message: reason, traceback: None, usage: false })
-        }
-        res = fut => match res {
-            Ok(v) => match crate::base::values::from_lua(lua, &v) {
-                Ok(j) => Outcome::Done(j),
-                Err(e) => failure(&mlua::ErrorContext::context(e, format!("{}: the result", where_(script)))),
-            },
-            Err(e) => match failure(&e) {
-                // Tail calls can hide every Lua frame; still name the script.
-                Outcome::Failed(mut r) if !crate::base::errors::has_position(&r.message) => {
-                    r.message = format!("{}: {}", where_(script), r.message);
-                    Outcome::Failed(r)
+    let (abort, stop) = {
+        let info = state_info(lua);
+        let info = info.borrow();
+        (info.abort.clone(), info.stop.clone())
+    };
+    tokio::pin!(fut);
+    tokio::pin!(cancel);
+    loop {
+        tokio::select! {
+            biased;
+            _ = abort.cancelled() => {
+                let reason = state_info(lua).borrow().abort_reason.clone().unwrap_or_default();
+                return Outcome::Failed(Report { message: reason, traceback: None, usage: false });
+            }
+            res = &mut fut => return finished(lua, script, res),
+            _ = &mut cancel, if !stop.is_cancelled() => {
+                if !script.drain_on_stop {
+                    return Outcome::Cancelled;
                 }
-                other => other,
-            },
+                tracing::warn!("stopping: {} finishes what it holds first (a second signal stops it at once)", script.source.name);
+                stop.cancel();
+            }
+            _ = shutdown_signal(), if stop.is_cancelled() => return Outcome::Cancelled,
+        }
+    }
+}
+
+fn finished(lua: &Lua, script: &Script, res: mlua::Result<Value>) -> Outcome {
+    match res {
+        Ok(v) => match crate::base::values::from_lua(lua, &v) {
+            Ok(j) => Outcome::Done(j),
+            Err(e) => failure(&mlua::ErrorContext::context(
+                e,
+                format!("{}: the result", where_(script)),
+            )),
         },
-        _ = cancel => Outcome::Cancelled,
+        Err(e) => match failure(&e) {
+            // Tail calls can hide every Lua frame; still name the script.
+            Outcome::Failed(mut r) if !crate::base::errors::has_position(&r.message) => {
+                r.message = format!("{}: {}", where_(script), r.message);
+                Outcome::Failed(r)
+            }
+            other => other,
+        },
     }
 }
 

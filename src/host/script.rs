@@ -12,6 +12,9 @@ pub struct Script {
     pub params: Vec<ParamSpec>,
     /// `graceful_stop = true`: a signal is how this script normally ends (see `runner`).
     pub graceful_stop: bool,
+    /// `drain_on_stop = true`: the first signal only asks the script to stop (`task.stopping()`); it
+    /// finishes in its own order; a second signal cancels it (see `runner`).
+    pub drain_on_stop: bool,
     pub table: Table,
 }
 
@@ -40,6 +43,7 @@ pub fn load(lua: &Lua, source: &ScriptSource) -> mlua::Result<Script> {
     }
     let description: Option<String> = table.get("description")?;
     let graceful_stop: Option<bool> = table.get("graceful_stop")?;
+    let drain_on_stop: Option<bool> = table.get("drain_on_stop")?;
     let params: Option<Table> = table.get("params")?;
     let params = parse_specs(lua, params)
         .map_err(|e| mlua::Error::external(UsageError(format!("{where_}: {e}"))))?;
@@ -48,6 +52,7 @@ pub fn load(lua: &Lua, source: &ScriptSource) -> mlua::Result<Script> {
         description: description.unwrap_or_default(),
         params,
         graceful_stop: graceful_stop.unwrap_or(false),
+        drain_on_stop: drain_on_stop.unwrap_or(false),
         table,
     })
 }

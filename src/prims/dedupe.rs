@@ -108,6 +108,24 @@ impl Dedupe {
         Ok(removed)
     }
 
+    /// Up to `limit` keys that count as seen, in key order.
+    pub fn keys(&self, limit: usize) -> anyhow::Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(KEYS)?;
+        let n = now();
+        let mut out = Vec::new();
+        for e in t.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = e?;
+            if self.live(v.value(), n) {
+                out.push(k.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
     /// Entries that count as seen (not expired).
     pub fn count(&self) -> anyhow::Result<u64> {
         let txn = self.db.begin_read()?;
@@ -175,6 +193,10 @@ impl UserData for Handle {
         });
         m.add_async_method("count", |_, this, ()| async move {
             blocking(&this.0, |d| d.count()).await
+        });
+        // keys([limit]) → the live keys, in key order (a failure cache lists what to retry).
+        m.add_async_method("keys", |_, this, limit: Option<usize>| async move {
+            blocking(&this.0, move |d| d.keys(limit.unwrap_or(usize::MAX))).await
         });
         m.add_method("path", |_, this, ()| Ok(this.0.path.display().to_string()));
     }

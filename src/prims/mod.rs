@@ -2,6 +2,7 @@
 //! builds its table. They stand on `base` (and on each other); nothing here knows the host exists.
 
 pub mod archive;
+pub mod channel;
 pub mod codec;
 pub mod dedupe;
 pub mod env;

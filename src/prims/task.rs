@@ -145,6 +145,41 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })?,
     )?;
+    // channel(capacity): a bounded queue between coroutines (see channel.rs).
+    t.set(
+        "channel",
+        lua.create_function(|_, capacity: Option<usize>| {
+            Ok(super::channel::Channel::new(capacity.unwrap_or(1)))
+        })?,
+    )?;
+    // stopping(): true once a signal asked a `drain_on_stop` script to stop.
+    t.set(
+        "stopping",
+        lua.create_function(|lua, ()| {
+            Ok(crate::base::state::state_info(lua).borrow().stop.is_cancelled())
+        })?,
+    )?;
+    // stop(): asks the run to stop as a signal would (the script's own ordered shutdown).
+    t.set(
+        "stop",
+        lua.create_function(|lua, ()| {
+            crate::base::state::state_info(lua).borrow().stop.cancel();
+            Ok(())
+        })?,
+    )?;
+    // wait_stop(secs): sleeps up to secs, waking early on a stop request; returns stopping().
+    t.set(
+        "wait_stop",
+        lua.create_async_function(|lua, secs: f64| async move {
+            let stop = crate::base::state::state_info(&lua).borrow().stop.clone();
+            let wait = Duration::from_secs_f64(secs.max(0.0));
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            Ok(stop.is_cancelled())
+        })?,
+    )?;
     // timeout(secs, fn, ...): runs fn; raises if it takes longer.
     t.set(
         "timeout",

@@ -16,7 +16,8 @@ Usage: dispatcher_fake.py [--port 0]; prints its port on the first stdout line.
        200 {"accepted": N}, all applied; 409 {"missing_streams": [sha256, ...]} when an event refers to a
        stream this source has not been given (nothing applied); 400 for a body that is not such an array.
   Events: {"id", "timestamp" (ms), "streams": [{"sha256", "label", "size"}], "payload": {...}}.
-  Restored events are kept as posted, duplicates included, so a test sees "exactly once".
+  Restored events are kept as posted, duplicates included, so a test sees "exactly once"; they also join
+  the pair's events (GET serves them), as a dispatcher serves what it is given.
 Test hooks (no faults, not logged):
   POST /_fake/seed     {"pairs": [["src", "type"], ...], "events": N per pair, "streams": D distinct,
                         "refs": R references per event (default 1), "min_size": 16, "max_size": 4096,
@@ -181,6 +182,8 @@ class Handler(fc.FakeHandler):
             return fc.json_reply(409, {"missing_streams": missing})
         STATE["event_posts"] += 1
         STATE["restored_events"].setdefault(pair, []).extend(e["id"] for e in evs)
+        # A dispatcher serves what it is given: restored events join the pair's events.
+        STATE["events"].setdefault(pair, []).extend(evs)
         return fc.json_reply(200, {"accepted": len(evs)})
 
     def control_route(self, method, path, query, body):

@@ -59,13 +59,68 @@ async fn hash_file(path: std::path::PathBuf) -> anyhow::Result<(String, u64)> {
     .await?
 }
 
+/// Where a content-addressed object goes and how it is written.
+pub struct CasTarget {
+    pub prefix: String,
+    pub compression: Compression,
+    /// Appended to the key (`.gz`), so the object names its encoding.
+    pub suffix: String,
+}
+
+/// `put_cas` when the sha256 is known beforehand (a stream named by its hash): the key is checked first,
+/// so an object already stored costs one HEAD and its input is never opened; otherwise `open` gives the
+/// input, which streams through a check of its sha256 (and size) into the store, no spool file. A
+/// mismatch fails the read at the end, so the store never commits the object.
+pub async fn put_cas_known<F, Fut>(
+    backend: Arc<dyn Backend>,
+    target: &CasTarget,
+    sha: &str,
+    size: Option<u64>,
+    open: F,
+) -> anyhow::Result<Map<String, Json>>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<BoxReader>>,
+{
+    let sha = sha.to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(crate::base::errors::UsageError(format!(
+            "store:put_cas: sha256 must be 64 hex digits, got {sha:?}"
+        )));
+    }
+    let key = format!("{}{}", cas_key(&target.prefix, &sha), target.suffix);
+    let mut out = Map::new();
+    out.insert("sha256".into(), Json::String(sha.clone()));
+    out.insert("key".into(), Json::String(key.clone()));
+    out.insert(
+        "compression".into(),
+        Json::String(target.compression.name().into()),
+    );
+    if backend.head(&key).await?.is_some() {
+        out.insert("new".into(), Json::Bool(false));
+        return Ok(out);
+    }
+    let (checked, digest) = crate::prims::hash::HashReader::new(open().await?, key.clone());
+    let checked: BoxReader = Box::pin(checked.expect(size, Some(sha.clone())));
+    let info = backend
+        .put(&key, compress_reader(checked, target.compression))
+        .await?;
+    if let Some(b) = info.get("bytes") {
+        out.insert("stored_size".into(), b.clone());
+    }
+    let size = digest.lock().map(|d| d.size).unwrap_or_default();
+    out.insert("size".into(), Json::from(size));
+    out.insert("new".into(), Json::Bool(true));
+    Ok(out)
+}
+
 /// `put_cas`: content-addressed put. Returns `{sha256, key, new, size, stored_size?, compression}`.
 pub async fn put_cas(
     backend: Arc<dyn Backend>,
     input: CasInput,
-    prefix: &str,
-    compression: Compression,
+    target: &CasTarget,
 ) -> anyhow::Result<Map<String, Json>> {
+    let (prefix, compression) = (target.prefix.as_str(), target.compression);
     // Keep the spool file alive until the upload is done.
     let mut _spool = None;
     let (sha, size, source): (String, u64, CasSource) = match input {
@@ -85,7 +140,7 @@ pub async fn put_cas(
             (sha, n, CasSource::File(p))
         }
     };
-    let key = cas_key(prefix, &sha);
+    let key = format!("{}{}", cas_key(prefix, &sha), target.suffix);
     let mut out = Map::new();
     out.insert("sha256".into(), Json::String(sha.clone()));
     out.insert("key".into(), Json::String(key.clone()));

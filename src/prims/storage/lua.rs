@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 
 use super::{
     Backend, CasInput, Compression, ObjectMeta, Range, check_key, check_prefix, default_url, open,
-    open_file_reader, put_cas,
+    open_file_reader, put_cas, put_cas_known, CasTarget,
 };
 use crate::base::errors::{IntoLua, UsageError, lua_error};
 use crate::base::stream::{Reader, Writer, reader_from_value};
@@ -343,31 +343,39 @@ impl UserData for Store {
         m.add_async_method(
             "put_cas",
             |lua, this, (input, opts): (Value, Option<Table>)| async move {
-                let (prefix, compression) = match &opts {
-                    Some(o) => (
-                        o.get::<Option<String>>("prefix")?.unwrap_or_default(),
-                        o.get::<Option<String>>("compression")?,
-                    ),
-                    None => (String::new(), None),
-                };
-                check_prefix(&prefix).lua_err()?;
-                let compression = Compression::parse(compression.as_deref()).lua_err()?;
-                let input = match &input {
-                    Value::String(s) => CasInput::Bytes(s.as_bytes().to_vec()),
-                    Value::Table(t) => match t.get::<Option<String>>("file")? {
-                        Some(p) => CasInput::File(p.into()),
-                        None => {
-                            return Err(lua_error(
-                                UsageError("store:put_cas: a table input needs file=path".into())
-                                    .into(),
-                            ));
-                        }
-                    },
-                    other => CasInput::Reader(reader_from_value(other, "store:put_cas")?),
-                };
-                let out = put_cas(this.backend.clone(), input, &prefix, compression)
+                let (target, sha, size) = cas_opts(opts.as_ref())?;
+                let backend = this.backend.clone();
+                let out = match (sha, input) {
+                    // Known hash: the input (a reader, or a function returning one) is opened only
+                    // when the object is not stored yet.
+                    (Some(sha), input) => put_cas_known(backend, &target, &sha, size, || async move {
+                        let v = match input {
+                            Value::Function(f) => f.call_async::<Value>(()).await?,
+                            other => other,
+                        };
+                        Ok(reader_from_value(&v, "store:put_cas")?)
+                    })
                     .await
-                    .lua_err()?;
+                    .lua_err()?,
+                    (None, input) => {
+                        let input = match &input {
+                            Value::String(s) => CasInput::Bytes(s.as_bytes().to_vec()),
+                            Value::Table(t) => match t.get::<Option<String>>("file")? {
+                                Some(p) => CasInput::File(p.into()),
+                                None => {
+                                    return Err(lua_error(
+                                        UsageError(
+                                            "store:put_cas: a table input needs file=path".into(),
+                                        )
+                                        .into(),
+                                    ));
+                                }
+                            },
+                            other => CasInput::Reader(reader_from_value(other, "store:put_cas")?),
+                        };
+                        put_cas(backend, input, &target).await.lua_err()?
+                    }
+                };
                 crate::base::values::to_lua(&lua, &Json::Object(out))
             },
         );
@@ -375,6 +383,31 @@ impl UserData for Store {
             Ok(format!("store({})", this.backend.url()))
         });
     }
+}
+
+/// put_cas's options: where and how, plus the sha256 (and size) when the caller knows them.
+fn cas_opts(opts: Option<&Table>) -> mlua::Result<(CasTarget, Option<String>, Option<u64>)> {
+    let get = |k: &str| -> mlua::Result<Option<String>> {
+        match opts {
+            Some(o) => o.get::<Option<String>>(k),
+            None => Ok(None),
+        }
+    };
+    let prefix = get("prefix")?.unwrap_or_default();
+    check_prefix(&prefix).lua_err()?;
+    let compression = Compression::parse(get("compression")?.as_deref()).lua_err()?;
+    let suffix = get("suffix")?.unwrap_or_default();
+    if suffix.contains('/') {
+        return Err(lua_error(
+            UsageError(format!("store:put_cas: suffix {suffix:?} must not contain '/'")).into(),
+        ));
+    }
+    let size = match opts {
+        Some(o) => o.get::<Option<u64>>("size")?,
+        None => None,
+    };
+    let target = CasTarget { prefix, compression, suffix };
+    Ok((target, get("sha256")?, size))
 }
 
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
