@@ -332,11 +332,14 @@ function M.run(p)
       end)
     end
     -- The order of source document 004: events (done above), then the hit cache, then the streams.
+    log.info("event workers stopped", { pairs = #pairs_list })
     run.requests:close()
     hit_cache:join()
+    log.info("hit cache stopped", { queued_downloads = run.downloads:len() })
     for _, t in ipairs(stream_tasks) do
       t:join()
     end
+    log.info("stream workers stopped", { failure_cache = run.failures.count() })
     run.hits.save()
     reporting:abort()
     local total = 0

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod azure;
 pub mod daemon;
+pub mod dispatcher;
 pub mod fault_proxy;
 pub mod http;
 pub mod kafka;

@@ -106,6 +106,26 @@ pub fn python_fake(name: &str) -> Command {
 /// A child process killed and reaped on drop.
 pub struct Killed(pub Child);
 
+impl Killed {
+    /// Sends `signal` and waits for the process to end; its output (when piped).
+    pub fn signal_and_wait(mut self, signal: i32) -> Output {
+        unsafe { libc::kill(self.0.id() as i32, signal) };
+        let mut out = Output {
+            status: self.0.wait().unwrap(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        use std::io::Read;
+        if let Some(mut s) = self.0.stdout.take() {
+            let _ = s.read_to_end(&mut out.stdout);
+        }
+        if let Some(mut s) = self.0.stderr.take() {
+            let _ = s.read_to_end(&mut out.stderr);
+        }
+        out
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();

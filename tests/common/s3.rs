@@ -84,6 +84,25 @@ impl S3Server {
         (r.status, r.body)
     }
 
+    /// An object's bytes, read as the bucket owner (panics unless 200).
+    pub fn get_bytes(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let url = format!("{}/{bucket}/{}", self.endpoint, url_encode(key).replace("%2F", "/"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .header(AUTH.0, AUTH.1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            assert_eq!(r.status().as_u16(), 200, "GET {url}");
+            r.bytes().await.unwrap().to_vec()
+        })
+    }
+
     /// The response headers of an unsigned HEAD, lower-cased names.
     pub fn head_headers(&self, path: &str) -> Vec<(String, String)> {
         super::http::request("HEAD", &format!("{}{path}", self.endpoint), &[AUTH], None).headers

@@ -21,8 +21,9 @@ Usage: dispatcher_fake.py [--port 0]; prints its port on the first stdout line.
 Test hooks (no faults, not logged):
   POST /_fake/seed     {"pairs": [["src", "type"], ...], "events": N per pair, "streams": D distinct,
                         "refs": R references per event (default 1), "min_size": 16, "max_size": 4096,
-                        "seed": 1, "labels": ["image", "audio"]}: the events of every pair, referring to D
-                        distinct streams (so with N*pairs*R > D most references repeat) -> the counts
+                        "seed": 1, "labels": ["image", "audio"], "spacing_ms": 2000}: the events of every pair, referring to D
+                        distinct streams (so with N*pairs*R > D most references repeat), each event 1..spacing_ms
+                        after the one before (2023-11-14 22:13 UTC first) -> the counts
   POST /_fake/append   {"source", "event_type", "count"}: that many more events arrive for the pair
   POST /_fake/restart  {"source", "event_type", "replay": k}: the source restarts and serves its last k
                         served events again on the next page (what a real source may do)
@@ -53,7 +54,7 @@ STATE = {
     "restored_streams": {},  # (source, label, sha) -> True
     "stream_posts": 0, "event_posts": 0, "event_pages": 0, "stream_gets": {},
     "epoch": random.randrange(1 << 30),  # makes cursors opaque and specific to this fake
-    "next_id": 0, "clock": 1_700_000_000_000, "rng": random.Random(1), "pool": [],
+    "next_id": 0, "clock": 1_700_000_000_000, "spacing_ms": 2000, "rng": random.Random(1), "pool": [],
 }
 
 
@@ -79,7 +80,7 @@ def parse_cursor(pair, text):
 
 def new_event(pair, refs):
     STATE["next_id"] += 1
-    STATE["clock"] += STATE["rng"].randrange(1, 2000)
+    STATE["clock"] += STATE["rng"].randrange(1, STATE["spacing_ms"])
     pool = STATE["pool"]
     chosen = [pool[STATE["rng"].randrange(len(pool))] for _ in range(refs)] if pool else []
     return {"id": "%s-%s-%07d" % (pair[0], pair[1], STATE["next_id"]), "timestamp": STATE["clock"],
@@ -91,6 +92,7 @@ def new_event(pair, refs):
 def seed(spec):
     rng = random.Random(spec.get("seed", 1))
     STATE["rng"] = rng
+    STATE["spacing_ms"] = max(2, spec.get("spacing_ms", 2000))
     labels = spec.get("labels", ["image", "audio"])
     lo, hi = spec.get("min_size", 16), spec.get("max_size", 4096)
     for i in range(spec.get("streams", 0)):
