@@ -18,6 +18,7 @@
 #      the largest process of the tree, rewind itself).
 #   3. `rewind run event-restore` into a second, fresh fake (concurrency=CONCURRENCY); bar >= 20,000
 #      events/s. Then /_fake/restored must hold every pair's events in order, each once, and every stream.
+#   4. context (LOCAL=0 skips it): 2 and 3 with a local directory store instead of moto, into a third fake.
 # For each step the CPU time of rewind (or aws, or the python client), the fake(s) and moto is printed as a
 # share of the wall time (100% = one core busy): the two Python servers are single-threaded at heart (GIL;
 # the fake also serializes every request behind one lock), so a server near 100% is the bottleneck.
@@ -165,6 +166,18 @@ step restore "${RESTORE_CMD[@]}"
 CHECK_OK=1
 python3 $B/events_bench.py check "$DST_URL" "$WORK/expected.json" > "$WORK/check.json" || CHECK_OK=0
 
+# 4. Context (LOCAL=1, the default): the same backup into a local directory store and its restore into a
+# third fake, without moto: what rewind and the fake reach when S3 is not the limit.
+if [ "${LOCAL:-1}" = 1 ]; then
+  step backup-local "$REWIND" run -q --json event-backup url="$SRC_URL" pairs="$PAIRS" store="$WORK/local-store" \
+    prefix=events once=true cache_dir="$WORK/cache-backup-local" stream_workers="$STREAM_WORKERS"
+  kill "$DST_PID" 2>/dev/null || true
+  start_fake dst-local; DST_PID=$FAKE_PID; DST_LOCAL_URL=$FAKE_URL
+  step restore-local "$REWIND" run -q --json event-restore url="$DST_LOCAL_URL" store="$WORK/local-store" prefix=events \
+    cache_dir="$WORK/cache-restore-local" concurrency="$CONCURRENCY"
+  python3 $B/events_bench.py check "$DST_LOCAL_URL" "$WORK/expected.json" > "$WORK/check-local.json" || CHECK_OK=0
+fi
+
 # Summary.
 SUMMARY_OK=1
 python3 - "$WORK" "$QUICK" "$PLAIN_KEYS" "$AWS_CONCURRENCY" "$(nproc)" <<'PY' || SUMMARY_OK=0
@@ -205,6 +218,15 @@ rows = [
     ("rewind event-backup", k, "%.0f events/s, %.0f streams/s" % (n / k["wall"], streams / k["wall"])),
     ("rewind event-restore", rs, "%.0f events/s, %.0f streams/s" % (n / rs["wall"], streams / rs["wall"])),
 ]
+if "backup-local" in steps:
+    kl, rl = steps["backup-local"], steps["restore-local"]
+    rows += [("backup, local store", kl, "%.0f events/s, %.0f streams/s" % (n / kl["wall"], streams / kl["wall"])),
+             ("restore, local store", rl, "%.0f events/s, %.0f streams/s" % (n / rl["wall"], streams / rl["wall"]))]
+    cl = json.load(open(work + "/check-local.json"))
+    bl, rr = result("backup-local"), result("restore-local")
+    if bl["events"] != n or bl["streams"]["downloaded"] != streams or not cl["ok"] or rr["events"] != n:
+        errors.append("the local-store run differs: backup %d events, %s streams; restore %d events; %s" % (
+            bl["events"], bl["streams"]["downloaded"], rr["events"], "; ".join(cl["problems"])))
 for what, s, tp in rows:
     print("  %-26s %7.2fs  %-30s %s / %s / %s / %s   (peak RSS %.0f MB)" % (
         what, s["wall"], tp, share(s, "cpu"), share(s, "src"), share(s, "moto"), share(s, "dst"), s["rss"]))
@@ -227,6 +249,11 @@ table = [["measurement", "rewind", "reference / bar", ""],
          ["restore, end to end", "%.0f events/s (%.2f s)" % (n / rs["wall"], rs["wall"]), ">= 20,000 events/s",
           met(n / rs["wall"] >= 20000)],
          ["restore peak RSS", "%.0f MB" % rs["rss"], "(< 200 MB)", met(rs["rss"] < 200)]]
+if "backup-local" in steps:
+    table += [["(context) local store", "backup %.0f, restore %.0f events/s" % (n / kl["wall"], n / rl["wall"]),
+               ">= 20,000 events/s", "%s / %s" % (met(n / kl["wall"] >= 20000), met(n / rl["wall"] >= 20000))],
+              ["(context) local, RSS", "backup %.0f MB, restore %.0f MB" % (kl["rss"], rl["rss"]), "< 200 MB",
+               met(max(kl["rss"], rl["rss"]) < 200)]]
 print("\n== summary: %d events, %d distinct streams (%.1f MB), moto, %s CPUs%s" % (
     n, streams, nbytes / 1e6, cpus, " (QUICK=1: not the issue's sizes)" if quick else ""))
 widths = [max(len(row[i]) for row in table) for i in range(4)]

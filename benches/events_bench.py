@@ -60,9 +60,8 @@ def parse_sizes(spec, cap):
     for part in spec.split(","):
         w, rng = part.split(":")
         lo, hi = (parse_size(x) for x in rng.split("-"))
-        hi = min(hi, cap)
-        if lo <= hi:
-            buckets.append((float(w), lo, hi))
+        if lo < cap or lo == hi <= cap:  # a range starting at the cap or above is left out
+            buckets.append((float(w), lo, min(hi, cap)))
     if not buckets:
         raise SystemExit("SIZES %r leaves no size range under MAX_SIZE %d" % (spec, cap))
     return buckets

@@ -20,6 +20,10 @@ function D:remove(key) end
 --- Deletes entries older than the ttl; returns how many.
 ---@return integer
 function D:expire() end
+--- Up to `limit` keys that count as seen, in key order (a failure cache lists what to retry).
+---@param limit? integer
+---@return string[]
+function D:keys(limit) end
 --- Entries that count as seen.
 ---@return integer
 function D:count() end

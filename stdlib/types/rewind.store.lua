@@ -159,9 +159,12 @@ function Store:delete_if(key, version) end
 ---@return rewind.store.LeftoverResult
 function Store:leftovers(prefix, older_than, opts) end
 
----Content-addressed put under `<prefix>/<aa>/<sha256>`; skips the upload when the object exists.
----@param input string|rewind.Reader|{file: string}
----@param opts? {prefix?: string, compression?: "none"|"gzip"|"zstd"}
+---Content-addressed put under `<prefix>/<aa>/<sha256><suffix>`; skips the upload when the object exists.
+---With `sha256` known beforehand, the key is checked first and the input (a reader, or a function
+---returning one: called only when the object is absent) streams through a check of its sha256 (and
+---`size`) into the store, with no spool file; a mismatch fails and stores nothing.
+---@param input string|rewind.Reader|{file: string}|fun(): rewind.Reader
+---@param opts? {prefix?: string, compression?: "none"|"gzip"|"zstd", suffix?: string, sha256?: string, size?: integer}
 ---@return rewind.store.CasResult
 function Store:put_cas(input, opts) end
 

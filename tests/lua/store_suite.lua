@@ -3,6 +3,8 @@
 -- where `open()` returns a fresh, empty store (a new temp dir or a new prefix).
 local fs = require("rewind.fs")
 local exec = require("rewind.exec")
+local hash = require("rewind.hash")
+local codec = require("rewind.codec")
 
 return function(t, open)
   t.test("put, get, head, exists", function()
@@ -289,5 +291,35 @@ return function(t, open)
     out = exec.run({ "gzip", "-dc", dir .. "/g.gz" })
     t.eq(out.stdout == big, true)
     t.raises(function() s:put_cas("x", { compression = "lz4" }) end, "lz4")
+  end)
+
+  t.test("put_cas with a known sha256: opened only when absent, checked while streaming", function()
+    local s = open()
+    local data = string.rep("stream bytes ", 5000)
+    local sha = hash.sha256(data)
+    local opened = 0
+    local function input()
+      opened = opened + 1
+      return codec.decompress(codec.compress(data, { codec = "gzip" }), { codec = "gzip" })
+    end
+    local opts = { prefix = "known/x", sha256 = sha, size = #data, compression = "gzip", suffix = ".gz" }
+    local r = s:put_cas(input, opts)
+    t.eq(r.key, "known/x/" .. sha:sub(1, 2) .. "/" .. sha .. ".gz")
+    t.eq(r.new, true)
+    t.eq(r.size, #data)
+    t.eq(opened, 1)
+    t.eq(codec.decompress(s:reader(r.key), { codec = "gzip" }):read_all() == data, true)
+    r = s:put_cas(input, opts)
+    t.eq(r.new, false)
+    t.eq(opened, 1, "an object already stored is not downloaded again")
+    -- Bytes that do not hash to the name fail, and nothing is stored.
+    local other = hash.sha256("other")
+    t.raises(function()
+      s:put_cas(function() return codec.decompress(codec.compress("not other"), {}) end,
+        { prefix = "known/y", sha256 = other })
+    end, "corrupt")
+    t.eq(s:exists("known/y/" .. other:sub(1, 2) .. "/" .. other), false)
+    t.raises(function() s:put_cas("x", { sha256 = "abc" }) end, "64 hex digits")
+    t.raises(function() s:put_cas("x", { suffix = "a/b" }) end, "must not contain")
   end)
 end

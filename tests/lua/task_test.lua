@@ -85,3 +85,45 @@ end)
 t.test("on_exit handlers ran after the case, newest first", function()
   t.eq(order, { "second", "first" })
 end)
+
+t.test("channel: bounded, many receivers, nil once closed and drained", function()
+  local ch = task.channel(2)
+  t.eq(ch:capacity(), 2)
+  local sent = 0
+  local producer = task.spawn(function()
+    for i = 1, 10 do
+      ch:send({ n = i })
+      sent = sent + 1
+    end
+    ch:close()
+  end)
+  task.sleep(0.05)
+  t.eq(sent, 2, "send waits while the channel is full")
+  t.eq(ch:len(), 2)
+  local got = {}
+  local function consumer()
+    while true do
+      local v, why = ch:recv()
+      if v == nil then
+        t.eq(why, "closed")
+        return
+      end
+      got[#got + 1] = v.n
+      task.sleep(0.001)
+    end
+  end
+  local a, b = task.spawn(consumer), task.spawn(consumer)
+  a:join(); b:join(); producer:join()
+  table.sort(got)
+  t.eq(#got, 10, "every item exactly once across two receivers")
+  for i = 1, 10 do t.eq(got[i], i) end
+  t.eq(ch:closed(), true)
+  t.raises(function() ch:send(1) end, "closed channel")
+  local v, why = task.channel(1):recv(0.05)
+  t.eq(v, nil)
+  t.eq(why, "timeout")
+  local c2 = task.channel(3)
+  t.eq(c2:try_recv(), nil)
+  c2:send("x")
+  t.eq(c2:try_recv(), "x")
+end)

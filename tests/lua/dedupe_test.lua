@@ -1,0 +1,13 @@
+local t = require("rewind.testing")
+local dedupe = require("rewind.dedupe")
+local fs = require("rewind.fs")
+
+t.test("keys lists the live keys in key order, with a limit", function()
+  local d = dedupe.open(fs.temp_dir("dedupe") .. "/d.redb")
+  t.eq(d:keys(), {})
+  t.eq(d:add({ "b\tx", "a\ty", "c\tz" }), 3)
+  t.eq(d:keys(), { "a\ty", "b\tx", "c\tz" })
+  t.eq(d:keys(2), { "a\ty", "b\tx" })
+  d:remove("b\tx")
+  t.eq(d:keys(), { "a\ty", "c\tz" })
+end)
