@@ -94,6 +94,8 @@ step() {
   local name=$1; shift
   local cmd out s0 m0 d0 s1 m1 d1 u s
   cmd=$(printf '%q ' "$@")
+  local lines0
+  lines0=$(wc -l < "$WORK/moto.log")
   s0=$(cpu_ticks "${SRC_PID:-0}"); m0=$(cpu_ticks "$MOTO_PID"); d0=$(cpu_ticks "${DST_PID:-0}")
   out=$(python3 $B/measure.py "TIMEFORMAT='%U %S'; { time timeout $STEP_TIMEOUT $cmd >$WORK/$name.out 2>$WORK/$name.err; } 2>$WORK/$name.cpu") ||
     fail "step $name failed (or took over ${STEP_TIMEOUT}s): $*" "$WORK/$name.err"
@@ -101,6 +103,10 @@ step() {
   read -r u s < "$WORK/$name.cpu"
   echo "$name $out $(awk -v u="$u" -v s="$s" -v t="$TCK" -v a=$((s1 - s0)) -v b=$((m1 - m0)) -v c=$((d1 - d0)) \
     'BEGIN {printf "%.2f %.2f %.2f %.2f", u + s, a / t, b / t, c / t}')" >> "$WORK/steps.txt"
+  # The requests moto answered meanwhile, by method (its log: one line per request, ANSI colours removed).
+  echo "$name $(tail -n +$((lines0 + 1)) "$WORK/moto.log" | sed 's/\x1b\[[0-9;]*m//g' |
+    grep -oE '"(GET|PUT|HEAD|POST|DELETE) ' | tr -d '" ' | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')" \
+    >> "$WORK/moto-requests.txt"
 }
 
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(free -g | awk '/Mem:/ {print $2}') GiB RAM;" \
@@ -227,9 +233,15 @@ if "backup-local" in steps:
     if bl["events"] != n or bl["streams"]["downloaded"] != streams or not cl["ok"] or rr["events"] != n:
         errors.append("the local-store run differs: backup %d events, %s streams; restore %d events; %s" % (
             bl["events"], bl["streams"]["downloaded"], rr["events"], "; ".join(cl["problems"])))
-for what, s, tp in rows:
-    print("  %-26s %7.2fs  %-30s %s / %s / %s / %s   (peak RSS %.0f MB)" % (
-        what, s["wall"], tp, share(s, "cpu"), share(s, "src"), share(s, "moto"), share(s, "dst"), s["rss"]))
+moto_reqs = {}
+for line in open(work + "/moto-requests.txt"):
+    name, *counts = line.split()
+    moto_reqs[name] = " ".join(counts)
+names = ["fetch", "aws-cp", "backup", "restore", "backup-local", "restore-local"]
+for (what, s, tp), name in zip(rows, names):
+    print("  %-26s %7.2fs  %-30s %s / %s / %s / %s   (peak RSS %.0f MB)%s" % (
+        what, s["wall"], tp, share(s, "cpu"), share(s, "src"), share(s, "moto"), share(s, "dst"), s["rss"],
+        "  moto: " + moto_reqs[name] if moto_reqs.get(name) else ""))
 print("  backup result: %s s inside rewind; streams %s" % (b["seconds"], json.dumps(bs, sort_keys=True)))
 print("  restore result: %s s inside rewind; %d batches, %d streams (%d created), in doubt %d" % (
     r["seconds"], r["batches"], r["streams"], r["streams_created"], r["in_doubt"]))
