@@ -156,7 +156,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "stopping",
         lua.create_function(|lua, ()| {
-            Ok(crate::base::state::state_info(lua).borrow().stop.is_cancelled())
+            Ok(crate::base::state::state_info(lua)
+                .borrow()
+                .stop
+                .is_cancelled())
         })?,
     )?;
     // stop(): asks the run to stop as a signal would (the script's own ordered shutdown).

@@ -86,7 +86,11 @@ impl S3Server {
 
     /// An object's bytes, read as the bucket owner (panics unless 200).
     pub fn get_bytes(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let url = format!("{}/{bucket}/{}", self.endpoint, url_encode(key).replace("%2F", "/"));
+        let url = format!(
+            "{}/{bucket}/{}",
+            self.endpoint,
+            url_encode(key).replace("%2F", "/")
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

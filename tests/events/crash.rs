@@ -38,16 +38,31 @@ fn kill_9_during_backup_then_a_rerun_stores_everything_exactly_once() {
     for trial in 0..test_kills(20) {
         let prefix = format!("k{trial}");
         let at = full.mul_f64(rng.random_range(0.05..1.0));
-        let child = Killed(w.command("event-backup", &w.backup_args(&prefix, PAIRS, &["batch=50", "stream_workers=4"])).spawn().unwrap());
+        let child = Killed(
+            w.command(
+                "event-backup",
+                &w.backup_args(&prefix, PAIRS, &["batch=50", "stream_workers=4"]),
+            )
+            .spawn()
+            .unwrap(),
+        );
         std::thread::sleep(at);
         drop(child); // SIGKILL
         let out = w.backup(&prefix, PAIRS, &["batch=50", "stream_workers=4"]);
         result(&out);
         let stored = w.stored_events(&prefix);
         for (pair, ids_want) in &want {
-            assert_eq!(&ids(&stored[pair]), ids_want, "trial {trial} (killed at {at:?}): {pair}");
+            assert_eq!(
+                &ids(&stored[pair]),
+                ids_want,
+                "trial {trial} (killed at {at:?}): {pair}"
+            );
         }
-        assert_eq!(w.stored_streams(&prefix), distinct, "trial {trial} (killed at {at:?}): streams");
+        assert_eq!(
+            w.stored_streams(&prefix),
+            distinct,
+            "trial {trial} (killed at {at:?}): streams"
+        );
     }
 }
 
@@ -63,7 +78,11 @@ fn kill_9_during_restore_then_a_rerun_restores_everything_exactly_once() {
         let target = Fake::start();
         let at = full.mul_f64(rng.random_range(0.05..1.0));
         eprintln!("trial {trial}: kill -9 at {at:?}");
-        let child = Killed(w.command("event-restore", &w.restore_args(&target, "rk", &[])).spawn().unwrap());
+        let child = Killed(
+            w.command("event-restore", &w.restore_args(&target, "rk", &[]))
+                .spawn()
+                .unwrap(),
+        );
         std::thread::sleep(at);
         drop(child);
         result(&w.restore(&target, "rk", &[]));

@@ -21,8 +21,10 @@ const PAIRS: &str = "web/click,web/view,app/open";
 #[test]
 fn three_pairs_store_every_event_once_and_every_distinct_stream_once() {
     let w = World::start();
-    w.seed(json!({"pairs": [["web", "click"], ["web", "view"], ["app", "open"]], "events": 600,
-                  "streams": 200, "min_size": 100, "max_size": 70000, "seed": 7}));
+    w.seed(
+        json!({"pairs": [["web", "click"], ["web", "view"], ["app", "open"]], "events": 600,
+                  "streams": 200, "min_size": 100, "max_size": 70000, "seed": 7}),
+    );
     let out = w.backup("b1", PAIRS, &["batch=250"]);
     let r = result(&out);
 
@@ -31,17 +33,31 @@ fn three_pairs_store_every_event_once_and_every_distinct_stream_once() {
     let mut refs = 0;
     for pair in PAIRS.split(',') {
         let source = w.source_events(pair);
-        assert_eq!(stored[pair], source, "{pair}: every event stored once, in order, as served");
+        assert_eq!(
+            stored[pair], source,
+            "{pair}: every event stored once, in order, as served"
+        );
         assert_eq!(r["pairs"][pair]["events"], 600);
         let (set, n) = referenced_streams(pair, &source);
         distinct.extend(set);
         refs += n;
     }
-    assert!(refs - distinct.len() >= refs * 2 / 3, "the data has 2/3 repeats: {refs} refs, {} distinct", distinct.len());
-    assert_eq!(w.stored_streams("b1"), distinct, "every distinct stream is stored, nothing else");
+    assert!(
+        refs - distinct.len() >= refs * 2 / 3,
+        "the data has 2/3 repeats: {refs} refs, {} distinct",
+        distinct.len()
+    );
+    assert_eq!(
+        w.stored_streams("b1"),
+        distinct,
+        "every distinct stream is stored, nothing else"
+    );
     let puts = w.stream_puts("b1");
     assert_eq!(puts.len(), distinct.len(), "{puts:?}");
-    assert!(puts.values().all(|n| *n == 1), "each stream uploaded exactly once: {puts:?}");
+    assert!(
+        puts.values().all(|n| *n == 1),
+        "each stream uploaded exactly once: {puts:?}"
+    );
     assert_eq!(r["streams"]["downloaded"], distinct.len());
     assert_eq!(r["streams"]["deduplicated"], refs - distinct.len());
     for id in distinct.iter().take(40) {
@@ -59,12 +75,24 @@ fn three_pairs_store_every_event_once_and_every_distinct_stream_once() {
     assert_eq!(w.stream_puts("b1"), puts, "no stream PUT again");
 
     // New events arrive, and the source restarts and serves its last 5 again: only the new ones are added.
-    w.source.json("POST", "/_fake/append", Some(json!({"source": "web", "event_type": "click", "count": 30})));
-    w.source.json("POST", "/_fake/restart", Some(json!({"source": "web", "event_type": "click", "replay": 5})));
+    w.source.json(
+        "POST",
+        "/_fake/append",
+        Some(json!({"source": "web", "event_type": "click", "count": 30})),
+    );
+    w.source.json(
+        "POST",
+        "/_fake/restart",
+        Some(json!({"source": "web", "event_type": "click", "replay": 5})),
+    );
     let third = result(&w.backup("b1", PAIRS, &["batch=250"]));
     assert_eq!(third["pairs"]["web/click"]["events"], 30, "{third}");
     let stored = w.stored_events("b1");
-    assert_eq!(ids(&stored["web/click"]), ids(&w.source_events("web/click")), "still exactly once");
+    assert_eq!(
+        ids(&stored["web/click"]),
+        ids(&w.source_events("web/click")),
+        "still exactly once"
+    );
 }
 
 #[test]
@@ -72,7 +100,11 @@ fn a_batch_closes_at_its_size_and_at_max_wait_with_fewer() {
     let w = World::start();
     w.seed(json!({"pairs": [["web", "click"]], "events": 2300, "streams": 20, "seed": 3}));
     let started = Instant::now();
-    let mut args = w.backup_args("b2", "web/click", &["batch=1000", "max_wait=4s", "poll=0.2s"]);
+    let mut args = w.backup_args(
+        "b2",
+        "web/click",
+        &["batch=1000", "max_wait=4s", "poll=0.2s"],
+    );
     args.retain(|a| a != "once=true");
     let child = common::process::Killed(
         w.command("event-backup", &args)
@@ -81,53 +113,115 @@ fn a_batch_closes_at_its_size_and_at_max_wait_with_fewer() {
             .unwrap(),
     );
     let sizes = |w: &World| -> Vec<usize> {
-        w.stored_batches("b2").get("web/click").map(|b| b.iter().map(|(_, e)| e.len()).collect()).unwrap_or_default()
+        w.stored_batches("b2")
+            .get("web/click")
+            .map(|b| b.iter().map(|(_, e)| e.len()).collect())
+            .unwrap_or_default()
     };
-    common::process::wait_for("two full batches", Duration::from_secs(30), || sizes(&w).len() >= 2);
-    assert_eq!(sizes(&w), vec![1000, 1000], "full batches close at once, without waiting for max_wait");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    common::process::wait_for("two full batches", Duration::from_secs(30), || {
+        sizes(&w).len() >= 2
+    });
+    assert_eq!(
+        sizes(&w),
+        vec![1000, 1000],
+        "full batches close at once, without waiting for max_wait"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     // The remaining 300 wait for max_wait (4 s after they were found), then close as a small batch.
-    common::process::wait_for("the max_wait batch", Duration::from_secs(30), || sizes(&w).len() >= 3);
-    assert!(started.elapsed() >= Duration::from_secs(4), "the short batch waited for max_wait");
+    common::process::wait_for("the max_wait batch", Duration::from_secs(30), || {
+        sizes(&w).len() >= 3
+    });
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "the short batch waited for max_wait"
+    );
     assert_eq!(sizes(&w), vec![1000, 1000, 300]);
     // Later events form their own batch, again after max_wait.
     let appended = Instant::now();
-    w.source.json("POST", "/_fake/append", Some(json!({"source": "web", "event_type": "click", "count": 7})));
-    common::process::wait_for("the late batch", Duration::from_secs(30), || sizes(&w).len() >= 4);
-    assert!(appended.elapsed() >= Duration::from_millis(3800), "{:?}", appended.elapsed());
+    w.source.json(
+        "POST",
+        "/_fake/append",
+        Some(json!({"source": "web", "event_type": "click", "count": 7})),
+    );
+    common::process::wait_for("the late batch", Duration::from_secs(30), || {
+        sizes(&w).len() >= 4
+    });
+    assert!(
+        appended.elapsed() >= Duration::from_millis(3800),
+        "{:?}",
+        appended.elapsed()
+    );
     assert_eq!(sizes(&w), vec![1000, 1000, 300, 7]);
     // SIGTERM: the ordered shutdown, exit 0.
     let out = child.signal_and_wait(libc::SIGTERM);
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    let pos = |what: &str| err.find(what).unwrap_or_else(|| panic!("no {what:?} in {err}"));
+    let pos = |what: &str| {
+        err.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {err}"))
+    };
     assert!(pos("stopping:") < pos("event workers stopped"), "{err}");
-    assert!(pos("event workers stopped") < pos("hit cache stopped"), "{err}");
-    assert!(pos("hit cache stopped") < pos("stream workers stopped"), "{err}");
-    assert_eq!(ids(&w.stored_events("b2")["web/click"]), ids(&w.source_events("web/click")));
+    assert!(
+        pos("event workers stopped") < pos("hit cache stopped"),
+        "{err}"
+    );
+    assert!(
+        pos("hit cache stopped") < pos("stream workers stopped"),
+        "{err}"
+    );
+    assert_eq!(
+        ids(&w.stored_events("b2")["web/click"]),
+        ids(&w.source_events("web/click"))
+    );
 }
 
 #[test]
 fn five_stream_failures_in_a_row_shut_down_in_order_and_the_next_run_backs_them_up() {
     let w = World::start();
-    w.seed(json!({"pairs": [["web", "click"], ["app", "open"]], "events": 400, "streams": 150,
-                  "max_size": 20000, "seed": 11}));
+    w.seed(
+        json!({"pairs": [["web", "click"], ["app", "open"]], "events": 400, "streams": 150,
+                  "max_size": 20000, "seed": 11}),
+    );
     // Every stream download fails (404: not retried).
-    fail(&w.source, json!({"method": "GET", "path_contains": "/api/v1/streams/", "status": 404, "count": 100000}));
-    let out = w.backup("b3", "web/click,app/open", &["stream_workers=3", "batch=100"]);
+    fail(
+        &w.source,
+        json!({"method": "GET", "path_contains": "/api/v1/streams/", "status": 404, "count": 100000}),
+    );
+    let out = w.backup(
+        "b3",
+        "web/click,app/open",
+        &["stream_workers=3", "batch=100"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("5 stream failures in a row"), "{err}");
     assert!(err.contains("in the failure cache"), "{err}");
     // The documented order: event workers, then the hit cache, then the stream workers.
-    let pos = |what: &str| err.find(what).unwrap_or_else(|| panic!("no {what:?} in {err}"));
-    assert!(pos("event workers stopped") < pos("hit cache stopped"), "{err}");
-    assert!(pos("hit cache stopped") < pos("stream workers stopped"), "{err}");
+    let pos = |what: &str| {
+        err.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {err}"))
+    };
+    assert!(
+        pos("event workers stopped") < pos("hit cache stopped"),
+        "{err}"
+    );
+    assert!(
+        pos("hit cache stopped") < pos("stream workers stopped"),
+        "{err}"
+    );
     assert!(w.stored_streams("b3").is_empty());
 
     // The faults end; the next run retries the failure cache first, then goes on: nothing is lost.
     no_faults(&w.source);
-    let r = result(&w.backup("b3", "web/click,app/open", &["stream_workers=3", "batch=100"]));
+    let r = result(&w.backup(
+        "b3",
+        "web/click,app/open",
+        &["stream_workers=3", "batch=100"],
+    ));
     assert!(r["streams"]["retried"].as_u64().unwrap() >= 5, "{r}");
     assert_eq!(r["streams"]["retried"], r["streams"]["recovered"], "{r}");
     assert_eq!(r["failure_cache"]["count"], 0, "{r}");
@@ -138,7 +232,11 @@ fn five_stream_failures_in_a_row_shut_down_in_order_and_the_next_run_backs_them_
         assert_eq!(ids(&stored[pair]), ids(&source), "{pair}: every event once");
         distinct.extend(referenced_streams(pair, &source).0);
     }
-    assert_eq!(w.stored_streams("b3"), distinct, "every stream, after the rerun");
+    assert_eq!(
+        w.stored_streams("b3"),
+        distinct,
+        "every stream, after the rerun"
+    );
 }
 
 #[test]
@@ -150,15 +248,37 @@ fn bad_params_are_refused_with_exit_2_and_nothing_written() {
         (vec!["pairs=web/click", "batch=0"], "at least 1"),
         (vec!["pairs=web/click", "max_wait=soon"], "max_wait"),
     ] {
-        let mut a = vec![format!("url={}", w.source.url), format!("store={}", w.store()), "once=true".to_string()];
+        let mut a = vec![
+            format!("url={}", w.source.url),
+            format!("store={}", w.store()),
+            "once=true".to_string(),
+        ];
         a.extend(args.iter().map(|s| s.to_string()));
         let out = w.command("event-backup", &a).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{args:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out)
+        );
     }
-    let out = w.command("event-restore", &[format!("store={}", w.store()), "from=2024-02-01".into(), "to=2024-01-01".into(), "url=http://127.0.0.1:9".into()]).output().unwrap();
+    let out = w
+        .command(
+            "event-restore",
+            &[
+                format!("store={}", w.store()),
+                "from=2024-02-01".into(),
+                "to=2024-01-01".into(),
+                "url=http://127.0.0.1:9".into(),
+            ],
+        )
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(w.s3.list_keys(world::BUCKET, "").is_empty(), "nothing written");
+    assert!(
+        w.s3.list_keys(world::BUCKET, "").is_empty(),
+        "nothing written"
+    );
 }
 
 #[test]
@@ -166,13 +286,20 @@ fn the_token_reaches_the_dispatcher_and_never_the_output() {
     let w = World::start();
     w.seed(json!({"pairs": [["web", "click"]], "events": 20, "streams": 5}));
     let token = "tok-3f9a1c77e2";
-    let mut c = w.command("event-backup", &w.backup_args("b5", "web/click", &["progress=0.05s"]));
-    c.env("REWIND_DISPATCHER_TOKEN", token).env("REWIND_LOG", "debug");
+    let mut c = w.command(
+        "event-backup",
+        &w.backup_args("b5", "web/click", &["progress=0.05s"]),
+    );
+    c.env("REWIND_DISPATCHER_TOKEN", token)
+        .env("REWIND_LOG", "debug");
     let out = c.output().unwrap();
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(!all.contains(token), "the token leaked: {all}");
     let (_, log) = w.source.json("GET", "/_fake/log", None);
     let reqs = log.as_array().unwrap();
-    assert!(!reqs.is_empty() && reqs.iter().all(|r| r["has_auth"] == true), "every request carries it");
+    assert!(
+        !reqs.is_empty() && reqs.iter().all(|r| r["has_auth"] == true),
+        "every request carries it"
+    );
 }

@@ -49,7 +49,9 @@ impl World {
     /// `rewind run <script> <args>` reaching moto; stdin closed.
     pub fn command(&self, script: &str, args: &[String]) -> Command {
         let mut c = rewind();
-        c.args(["run", "--json", script]).args(args).stdin(Stdio::null());
+        c.args(["run", "--json", script])
+            .args(args)
+            .stdin(Stdio::null());
         for (k, v) in self.s3.env() {
             c.env(k, v);
         }
@@ -82,7 +84,13 @@ impl World {
             format!("url={}", target.url),
             format!("store={}", self.store()),
             format!("prefix={prefix}"),
-            format!("cache_dir={}", self.cache(&format!("restore-{prefix}-{}", target.url.replace([':', '/'], "_")))),
+            format!(
+                "cache_dir={}",
+                self.cache(&format!(
+                    "restore-{prefix}-{}",
+                    target.url.replace([':', '/'], "_")
+                ))
+            ),
         ];
         a.extend(extra.iter().map(|s| s.to_string()));
         a
@@ -139,7 +147,11 @@ impl World {
                 let rest = &k[prefix.len() + "/streams/".len()..];
                 let p: Vec<&str> = rest.split('/').collect();
                 assert_eq!(p.len(), 4, "unexpected key {k}");
-                assert_eq!(&p[3][..2], p[2], "the folder is the hash's first two digits: {k}");
+                assert_eq!(
+                    &p[3][..2],
+                    p[2],
+                    "the folder is the hash's first two digits: {k}"
+                );
                 format!("{}/{}/{}", p[0], p[1], p[3].trim_end_matches(".gz"))
             })
             .collect()
@@ -148,7 +160,13 @@ impl World {
     /// A stored stream's bytes, decompressed; its sha256 is checked against its name.
     pub fn stream_bytes(&self, prefix: &str, id: &str) -> Vec<u8> {
         let p: Vec<&str> = id.split('/').collect();
-        let key = format!("{prefix}/streams/{}/{}/{}/{}.gz", p[0], p[1], &p[2][..2], p[2]);
+        let key = format!(
+            "{prefix}/streams/{}/{}/{}/{}.gz",
+            p[0],
+            p[1],
+            &p[2][..2],
+            p[2]
+        );
         let mut bytes = Vec::new();
         flate2::read::GzDecoder::new(&self.s3.get_bytes(BUCKET, &key)[..])
             .read_to_end(&mut bytes)
@@ -199,7 +217,8 @@ pub fn ids(events: &[Value]) -> Vec<String> {
 /// The JSON result a run printed (`rewind run --json`); panics with the output unless it succeeded.
 pub fn result(out: &Output) -> Value {
     assert!(out.status.success(), "{}", text(out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON result ({e}): {}", text(out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON result ({e}): {}", text(out)))
 }
 
 /// Adds a fault rule to a fake (tests/fakes/fake_control.py).

@@ -15,8 +15,8 @@ use serde_json::{Map, Value as Json};
 use tokio::io::AsyncReadExt;
 
 use super::{
-    Backend, CasInput, Compression, ObjectMeta, Range, check_key, check_prefix, default_url, open,
-    open_file_reader, put_cas, put_cas_known, CasTarget,
+    Backend, CasInput, CasTarget, Compression, ObjectMeta, Range, check_key, check_prefix,
+    default_url, open, open_file_reader, put_cas, put_cas_known,
 };
 use crate::base::errors::{IntoLua, UsageError, lua_error};
 use crate::base::stream::{Reader, Writer, reader_from_value};
@@ -348,15 +348,17 @@ impl UserData for Store {
                 let out = match (sha, input) {
                     // Known hash: the input (a reader, or a function returning one) is opened only
                     // when the object is not stored yet.
-                    (Some(sha), input) => put_cas_known(backend, &target, &sha, size, || async move {
-                        let v = match input {
-                            Value::Function(f) => f.call_async::<Value>(()).await?,
-                            other => other,
-                        };
-                        Ok(reader_from_value(&v, "store:put_cas")?)
-                    })
-                    .await
-                    .lua_err()?,
+                    (Some(sha), input) => {
+                        put_cas_known(backend, &target, &sha, size, || async move {
+                            let v = match input {
+                                Value::Function(f) => f.call_async::<Value>(()).await?,
+                                other => other,
+                            };
+                            Ok(reader_from_value(&v, "store:put_cas")?)
+                        })
+                        .await
+                        .lua_err()?
+                    }
                     (None, input) => {
                         let input = match &input {
                             Value::String(s) => CasInput::Bytes(s.as_bytes().to_vec()),
@@ -399,14 +401,21 @@ fn cas_opts(opts: Option<&Table>) -> mlua::Result<(CasTarget, Option<String>, Op
     let suffix = get("suffix")?.unwrap_or_default();
     if suffix.contains('/') {
         return Err(lua_error(
-            UsageError(format!("store:put_cas: suffix {suffix:?} must not contain '/'")).into(),
+            UsageError(format!(
+                "store:put_cas: suffix {suffix:?} must not contain '/'"
+            ))
+            .into(),
         ));
     }
     let size = match opts {
         Some(o) => o.get::<Option<u64>>("size")?,
         None => None,
     };
-    let target = CasTarget { prefix, compression, suffix };
+    let target = CasTarget {
+        prefix,
+        compression,
+        suffix,
+    };
     Ok((target, get("sha256")?, size))
 }
 
