@@ -26,7 +26,8 @@
 # 900 streams, MAX_SIZE=128K: a smoke test), N, STREAMS, SIZES, MAX_SIZE, PAIRS, STREAM_WORKERS (8),
 # CONCURRENCY (8), AWS_CONCURRENCY (10), FETCH_THREADS (8), STEP_TIMEOUT (s, per step), KEEP=1 (keep the
 # work directory), FAKE_NODELAY (1: the fakes answer with TCP_NODELAY; 0: as tests/ runs them, where each
-# answer waits ~40 ms for the client's delayed ACK: see start_fake). Exits non-zero when a step fails or the restore differs, not on a missed bar.
+# answer waits ~40 ms for the client's delayed ACK: see start_fake). MB = 10^6 bytes. Exits non-zero when a
+# step fails or the restore differs, not on a missed bar.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${QUICK:-0}
@@ -92,9 +93,8 @@ SRC_PID=; DST_PID=; MOTO_PID=
 # meanwhile. Appends 'NAME wall rss_kib cpu_s src_cpu_s moto_cpu_s dst_cpu_s' to steps.txt.
 step() {
   local name=$1; shift
-  local cmd out s0 m0 d0 s1 m1 d1 u s
+  local cmd out s0 m0 d0 s1 m1 d1 u s lines0
   cmd=$(printf '%q ' "$@")
-  local lines0
   lines0=$(wc -l < "$WORK/moto.log")
   s0=$(cpu_ticks "${SRC_PID:-0}"); m0=$(cpu_ticks "$MOTO_PID"); d0=$(cpu_ticks "${DST_PID:-0}")
   out=$(python3 $B/measure.py "TIMEFORMAT='%U %S'; { time timeout $STEP_TIMEOUT $cmd >$WORK/$name.out 2>$WORK/$name.err; } 2>$WORK/$name.cpu") ||
@@ -144,8 +144,9 @@ print("fixture: %d events over %d pairs (%d each), %d stream references, %d dist
       "from a pool of %d streams: %.1f%% of the references repeat" % (
           f["events"], s["events"] // s["per_pair"], s["per_pair"], f["refs"],
           f["streams"], s["pool"], 100 * (1 - f["streams"] / f["refs"])))
-print("  stream sizes: %s; distinct streams: %.1f MB in all, min %d B, median %d B, max %d B, mean %.1f KiB "
-      "(seeded in %.1fs)" % (", ".join("%d of %d-%d B" % (b["streams"], b["min_size"], b["max_size"]) for b in s["buckets"]),
+print("  sizes (uniform within each range): the pool holds %s; the distinct streams make %.1f MB, min %d B, "
+      "median %d B, max %d B, mean %.1f KiB (seeded in %.1fs)" % (
+          ", ".join("%d of %g-%g KiB" % (b["streams"], b["min_size"] / 1024, b["max_size"] / 1024) for b in s["buckets"]),
           f["bytes"] / 1e6, f["min"], f["median"], f["max"], f["bytes"] / f["streams"] / 1024, s["seconds"]))
 print("  the fake serves: %d events in %.2fs (%.0f events/s, pages of 1,000); streams one at a time: %d in %.2fs "
       "(%.1f ms each, %.0f MB/s); %d threads: %d in %.2fs (%.0f streams/s, %.0f MB/s)" % (

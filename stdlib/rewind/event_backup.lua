@@ -187,7 +187,8 @@ end
 local function pair_worker(run, source, event_type)
   local p, store, api = run.p, run.store, run.api
   local ckey = layout.cursor_key(p.prefix, source, event_type)
-  local saved = store:exists(ckey) and json.decode(store:get(ckey)) or {}
+  local body = store:get_versioned(ckey)
+  local saved = body and json.decode(body) or {}
   local cursor = saved.cursor
   local recent = {}
   for _, id in ipairs(saved.last_ids or {}) do
@@ -247,6 +248,11 @@ local function pair_worker(run, source, event_type)
         pending_ids[e.id] = true
         first_found = first_found or time.monotonic()
         for _, s in ipairs(e.streams or {}) do
+          if type(s) ~= "table" or type(s.label) ~= "string" or type(s.sha256) ~= "string"
+            or not s.sha256:match("^" .. string.rep("%x", 64) .. "$") then
+            error(string.format("%s/%s: event %s refers to a stream without a label and a 64-digit sha256: %s",
+              source, event_type, e.id, json.encode(s):sub(1, 200)), 0)
+          end
           ticket.outstanding = ticket.outstanding + 1
           run.requests:send({ source = source, label = s.label, sha256 = s.sha256, size = s.size, ticket = ticket })
         end

@@ -69,12 +69,18 @@ local function inventory(store, p)
 end
 
 local function read_batch(store, key)
-  local text = codec.decompress(store:reader(key), { codec = "gzip" }):read_all()
-  local events = json.array()
-  for line in text:gmatch("[^\n]+") do
-    events[#events + 1] = json.decode(line)
+  local ok, res = pcall(function()
+    local text = codec.decompress(store:reader(key), { codec = "gzip" }):read_all()
+    local events = json.array()
+    for line in text:gmatch("[^\n]+") do
+      events[#events + 1] = json.decode(line)
+    end
+    return events
+  end)
+  if not ok then
+    error(string.format("batch %s is not gzip JSON lines: %s", key, tostring(res)), 0)
   end
-  return events
+  return res
 end
 
 local function sorted_keys(t)

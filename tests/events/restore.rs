@@ -209,3 +209,36 @@ fn a_lost_answer_is_settled_by_reading_the_dispatcher_and_lost_streams_are_sent_
     assert_eq!(r["missing_restored"], 3, "{r}");
     assert_restored_exactly(&w, "r3", &target);
 }
+
+#[test]
+fn a_damaged_batch_stops_its_pair_with_an_error_naming_it() {
+    let w = backed_up("r4", 200);
+    let batches = w.stored_batches("r4");
+    let (bad, _) = &batches["app/open"][1];
+    let (status, _) = w.s3.owner_request(
+        "PUT",
+        &format!("/{}/{bad}", crate::world::BUCKET),
+        Some(b"not gzip".to_vec()),
+    );
+    assert_eq!(status, 200);
+    let target = Fake::start();
+    let out = w.restore(&target, "r4", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        crate::common::process::text(&out)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(bad.as_str()) && err.contains("not gzip JSON lines"),
+        "{err}"
+    );
+    let (events, _) = restored(&target);
+    let got = events["app/open"].as_array().map(|a| a.len()).unwrap_or(0);
+    assert_eq!(
+        got,
+        batches["app/open"][0].1.len(),
+        "only the batch before the damaged one"
+    );
+}
