@@ -25,8 +25,8 @@
 # Env: REWIND=binary (default target/release/rewind; it must have event-backup), QUICK=1 (3,000 events,
 # 900 streams, MAX_SIZE=128K: a smoke test), N, STREAMS, SIZES, MAX_SIZE, PAIRS, STREAM_WORKERS (8),
 # CONCURRENCY (8), AWS_CONCURRENCY (10), FETCH_THREADS (8), STEP_TIMEOUT (s, per step), KEEP=1 (keep the
-# work directory), FAKE_NODELAY (1: the fakes answer with TCP_NODELAY; 0: as tests/ runs them, where each
-# answer waits ~40 ms for the client's delayed ACK: see start_fake). MB = 10^6 bytes. Exits non-zero when a
+# work directory), FAKE_NODELAY (1, the default: the fakes answer with TCP_NODELAY, as tests/fakes/fake_control.py
+# sets it; 0 turns it off, and each answer then waits ~40 ms for the client's delayed ACK: see start_fake). MB = 10^6 bytes. Exits non-zero when a
 # step fails or the restore differs, not on a missed bar.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,5 +1,6 @@
 //! Reading S3 objects: one streamed GetObject for a small object or range, else ranged GETs of one part
-//! size each, `concurrency` in flight and reassembled in order, all pinned to the ETag HEAD saw. A
+//! size each, `concurrency` in flight and reassembled in order, all pinned to the ETag first seen (a
+//! whole object's first GET tells its size and ETag; a range asks HEAD). A
 //! ranged GET whose body breaks off midway is sent again (the SDK retries the request itself).
 
 use std::sync::Arc;
@@ -22,6 +23,9 @@ const BODY_BACKOFF: Policy = Policy::linear(Duration::from_millis(200), 3);
 pub(super) async fn reader(cfg: Arc<Cfg>, key: String, range: Range) -> anyhow::Result<BoxReader> {
     let what = cfg.url(&key);
     let full = cfg.full(&key);
+    if range.offset == 0 && range.length.is_none() {
+        return whole(cfg, full, what).await;
+    }
     let head = head_object(&cfg, &key)
         .await?
         .ok_or_else(|| not_found(&what))?;
@@ -49,7 +53,46 @@ pub(super) async fn reader(cfg: Arc<Cfg>, key: String, range: Range) -> anyhow::
             .map_err(|e| s3_error("GetObject", &what, e))?;
         return Ok(Box::pin(out.body.into_async_read()) as BoxReader);
     }
-    // Parallel ranged GETs, reassembled in order; `buffered` bounds what is in memory.
+    Ok(ranged(cfg, full, what, etag, start, end))
+}
+
+/// A whole object: one GetObject, whose answer gives the size and ETag a HEAD would have, so a small
+/// object costs one request. A large one (over a part, with concurrency) is read with ranged GETs pinned
+/// to that ETag instead; the first answer's body is dropped unread.
+async fn whole(cfg: Arc<Cfg>, full: String, what: String) -> anyhow::Result<BoxReader> {
+    let res = cfg
+        .client
+        .get_object()
+        .bucket(&cfg.bucket)
+        .key(&full)
+        .send()
+        .await;
+    let out = match res {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            return Err(not_found(&what));
+        }
+        Err(e) => return Err(s3_error("GetObject", &what, e)),
+    };
+    let size = out.content_length().unwrap_or(0).max(0) as u64;
+    if size <= cfg.part_size as u64 || cfg.concurrency == 1 {
+        return Ok(Box::pin(out.body.into_async_read()) as BoxReader);
+    }
+    let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+    drop(out);
+    Ok(ranged(cfg, full, what, etag, 0, size))
+}
+
+/// Parallel ranged GETs of `start..end`, reassembled in order; `buffered` bounds what is in memory.
+fn ranged(
+    cfg: Arc<Cfg>,
+    full: String,
+    what: String,
+    etag: Option<String>,
+    start: u64,
+    end: u64,
+) -> BoxReader {
+    let part = cfg.part_size as u64;
     let ranges: Vec<(u64, u64)> = (start..end)
         .step_by(part as usize)
         .map(|s| (s, (s + part).min(end)))
@@ -65,7 +108,7 @@ pub(super) async fn reader(cfg: Arc<Cfg>, key: String, range: Range) -> anyhow::
         })
         .buffered(conc)
         .map_err(|e| std::io::Error::other(format!("{e:#}")));
-    Ok(Box::pin(tokio_util::io::StreamReader::new(stream)) as BoxReader)
+    Box::pin(tokio_util::io::StreamReader::new(stream)) as BoxReader
 }
 
 fn not_found(what: &str) -> anyhow::Error {
