@@ -80,7 +80,7 @@ local function pipeline(p, store, api, dir)
         return api.stream_reader(req.source, req.label, req.sha256)
       end, {
         prefix = layout.streams_dir(p.prefix, req.source, req.label),
-        sha256 = req.sha256, size = req.size, compression = "gzip", suffix = ".gz",
+        sha256 = req.sha256, size = req.size, compression = "gzip", level = p.stream_level, suffix = ".gz",
       })
     end
     local id = stream_id(req)

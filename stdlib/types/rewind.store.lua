@@ -164,7 +164,7 @@ function Store:leftovers(prefix, older_than, opts) end
 ---returning one: called only when the object is absent) streams through a check of its sha256 (and
 ---`size`) into the store, with no spool file; a mismatch fails and stores nothing.
 ---@param input string|rewind.Reader|{file: string}|fun(): rewind.Reader
----@param opts? {prefix?: string, compression?: "none"|"gzip"|"zstd", suffix?: string, sha256?: string, size?: integer}
+---@param opts? {prefix?: string, compression?: "none"|"gzip"|"zstd", level?: integer, suffix?: string, sha256?: string, size?: integer}
 ---@return rewind.store.CasResult
 function Store:put_cas(input, opts) end
 

@@ -286,6 +286,16 @@ return function(t, open)
     t.eq(out.stdout == big, true)
     local sum = exec.run({ "sha256sum", dir .. "/z.zst" })
     t.ok(sum.stdout:sub(1, 64) ~= r.sha256)
+    -- the level reaches the codec: text compresses better at 9 than at 1
+    local words, x = {}, 7
+    for i = 1, 40000 do
+      x = (x * 1103515245 + 12345) % 2147483648
+      words[i] = ({ "alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta" })[x % 8 + 1] .. (x % 97)
+    end
+    local text = table.concat(words, " ")
+    local l1 = s:put_cas(text, { prefix = "l1", compression = "gzip", level = 1 })
+    local l9 = s:put_cas(text, { prefix = "l9", compression = "gzip", level = 9 })
+    t.ok(l1.stored_size > l9.stored_size, "level 1 should store more bytes than level 9")
     r = s:put_cas(big, { prefix = "g", compression = "gzip" })
     fs.write(dir .. "/g.gz", s:get(r.key))
     out = exec.run({ "gzip", "-dc", dir .. "/g.gz" })

@@ -63,8 +63,18 @@ async fn hash_file(path: std::path::PathBuf) -> anyhow::Result<(String, u64)> {
 pub struct CasTarget {
     pub prefix: String,
     pub compression: Compression,
+    /// The codec's level (its default when None).
+    pub level: Option<i32>,
     /// Appended to the key (`.gz`), so the object names its encoding.
     pub suffix: String,
+}
+
+impl CasTarget {
+    fn compress(&self, input: BoxReader) -> BoxReader {
+        let mut settings = crate::prims::codec::Settings::new(self.compression);
+        settings.level = self.level;
+        crate::prims::codec::compress(input, settings)
+    }
 }
 
 /// `put_cas` when the sha256 is known beforehand (a stream named by its hash): the key is checked first,
@@ -102,9 +112,7 @@ where
     }
     let (checked, digest) = crate::prims::hash::HashReader::new(open().await?, key.clone());
     let checked: BoxReader = Box::pin(checked.expect(size, Some(sha.clone())));
-    let info = backend
-        .put(&key, compress_reader(checked, target.compression))
-        .await?;
+    let info = backend.put(&key, target.compress(checked)).await?;
     if let Some(b) = info.get("bytes") {
         out.insert("stored_size".into(), b.clone());
     }
@@ -157,9 +165,7 @@ pub async fn put_cas(
         CasSource::Bytes(b) => Box::pin(std::io::Cursor::new(b)),
         CasSource::File(p) => open_file_reader(&p).await?,
     };
-    let info = backend
-        .put(&key, compress_reader(reader, compression))
-        .await?;
+    let info = backend.put(&key, target.compress(reader)).await?;
     if let Some(b) = info.get("bytes") {
         out.insert("stored_size".into(), b.clone());
     }

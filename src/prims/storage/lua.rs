@@ -407,13 +407,17 @@ fn cas_opts(opts: Option<&Table>) -> mlua::Result<(CasTarget, Option<String>, Op
             .into(),
         ));
     }
-    let size = match opts {
-        Some(o) => o.get::<Option<u64>>("size")?,
-        None => None,
+    let (size, level) = match opts {
+        Some(o) => (
+            o.get::<Option<u64>>("size")?,
+            o.get::<Option<i32>>("level")?,
+        ),
+        None => (None, None),
     };
     let target = CasTarget {
         prefix,
         compression,
+        level,
         suffix,
     };
     Ok((target, get("sha256")?, size))
