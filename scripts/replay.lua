@@ -12,6 +12,8 @@ local time = require("rewind.time")
 local errors = require("rewind.errors")
 local notify = require("rewind.notify")
 local layout = require("rewind.archive_layout")
+local shard = require("rewind.shard")
+local json = require("rewind.json")
 local config = require("rewind.replay_config")
 local replay = require("rewind.replay")
 local druid_api = require("rewind.druid_api")
@@ -55,6 +57,8 @@ return {
     state_prefix = { type = "string", doc = "where the per-day state and backups go (default replay-state/<source>)" },
     resolve = { type = "string", choices = { "committed", "replay" }, doc = "for a day an earlier run left while committing: committed (finish it) or replay (put it back, replay it next run)" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease time of the replay's lock (renewed while it runs)" },
+    index = { type = "integer", doc = "this copy's share of the days when `count` copies run side by side, from 0 (default: JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it)" },
+    count = { type = "integer", doc = "how many copies share the days (default: JOB_COMPLETION_COUNT); each takes a contiguous slice" },
   },
   run = function(p)
     local entries = p.sources or {}
@@ -111,8 +115,12 @@ return {
       end
     end
     local days = {}
+    -- Copies side by side (an Indexed Job) each take a contiguous slice of the days; the per-day state
+    -- makes a retried copy resume its slice.
+    local pos = not p.file_path and shard.position(p) or nil
     if not p.file_path then
       for d in time.days(p.start_date, end_date) do days[#days + 1] = d end
+      days = shard.share(days, pos)
     end
 
     if p.dry_run and p.file_path then
@@ -128,14 +136,16 @@ return {
         plans[#plans + 1] = plan
         print(replay.plan_line(plan, topic))
       end
-      return { dry_run = true, source = entry.name, topic = topic, days = plans }
+      return { dry_run = true, source = entry.name, topic = topic, share = shard.describe(pos), days = json.array(plans) }
     end
 
     local transactional = p.transactional ~= "false"
     local kcfg = {}
     if transactional then kcfg["transaction.timeout.ms"] = 900000 end
     for k, v in pairs(p.kafka_config or {}) do kcfg[k] = v end
-    local txn_id = transactional and ("rewind-replay-" .. ctx.state_prefix:gsub("[^%w%._%-]", "_")) or nil
+    -- Each copy of a split replay is its own transactional producer (one id would fence the others).
+    local txn_id = transactional and ("rewind-replay-" .. ctx.state_prefix:gsub("[^%w%._%-]", "_")
+      .. (pos and ("-" .. pos.index .. "-of-" .. pos.count) or "")) or nil
     ctx.producer = kafka.producer({ brokers = p.brokers, config = kcfg, transactional_id = txn_id })
     if transactional then
       -- Probe before any day is touched: brokers without transactions (or without the right to use them)
@@ -180,7 +190,7 @@ return {
     end
 
     local results = {}
-    lock.with(st, "replay", function()
+    lock.with(st, pos and string.format("replay-%d-of-%d", pos.index, pos.count) or "replay", function()
       for _, d in ipairs(days) do
         local s = replay.run_day(ctx, d)
         if s.step == "done" or s.step == "failed" then
@@ -205,6 +215,7 @@ return {
       error(string.format("replay: %d of %d days failed and were put back: %s", #failed, #results,
         table.concat(failed, "; ")), 0)
     end
-    return { source = entry.name, topic = topic, transactional = transactional, days = results }
+    return { source = entry.name, topic = topic, transactional = transactional, share = shard.describe(pos),
+      days = json.array(results) }
   end,
 }

@@ -40,6 +40,8 @@ fi
 "$moto_venv/bin/python" -c 'import azure.storage.blob' 2>/dev/null || "$moto_venv/bin/pip" install -q azure-storage-blob
 # The Prometheus project's OpenMetrics parser reads the daemon's /metrics in tests/daemon/api.rs.
 "$moto_venv/bin/python" -c 'import prometheus_client' 2>/dev/null || "$moto_venv/bin/pip" install -q prometheus_client
+# The Kubernetes manifests in deploy/kubernetes are validated against the schema (tests/kubernetes.rs).
+"$moto_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null || "$moto_venv/bin/pip" install -q "kubernetes-validate==1.37.0"
 # Playwright drives the system's Chromium (never a browser of its own: no `playwright install`).
 "$moto_venv/bin/python" -c 'import playwright' 2>/dev/null || "$moto_venv/bin/pip" install -q "playwright==1.65.2"
 command -v azurite-blob >/dev/null 2>&1 || {

@@ -79,5 +79,20 @@ pub fn errors_module(lua: &Lua) -> mlua::Result<Table> {
             })
         })?,
     )?;
+    // message(err): a caught error's message, without Lua's traceback (for logs and summaries).
+    t.set(
+        "message",
+        lua.create_function(|_, v: Value| {
+            Ok(match v {
+                Value::Error(e) => crate::base::errors::Report::from_lua(&e).message,
+                Value::String(s) => {
+                    let s = s.to_string_lossy();
+                    let s = s.split("\nstack traceback:").next().unwrap_or_default();
+                    crate::base::redact::redact(s.trim_start_matches("runtime error: "))
+                }
+                other => crate::base::redact::redact(&other.to_string()?),
+            })
+        })?,
+    )?;
     Ok(t)
 }

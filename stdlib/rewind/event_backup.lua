@@ -25,6 +25,7 @@ local lock = require("rewind.lock")
 local layout = require("rewind.events_layout")
 local events_api = require("rewind.events_api")
 local caches = require("rewind.event_caches")
+local errors = require("rewind.errors")
 
 local M = {}
 
@@ -101,8 +102,9 @@ local function pipeline(p, store, api, dir)
       if not self.streams_broken then
         self.consecutive = self.consecutive + 1
         self.stats.failed = self.stats.failed + 1
+        res = errors.message(res)
         log.warn("stream could not be backed up; kept in the failure cache",
-          { stream = id, error = tostring(res), in_a_row = self.consecutive })
+          { stream = id, error = res, in_a_row = self.consecutive })
         if self.consecutive >= p.max_consecutive_failures then
           self.streams_broken = true
           self.shutdown(string.format("%d stream failures in a row (the last: %s: %s)", self.consecutive, id,
@@ -313,9 +315,19 @@ function M.run(p)
   local dir = p.cache_dir or caches.default_dir("event-backup", store.url, p.prefix)
   return lock.with_target(store, p.prefix, function()
     local run = pipeline(p, store, api, dir)
+    -- A stage that breaks (its cache file cannot be written, say) would leave batches waiting for it
+    -- forever: the whole run stops instead, with no cursor saved past what is done.
+    local function guarded(name, fn)
+      return function()
+        local ok, err = pcall(fn)
+        if not ok then
+          task.abort(string.format("event-backup: the %s failed: %s", name, errors.message(err)))
+        end
+      end
+    end
     local stream_tasks = {}
     for i = 1, p.stream_workers do
-      stream_tasks[i] = task.spawn(run.stream_worker)
+      stream_tasks[i] = task.spawn(guarded("stream worker", run.stream_worker))
     end
     local reporting = task.spawn(function()
       while true do
@@ -324,15 +336,15 @@ function M.run(p)
       end
     end)
     run.retry_failures()
-    local hit_cache = task.spawn(run.hit_cache)
-    local results, errors = {}, {}
+    local hit_cache = task.spawn(guarded("hit cache", run.hit_cache))
+    local results, failures = {}, {}
     if not run.failing then
       task.map(pairs_list, #pairs_list, function(pair)
         local ok, res = pcall(pair_worker, run, pair.source, pair.event_type)
         if ok then
           results[pair.name] = res
         else
-          errors[#errors + 1] = pair.name .. ": " .. tostring(res)
+          failures[#failures + 1] = pair.name .. ": " .. errors.message(res)
           run.shutdown("the events of " .. pair.name .. " failed")
         end
       end)
@@ -361,8 +373,8 @@ function M.run(p)
     if run.failing then
       local msg = string.format("event-backup stopped: %s. %d stream requests are in the failure cache %s; the next run retries them first",
         run.failing, summary.failure_cache.count, summary.failure_cache.path)
-      if #errors > 0 then
-        msg = msg .. "\n" .. table.concat(errors, "\n")
+      if #failures > 0 then
+        msg = msg .. "\n" .. table.concat(failures, "\n")
       end
       error(msg, 0)
     end

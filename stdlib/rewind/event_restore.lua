@@ -16,6 +16,7 @@ local time = require("rewind.time")
 local layout = require("rewind.events_layout")
 local events_api = require("rewind.events_api")
 local caches = require("rewind.event_caches")
+local errors = require("rewind.errors")
 
 local M = {}
 
@@ -78,7 +79,7 @@ local function read_batch(store, key)
     return events
   end)
   if not ok then
-    error(string.format("batch %s is not gzip JSON lines: %s", key, tostring(res)), 0)
+    error(string.format("batch %s is not gzip JSON lines: %s", key, errors.message(res)), 0)
   end
   return res
 end
@@ -110,8 +111,8 @@ local function restorer(p, store, api, dir)
         end
         return
       end
-      last = status
-      if tostring(status):match("HTTP 4%d%d") then
+      last = errors.message(status)
+      if last:match("HTTP 4%d%d") then
         break -- a 400 (hash mismatch) will not change by asking again
       end
       task.sleep(math.min(10, 0.2 * 2 ^ (attempt - 1)))
@@ -212,7 +213,7 @@ local function restorer(p, store, api, dir)
       else
         -- No answer, or a 5xx: it may have been applied.
         log.warn("restoring a batch got no clear answer; checking whether it arrived",
-          { key = b.key, answer = ok and r.status or tostring(r) })
+          { key = b.key, answer = ok and r.status or errors.message(r) })
         task.sleep(math.min(10, 0.2 * 2 ^ (attempt - 1)))
         self.stats.in_doubt = self.stats.in_doubt + 1
         if self.arrived(pair, events, state, save) then

@@ -12,4 +12,8 @@ function M.usage(msg) end
 ---@return boolean
 function M.is_usage(err) end
 
+---A caught error's message, without Lua's traceback; secrets redacted (for logs and summaries).
+---@param err any
+---@return string
+function M.message(err) end
 return M

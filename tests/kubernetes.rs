@@ -1,0 +1,183 @@
+//! The manifests in deploy/kubernetes/: every document validates against the Kubernetes schema
+//! (`kubernetes-validate --strict` from PyPI, installed by tests/run.sh), every `rewind run` a container
+//! starts is a valid command with params its script declares (`rewind check`), and the daemon's jobs
+//! ConfigMap loads in a real daemon started with the Deployment's own flags.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use common::daemon::{Daemon, status};
+use common::process::{repo, rewind, text, wait_for};
+
+fn manifests() -> Vec<(PathBuf, Vec<Value>)> {
+    let dir = repo().join("deploy/kubernetes");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let docs = serde_norway::Deserializer::from_str(&text)
+                .map(|d| {
+                    serde_json::to_value(serde_norway::Value::deserialize(d).unwrap()).unwrap()
+                })
+                .filter(|v| !v.is_null())
+                .collect();
+            out.push((path, docs));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 4, "the manifests are missing: {out:?}");
+    out
+}
+
+fn validator() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let p = PathBuf::from(home).join(".cache/rewind-tests/moto/bin/kubernetes-validate");
+    assert!(
+        p.exists(),
+        "{} not found: run tests/run.sh (it installs kubernetes-validate)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn every_manifest_validates_against_the_kubernetes_schema() {
+    let files = manifests();
+    let docs: usize = files.iter().map(|(_, d)| d.len()).sum();
+    let out = Command::new(validator())
+        .arg("--strict")
+        .args(files.iter().map(|(p, _)| p))
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    // One "passed" line per document: a run that validated nothing is a failure.
+    assert_eq!(all.matches(" passed for resource ").count(), docs, "{all}");
+}
+
+/// The containers of every workload in a document (Deployment, CronJob, Job).
+fn containers(doc: &Value) -> Vec<Value> {
+    let spec = match doc["kind"].as_str() {
+        Some("CronJob") => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+        Some("Deployment") | Some("Job") => &doc["spec"]["template"]["spec"],
+        _ => return Vec::new(),
+    };
+    spec["containers"].as_array().cloned().unwrap_or_default()
+}
+
+fn args(c: &Value) -> Vec<String> {
+    c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_rewind_run_in_the_manifests_is_a_valid_command() {
+    let mut checked = 0;
+    for (path, docs) in manifests() {
+        for doc in &docs {
+            for c in containers(doc) {
+                let a = args(&c);
+                if a.first().map(String::as_str) != Some("run") {
+                    continue;
+                }
+                // rewind run [--flags] SCRIPT k=v...: `rewind check SCRIPT k=v...` runs nothing.
+                let rest: Vec<&String> = a[1..].iter().filter(|x| !x.starts_with("--")).collect();
+                let out = rewind().arg("check").args(&rest).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {rest:?}: {}",
+                    path.display(),
+                    text(&out)
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2, "no `rewind run` container was checked");
+}
+
+#[test]
+fn the_daemon_deployment_loads_its_jobs_configmap() {
+    let files = manifests();
+    let docs: Vec<&Value> = files.iter().flat_map(|(_, d)| d).collect();
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "rewind-jobs")
+        .expect("the jobs ConfigMap");
+    let deploy = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "rewind-daemon")
+        .expect("the daemon");
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir(&jobs).unwrap();
+    let data = cm["data"].as_object().unwrap();
+    for (name, body) in data {
+        std::fs::write(jobs.join(name), body.as_str().unwrap()).unwrap();
+    }
+    // The Deployment's flags, with the paths and the address of this machine.
+    let a = args(&containers(deploy)[0]);
+    assert_eq!(a[0], "daemon");
+    let port = common::process::free_port();
+    let flags: Vec<String> = a[1..]
+        .iter()
+        .filter(|f| {
+            !["--jobs=", "--state=", "--listen=", "--allow="]
+                .iter()
+                .any(|p| f.starts_with(p))
+        })
+        .cloned()
+        .chain([format!("--listen=127.0.0.1:{port}")])
+        .collect();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let state = dir.path().join("state");
+    let mut d = Daemon::start(
+        &jobs,
+        &state,
+        &flags,
+        &[("REWIND_DAEMON_TOKEN", "k8s-test-token")],
+    );
+    wait_for("the jobs to load", Duration::from_secs(20), || {
+        status(&state)["jobs"].as_array().is_some_and(|j| {
+            j.len()
+                + status(&state)["load_errors"]
+                    .as_array()
+                    .map_or(0, |e| e.len())
+                >= data.len()
+        })
+    });
+    let st = status(&state);
+    assert_eq!(
+        st["load_errors"].as_array().map_or(0, |e| e.len()),
+        0,
+        "{st}\n{}",
+        d.stderr()
+    );
+    let names: Vec<&str> = st["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), data.len(), "{st}");
+    assert!(
+        st["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["error"].is_null()),
+        "{st}"
+    );
+    d.stop();
+}
