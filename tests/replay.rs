@@ -11,20 +11,6 @@ use std::time::{Duration, Instant};
 use common::process::text;
 use common::replay_env::*;
 
-fn days_of(result: &serde_json::Value) -> Vec<(String, String)> {
-    result["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["day"].as_str().unwrap().to_string(),
-                d["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn ok_json(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),

@@ -136,17 +136,7 @@ fn a_killed_copy_rerun_resumes_its_slice() {
     }
     assert!(out.status.success(), "{}", text(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let days: Vec<(String, String)> = r["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["day"].as_str().unwrap().to_string(),
-                d["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let days = days_of(&r);
     assert_eq!(
         days[0],
         ("2019-12-01".to_string(), "already done".to_string()),

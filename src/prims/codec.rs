@@ -154,11 +154,6 @@ pub fn compress(input: BoxReader, s: Settings) -> BoxReader {
     }
 }
 
-/// Compresses with the codec's default settings (what `put_cas` uses).
-pub fn compress_reader(input: BoxReader, c: Compression) -> BoxReader {
-    compress(input, Settings::new(c))
-}
-
 /// Decompresses a stream; a damaged or truncated stream is an error at the reader, not silent data.
 pub fn decompress(input: BoxReader, c: Compression) -> BoxReader {
     match c {

@@ -26,6 +26,7 @@ local log = require("rewind.log")
 local task = require("rewind.task")
 local time = require("rewind.time")
 local json = require("rewind.json")
+local errors = require("rewind.errors")
 
 local M = {}
 
@@ -151,7 +152,7 @@ function Client:_send(op, ds, method, endpoints, path, body, skip_404)
           retries = 0, timeout = self.timeout })
         if not ok then
           uncertain = true
-          notes[#notes + 1] = tostring(res):gsub("\nstack traceback:.*", "")
+          notes[#notes + 1] = errors.message(res)
         elseif res.status == 503 and ep.overlord then
           notes[#notes + 1] = res.url .. " answered 503 (not the leader overlord)"
         elseif res.status == 404 and ep.overlord and skip_404 then

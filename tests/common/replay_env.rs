@@ -294,3 +294,18 @@ fn sdk(az: &Azurite, body: &str, args: &[&str], what: &str) -> Vec<u8> {
         .unwrap();
     must_succeed(out, what).stdout
 }
+
+/// (day, status) of each day in a replay's result.
+pub fn days_of(result: &serde_json::Value) -> Vec<(String, String)> {
+    result["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["day"].as_str().unwrap().to_string(),
+                d["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use common::process::text;
-use world::{World, fail, ids, no_faults, referenced_streams, result};
+use world::{World, assert_in_order, fail, ids, no_faults, referenced_streams, result};
 
 const PAIRS: &str = "web/click,web/view,app/open";
 
@@ -160,18 +160,14 @@ fn a_batch_closes_at_its_size_and_at_max_wait_with_fewer() {
     let out = child.signal_and_wait(libc::SIGTERM);
     assert!(out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    let pos = |what: &str| {
-        err.find(what)
-            .unwrap_or_else(|| panic!("no {what:?} in {err}"))
-    };
-    assert!(pos("stopping:") < pos("event workers stopped"), "{err}");
-    assert!(
-        pos("event workers stopped") < pos("hit cache stopped"),
-        "{err}"
-    );
-    assert!(
-        pos("hit cache stopped") < pos("stream workers stopped"),
-        "{err}"
+    assert_in_order(
+        &err,
+        &[
+            "stopping:",
+            "event workers stopped",
+            "hit cache stopped",
+            "stream workers stopped",
+        ],
     );
     assert_eq!(
         ids(&w.stored_events("b2")["web/click"]),
@@ -208,17 +204,13 @@ fn five_stream_failures_in_a_row_shut_down_in_order_and_the_next_run_backs_them_
         .unwrap_or_else(|| panic!("no failure cache count in {err}"));
     assert!(cached >= 5, "{err}");
     // The documented order: event workers, then the hit cache, then the stream workers.
-    let pos = |what: &str| {
-        err.find(what)
-            .unwrap_or_else(|| panic!("no {what:?} in {err}"))
-    };
-    assert!(
-        pos("event workers stopped") < pos("hit cache stopped"),
-        "{err}"
-    );
-    assert!(
-        pos("hit cache stopped") < pos("stream workers stopped"),
-        "{err}"
+    assert_in_order(
+        &err,
+        &[
+            "event workers stopped",
+            "hit cache stopped",
+            "stream workers stopped",
+        ],
     );
     assert!(w.stored_streams("b3").is_empty());
 
@@ -311,5 +303,77 @@ fn the_token_reaches_the_dispatcher_and_never_the_output() {
     assert!(
         !reqs.is_empty() && reqs.iter().all(|r| r["has_auth"] == true),
         "every request carries it"
+    );
+}
+
+#[test]
+fn a_second_backup_of_the_same_prefix_is_refused_while_the_first_runs() {
+    let w = World::start();
+    w.seed(json!({"pairs": [["web", "click"]], "events": 50, "streams": 5}));
+    let mut args = w.backup_args("b6", "web/click", &["poll=0.2s", "max_wait=0.5s"]);
+    args.retain(|a| a != "once=true");
+    let first = common::process::Killed(w.command("event-backup", &args).spawn().unwrap());
+    common::process::wait_for("the first batch", Duration::from_secs(30), || {
+        !w.s3.list_keys(world::BUCKET, "b6/cursors/").is_empty()
+    });
+    let second = w.backup("b6", "web/click", &[]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("is locked by event-backup"),
+        "{}",
+        text(&second)
+    );
+    let out = first.signal_and_wait(libc::SIGTERM);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `drain_on_stop`: the first signal only asks the script to stop; a second one ends it at once.
+#[test]
+fn a_second_signal_stops_a_draining_script_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("slow-drain.lua");
+    std::fs::write(
+        &script,
+        r#"local task = require("rewind.task")
+return {
+  description = "drains forever once asked to stop",
+  drain_on_stop = true,
+  params = {},
+  run = function()
+    while not task.stopping() do task.sleep(0.05) end
+    print("draining")
+    task.sleep(3600)
+  end,
+}"#,
+    )
+    .unwrap();
+    let mut child = common::process::Killed(
+        common::process::rewind()
+            .args(["run", script.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.0.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the first signal must not end a draining script"
+    );
+    let started = Instant::now();
+    let out = child.signal_and_wait(libc::SIGTERM);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("draining"),
+        "{}",
+        text(&out)
     );
 }

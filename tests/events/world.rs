@@ -230,3 +230,14 @@ pub fn fail(fake: &Fake, rule: Value) {
 pub fn no_faults(fake: &Fake) {
     fake.json("POST", "/_fake/reset_faults", Some(json!({})));
 }
+
+/// Panics unless each of `lines` appears in `log`, in that order.
+pub fn assert_in_order(log: &str, lines: &[&str]) {
+    let pos = |what: &str| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {log}"))
+    };
+    for w in lines.windows(2) {
+        assert!(pos(w[0]) < pos(w[1]), "{:?} before {:?}: {log}", w[0], w[1]);
+    }
+}

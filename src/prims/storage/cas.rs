@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Backend, join, open_file_reader};
 use crate::base::stream::BoxReader;
-pub use crate::prims::codec::{Compression, compress_reader};
+pub use crate::prims::codec::Compression;
 
 /// The content-addressed key of a sha256 under `prefix`: `<prefix>/<aa>/<sha256>`.
 pub fn cas_key(prefix: &str, sha: &str) -> String {
@@ -71,8 +71,10 @@ pub struct CasTarget {
 
 impl CasTarget {
     fn compress(&self, input: BoxReader) -> BoxReader {
-        let mut settings = crate::prims::codec::Settings::new(self.compression);
-        settings.level = self.level;
+        let settings = crate::prims::codec::Settings {
+            level: self.level,
+            ..crate::prims::codec::Settings::new(self.compression)
+        };
         crate::prims::codec::compress(input, settings)
     }
 }
@@ -107,6 +109,9 @@ where
         Json::String(target.compression.name().into()),
     );
     if backend.head(&key).await?.is_some() {
+        if let Some(n) = size {
+            out.insert("size".into(), Json::from(n));
+        }
         out.insert("new".into(), Json::Bool(false));
         return Ok(out);
     }
@@ -128,7 +133,6 @@ pub async fn put_cas(
     input: CasInput,
     target: &CasTarget,
 ) -> anyhow::Result<Map<String, Json>> {
-    let (prefix, compression) = (target.prefix.as_str(), target.compression);
     // Keep the spool file alive until the upload is done.
     let mut _spool = None;
     let (sha, size, source): (String, u64, CasSource) = match input {
@@ -148,29 +152,14 @@ pub async fn put_cas(
             (sha, n, CasSource::File(p))
         }
     };
-    let key = format!("{}{}", cas_key(prefix, &sha), target.suffix);
-    let mut out = Map::new();
-    out.insert("sha256".into(), Json::String(sha.clone()));
-    out.insert("key".into(), Json::String(key.clone()));
-    out.insert("size".into(), Json::from(size));
-    out.insert(
-        "compression".into(),
-        Json::String(compression.name().into()),
-    );
-    if backend.head(&key).await?.is_some() {
-        out.insert("new".into(), Json::Bool(false));
-        return Ok(out);
-    }
-    let reader: BoxReader = match source {
-        CasSource::Bytes(b) => Box::pin(std::io::Cursor::new(b)),
-        CasSource::File(p) => open_file_reader(&p).await?,
-    };
-    let info = backend.put(&key, target.compress(reader)).await?;
-    if let Some(b) = info.get("bytes") {
-        out.insert("stored_size".into(), b.clone());
-    }
-    out.insert("new".into(), Json::Bool(true));
-    Ok(out)
+    // The hash is known now: the rest is the known-hash put (HEAD, then a checked upload).
+    put_cas_known(backend, target, &sha, Some(size), || async move {
+        Ok(match source {
+            CasSource::Bytes(b) => Box::pin(std::io::Cursor::new(b)) as BoxReader,
+            CasSource::File(p) => open_file_reader(&p).await?,
+        })
+    })
+    .await
 }
 
 pub enum CasInput {

@@ -23,7 +23,7 @@ pub mod local;
 mod lua;
 pub mod s3;
 
-pub use cas::{CasInput, CasTarget, Compression, cas_key, compress_reader, put_cas, put_cas_known};
+pub use cas::{CasInput, CasTarget, Compression, cas_key, put_cas, put_cas_known};
 pub use lua::{Store, meta_json, module};
 
 /// What `list` and `head` report about one object.
