@@ -58,6 +58,24 @@ pub struct Args {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Share the jobs with the other daemons given this store URL (s3://bucket/prefix, az://...,
+    /// a directory): each scheduled occurrence runs on exactly one of them, the one whose claim
+    /// `<URL>/claims/<job>/<time>` lands first. Members announce themselves under `<URL>/members/` and
+    /// publish their runs under `<URL>/runs/`; claims and records older than --keep-for are pruned.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// This daemon's name in the cluster (default: the host name). Unique per daemon.
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub member: Option<String>,
+    /// How often a cluster member renews its announcement and copies the others' runs; it counts as
+    /// gone after three periods without a renewal.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "cluster"
+    )]
+    pub member_every: String,
 }
 
 pub fn run(host: Host, args: Args) -> ExitCode {
@@ -131,7 +149,32 @@ pub fn run(host: Host, args: Args) -> ExitCode {
             "--users and --trust-proxy serve the admin page on --listen ADDR: give it too",
         );
     }
+    let cluster = match &args.cluster {
+        Some(url) => {
+            let member = args.member.clone().unwrap_or_else(|| {
+                hostname::get()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| "rewind".into())
+            });
+            if let Err(e) = daemon::cluster::check_member_name(&member) {
+                return usage(e);
+            }
+            let every = match seconds(&args.member_every, "member-every") {
+                Ok(s) if s >= 0.2 => Duration::from_secs_f64(s),
+                Ok(_) => return usage("--member-every must be at least 200ms"),
+                Err(e) => return usage(e),
+            };
+            Some(daemon::cluster::Settings {
+                url: url.clone(),
+                member,
+                every,
+                keep_for,
+            })
+        }
+        None => None,
+    };
     let config = daemon::Config {
+        cluster,
         host,
         jobs_dir: args.jobs.clone(),
         state_dir: args.state.clone().unwrap_or_else(daemon::default_state_dir),

@@ -105,10 +105,11 @@ pub fn run(args: Args) -> ExitCode {
             } else {
                 for r in runs {
                     println!(
-                        "{:<48} {:<20} {:<9} {:>8}  {}",
+                        "{:<48} {:<20} {:<9} {:<12} {:>8}  {}",
                         r.id,
                         r.job,
                         r.status.as_str(),
+                        r.member.as_deref().unwrap_or("-"),
                         r.duration_ms
                             .map(|d| format!("{:.1}s", d as f64 / 1000.0))
                             .unwrap_or_default(),
@@ -145,6 +146,24 @@ fn list(state: &Path, json: bool) -> ExitCode {
         );
     }
     let now = Utc::now();
+    if let Some(c) = &st.cluster {
+        let names: Vec<String> = c
+            .members
+            .iter()
+            .map(|m| {
+                let gone = if m.live { "" } else { ", gone" };
+                format!("{} (renewed {} ago{gone})", m.name, ago(now - m.renewed))
+            })
+            .collect();
+        println!(
+            "cluster {} as {}: {} live of {}: {}",
+            c.url,
+            c.member,
+            c.live(),
+            c.members.len(),
+            names.join(", ")
+        );
+    }
     println!(
         "{:<24} {:<18} {:<22} LAST RUN",
         "JOB", "SCHEDULE", "NEXT RUN"
@@ -157,8 +176,12 @@ fn list(state: &Path, json: bool) -> ExitCode {
         let last = match (&j.running, &j.last_run) {
             (Some(id), _) => format!("running ({id})"),
             (None, Some(r)) => format!(
-                "{} {} ago, took {:.1}s{}",
+                "{}{} {} ago, took {:.1}s{}",
                 r.status.as_str(),
+                r.member
+                    .as_ref()
+                    .map(|m| format!(" on {m}"))
+                    .unwrap_or_default(),
                 ago(now - r.started),
                 r.duration_ms.unwrap_or(0) as f64 / 1000.0,
                 r.error

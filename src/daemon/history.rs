@@ -63,6 +63,9 @@ pub struct RunRecord {
     /// overrides, a restore's snapshot id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub given: Vec<String>,
+    /// The cluster member that ran it (`rewind daemon --cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 impl RunRecord {

@@ -32,6 +32,8 @@ pub struct Metrics {
     jobs: Gauge,
     load_errors: Gauge,
     in_progress: Gauge,
+    cluster_members: Gauge,
+    claims: Family<Labels, Counter>,
     /// Runs in progress (also what the scheduler waits on at shutdown).
     pub running: u64,
 }
@@ -48,6 +50,8 @@ impl Default for Metrics {
             jobs: Gauge::default(),
             load_errors: Gauge::default(),
             in_progress: Gauge::default(),
+            cluster_members: Gauge::default(),
+            claims: Family::default(),
             running: 0,
         };
         let mut r = Registry::default();
@@ -89,6 +93,16 @@ impl Default for Metrics {
             "Runs in progress",
             m.in_progress.clone(),
         );
+        r.register(
+            "rewind_cluster_members",
+            "Live members of the cluster (--cluster), this one included",
+            m.cluster_members.clone(),
+        );
+        r.register(
+            "rewind_claims",
+            "Scheduled occurrences by claim result: won (ran here), lost (another member runs it), busy (left to others: the previous run still goes here), error",
+            m.claims.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 }
@@ -106,6 +120,17 @@ impl Metrics {
         if status == "done" {
             self.last_success.get_or_create(&job(name)).set(at);
         }
+    }
+
+    /// A scheduled occurrence's claim came out as `result`.
+    pub fn claimed(&mut self, result: &str) {
+        self.claims
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+    }
+
+    pub fn set_members(&mut self, live: usize) {
+        self.cluster_members.set(live as i64);
     }
 
     /// A job file failed to load (the last good version, if any, keeps running).

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod calls;
+pub mod cluster;
 pub mod history;
 pub mod jobs;
 pub mod metrics;
@@ -116,6 +117,9 @@ pub struct StatusFile {
     pub stopped: bool,
     pub jobs: Vec<JobView>,
     pub load_errors: Vec<LoadError>,
+    /// With `--cluster`: the store and the members seen at the last renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<cluster::ClusterView>,
 }
 
 impl Shared {
@@ -156,6 +160,8 @@ pub struct Daemon {
     pub search_dirs: Vec<PathBuf>,
     /// A status write is scheduled (writes are coalesced: at most one per 250 ms).
     pub status_pending: std::cell::Cell<bool>,
+    /// With `--cluster`: scheduled runs are claimed there first.
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// What `rewind daemon` was asked to do, checked by the command line.
@@ -175,6 +181,8 @@ pub struct Config {
     pub admin: Option<admin::Config>,
     /// TLS for the HTTP listener.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// `--cluster`: share the jobs with the other daemons of this store.
+    pub cluster: Option<cluster::Settings>,
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C. A state directory that cannot be used is a `UsageError`.
@@ -192,6 +200,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .filter(|d| d.is_dir())
         .map(|d| norm(d))
         .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let cluster = match config.cluster {
+        Some(settings) => {
+            let url = crate::base::redact::redact_url(&settings.url);
+            let c = rt
+                .block_on(cluster::Cluster::open(settings))
+                .map_err(|e| UsageError(format!("--cluster {url}: {e:#}")))?;
+            Some(Arc::new(c))
+        }
+        None => None,
+    };
     let d = Rc::new(Daemon {
         host: config.host,
         jobs_dir: norm(&config.jobs_dir),
@@ -209,12 +232,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         cancel: Default::default(),
         search_dirs,
         status_pending: Default::default(),
+        cluster,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
     let res = local.block_on(
         &rt,
@@ -260,6 +279,7 @@ impl Daemon {
             stopped,
             jobs,
             load_errors,
+            cluster: self.cluster.as_ref().map(|c| c.view()),
         };
         if let Ok(bytes) = serde_json::to_vec_pretty(&st)
             && let Err(e) =

@@ -110,7 +110,7 @@ impl Daemon {
             }
         }
         for (name, due) in to_run {
-            let _ = self.fire(&name, Some(due), "missed", None);
+            self.fire_scheduled(&name, due, due, "missed");
         }
     }
 

@@ -93,6 +93,7 @@ impl Daemon {
             result: None,
             error: None,
             notify_error: None,
+            member: self.cluster.as_ref().map(|c| c.member.clone()),
         };
         let mut s = self.lock();
         s.history.remember(&rec);
@@ -117,6 +118,9 @@ impl Daemon {
                     .unwrap_or_default()
             );
             this.lock().history.save(&rec);
+            if let Some(c) = &this.cluster {
+                c.publish(&rec).await;
+            }
             let (mut params, args) = extra.unwrap_or_default();
             let mut file_params = def.params.clone();
             file_params.append(&mut params);
@@ -180,6 +184,9 @@ impl Daemon {
                     j.last = Some(rec.clone());
                 }
             }
+            if let Some(c) = &this.cluster {
+                c.publish(&rec).await;
+            }
             this.write_status_soon();
         }
         .instrument(span)
@@ -219,6 +226,7 @@ pub(super) fn skip_record(
         result: None,
         error: Some(why),
         notify_error: None,
+        member: None,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Schedules: cron expressions (5 or 6 fields, croner) in a timezone (chrono-tz, default UTC), or simple
-//! intervals (`every 10m`), plus an optional random jitter added to each run time.
+//! intervals (`every 10m`, on multiples of the period since the epoch), plus an optional random jitter added to each run time.
 
 use std::time::Duration;
 
@@ -62,7 +62,14 @@ impl Schedule {
     /// The first run time strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Schedule::Every(d) => Some(t + chrono::Duration::from_std(*d).ok()?),
+            // On multiples of the period since the Unix epoch (every 10m: :00, :10, ...), so that daemons
+            // started at different times agree on each occurrence (cluster claims name it).
+            Schedule::Every(d) => {
+                let period = (d.as_millis() as i64).max(1);
+                let ms = t.timestamp_millis();
+                let next = (ms.div_euclid(period) + 1) * period;
+                DateTime::from_timestamp_millis(next)
+            }
             Schedule::Manual => None,
             // Cron times are whole seconds: croner keeps the sub-second part of its start time.
             Schedule::Cron { cron, tz } => {
@@ -97,6 +104,16 @@ mod tests {
         assert!(Schedule::parse("* * * * * *", None).is_ok());
         assert!(Schedule::parse("61 * * * *", None).is_err());
         assert!(Schedule::parse("every soon", None).is_err());
+        let every = Schedule::parse("every 10m", None).unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-03T17:04:05.250Z")
+            .unwrap()
+            .to_utc();
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().to_utc());
+        assert_eq!(every.next_after(t), at("2026-12-03T17:10:00Z"));
+        assert_eq!(
+            every.next_after(at("2026-12-03T17:10:00Z").unwrap()),
+            at("2026-12-03T17:20:00Z")
+        );
         let manual = Schedule::parse("manual", None).unwrap();
         assert!(
             manual.next_after(Utc::now()).is_none(),

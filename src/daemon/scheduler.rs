@@ -18,7 +18,7 @@ impl Daemon {
     /// Fires every job whose time has come and computes its next time.
     fn fire_due(self: &Rc<Self>) {
         let now = Utc::now();
-        let due: Vec<(String, DateTime<Utc>)> = {
+        let due: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = {
             let mut s = self.lock();
             let mut due = Vec::new();
             for j in s.jobs.values_mut() {
@@ -26,8 +26,8 @@ impl Daemon {
                 if t > now {
                     continue;
                 }
-                due.push((j.def.name.clone(), t));
                 let base = j.next_base.unwrap_or(t);
+                due.push((j.def.name.clone(), base, t));
                 let mut nb = j.def.schedule.next_after(base);
                 if nb.is_some_and(|n| n <= now) {
                     nb = j.def.schedule.next_after(now);
@@ -37,8 +37,8 @@ impl Daemon {
             }
             due
         };
-        for (name, t) in &due {
-            let _ = self.fire(name, Some(*t), "schedule", None);
+        for (name, base, t) in &due {
+            self.fire_scheduled(name, *base, *t, "schedule");
         }
         if !due.is_empty() {
             self.write_status_soon();
@@ -139,6 +139,20 @@ pub async fn serve(
         d.jobs_dir.display(),
         d.state_dir.display()
     );
+    let membership_stop = tokio_util::sync::CancellationToken::new();
+    let membership = d.cluster.clone().map(|c| {
+        tracing::info!(
+            "cluster member {} in {} (renewed every {:?})",
+            c.member,
+            c.url,
+            c.every
+        );
+        tokio::task::spawn_local(super::cluster::keep_membership(
+            d.clone(),
+            c,
+            membership_stop.clone(),
+        ))
+    });
 
     let shutdown = runner::shutdown_signal();
     tokio::pin!(shutdown);
@@ -192,6 +206,10 @@ pub async fn serve(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+    membership_stop.cancel();
+    if let Some(m) = membership {
+        let _ = tokio::time::timeout(Duration::from_secs(10), m).await;
     }
     d.write_status(true);
     let _ = std::fs::remove_file(&d.socket);

@@ -51,5 +51,6 @@ fn http(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u
 }
 
 mod api;
+mod cluster;
 mod runs;
 mod schedules;

@@ -1,0 +1,298 @@
+//! `rewind daemon --cluster`: three real daemons share a folder in moto's S3 server. Each occurrence of
+//! a job runs exactly once among them (counted from the run records in the store), a killed member's
+//! share is taken by the others, and a paused member that wakes up after another took its lease over
+//! commits nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use common::s3::S3Server;
+
+const TOKEN: &str = "cluster-token";
+
+struct Member {
+    name: String,
+    daemon: Daemon,
+    base: String,
+}
+
+fn start_members(
+    s3: &S3Server,
+    jobs: &Path,
+    root: &Path,
+    names: &[&str],
+    extra: &[(&str, &str)],
+) -> Vec<Member> {
+    let env = s3.env();
+    names
+        .iter()
+        .map(|name| {
+            let port = free_port();
+            let mut e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            e.push(("REWIND_DAEMON_TOKEN", TOKEN));
+            e.push(("MEMBER", name));
+            e.extend_from_slice(extra);
+            let listen = format!("127.0.0.1:{port}");
+            let daemon = Daemon::start(
+                jobs,
+                &root.join(name),
+                &[
+                    "--cluster",
+                    "s3://clu/cluster",
+                    "--member",
+                    name,
+                    "--member-every",
+                    "1s",
+                    "--listen",
+                    &listen,
+                ],
+                &e,
+            );
+            Member {
+                name: name.to_string(),
+                daemon,
+                base: format!("http://{listen}"),
+            }
+        })
+        .collect()
+}
+
+/// The store's run records, by scheduled time (RFC 3339 text).
+fn store_runs(s3: &S3Server, job: &str) -> BTreeMap<String, Vec<Value>> {
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, Value> = BTreeMap::new();
+    for key in s3.list_keys("clu", "cluster/runs/") {
+        let r: Value = serde_json::from_slice(&s3.get_bytes("clu", &key)).unwrap();
+        by_id.insert(r["id"].as_str().unwrap().to_string(), r);
+    }
+    for r in by_id.into_values().filter(|r| r["job"] == job) {
+        let at = r["scheduled"].as_str().unwrap_or("manual").to_string();
+        out.entry(at).or_default().push(r);
+    }
+    out
+}
+
+fn metric(m: &Member, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let (s, text) = http("GET", &format!("{}/metrics", m.base), Some(TOKEN), None);
+    assert_eq!(s, 200, "{text}");
+    common::metrics::parse(&text)
+        .iter()
+        .find(|s| {
+            s.name == name
+                && label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v))
+        })
+        .map(|s| s.value)
+        .unwrap_or(0.0)
+}
+
+fn second(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[test]
+fn three_daemons_run_each_occurrence_once_and_the_survivors_carry_on_after_a_kill() {
+    let s3 = S3Server::start();
+    s3.create_bucket("clu");
+    let (dir, jobs, _) = setup();
+    write(
+        &jobs.join("tick.yaml"),
+        "script: hello\nschedule: every 1s\n",
+    );
+    let mut members = start_members(&s3, &jobs, dir.path(), &["d1", "d2", "d3"], &[]);
+    let all_live = now() + 2;
+
+    wait_for("three live members", Duration::from_secs(15), || {
+        metric(&members[0], "rewind_cluster_members", None) == 3.0
+    });
+    std::thread::sleep(Duration::from_secs(28));
+    let killed_at = now();
+    members[2].daemon.signal(libc::SIGKILL);
+    let _ = members[2].daemon.child.wait();
+    wait_for("d1 to count two members", Duration::from_secs(10), || {
+        metric(&members[0], "rewind_cluster_members", None) == 2.0
+    });
+    std::thread::sleep(Duration::from_secs(25));
+    let stopped_at = now();
+    let won: f64 = members[..2]
+        .iter()
+        .map(|m| metric(m, "rewind_claims_total", Some(("result", "won"))))
+        .sum();
+    let lost = metric(&members[0], "rewind_claims_total", Some(("result", "lost")));
+    for m in &mut members[..2] {
+        assert!(m.daemon.stop().success(), "{}", m.daemon.stderr());
+    }
+
+    let runs = store_runs(&s3, "tick");
+    let mut by_member: BTreeMap<String, usize> = BTreeMap::new();
+    for (at, recs) in &runs {
+        assert_eq!(
+            recs.len(),
+            1,
+            "occurrence {at} ran {} times: {recs:?}",
+            recs.len()
+        );
+        *by_member
+            .entry(recs[0]["member"].as_str().unwrap_or("?").to_string())
+            .or_default() += 1;
+    }
+    // One occurrence per second in all: members agree on each occurrence's time (a member that ran its
+    // own timeline would add a run per member per second here).
+    let first = second(runs.keys().next().unwrap());
+    assert!(
+        runs.len() as i64 <= stopped_at - first + 2,
+        "{} occurrences in {} s",
+        runs.len(),
+        stopped_at - first
+    );
+    let done: BTreeSet<i64> = runs
+        .iter()
+        .filter(|(_, r)| r[0]["status"] == "done")
+        .map(|(at, _)| second(at))
+        .collect();
+    // No occurrence missing while all three lived, nor after the kill once the others noticed nothing
+    // (a claim needs no failure detection: the dead member just stops claiming).
+    let windows = [(all_live, killed_at - 1), (killed_at + 2, stopped_at - 2)];
+    for (from, to) in windows {
+        let missing: Vec<i64> = (from..=to).filter(|s| !done.contains(s)).collect();
+        assert!(
+            missing.is_empty(),
+            "occurrences with no done run: {missing:?} of {from}..={to}"
+        );
+    }
+    let after_kill: BTreeSet<String> = runs
+        .iter()
+        .filter(|(at, _)| second(at) > killed_at + 1)
+        .map(|(_, r)| r[0]["member"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!after_kill.contains("d3"), "d3 ran after its kill");
+    for name in ["d1", "d2", "d3"] {
+        assert!(
+            by_member.get(name).copied().unwrap_or(0) >= 3,
+            "every member takes a share: {by_member:?}"
+        );
+    }
+    // One claim per run record; every claim names the member whose record it is.
+    let claims = s3.list_keys("clu", "cluster/claims/tick/");
+    assert_eq!(claims.len(), runs.len(), "claims vs run records");
+    assert!(
+        won >= (stopped_at - killed_at - 4) as f64,
+        "won by the survivors: {won}"
+    );
+    assert!(lost > 0.0, "d1 lost some claims");
+
+    // Any member shows every run: d1's own history holds d2's and d3's runs.
+    let d1_runs = runs_of(&members[0].daemon.state, "tick", "done");
+    let shown: BTreeSet<&str> = d1_runs
+        .iter()
+        .filter_map(|r| r["member"].as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        BTreeSet::from(["d1", "d2", "d3"]),
+        "members in d1's history"
+    );
+    let out = rewind(&["jobs", "--state", members[0].daemon.state.to_str().unwrap()]);
+    let listing = text(&out);
+    assert!(
+        listing.contains("cluster s3://clu/cluster as d1"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("d3 (renewed") && listing.contains("gone"),
+        "{listing}"
+    );
+}
+
+/// A job like a backup: it holds its target's lease (3 s) for about 2.5 s, then writes a commit marker
+/// after checking the lease, as snapshot commits do.
+const SLOW_JOB: &str = r#"
+local store = require("rewind.store")
+local lock = require("rewind.lock")
+local env = require("rewind.env")
+local task = require("rewind.task")
+local time = require("rewind.time")
+return {
+  schedule = "every 4s",
+  params = {},
+  run = function()
+    local s = store.open(env.get("DATA_STORE"))
+    local me = env.get("MEMBER") .. "-" .. string.format("%.3f", time.now())
+    local l = lock.target(s, "data", { owner = "slow", ttl = "3s" })
+    s:put("started/" .. me, me)
+    task.sleep(2.5)
+    lock.check_target(s, "data")
+    s:put("commits/" .. me, me)
+    l:release()
+    return { run = me }
+  end,
+}
+"#;
+
+#[test]
+fn a_paused_member_commits_nothing_after_another_took_over_its_lease() {
+    let s3 = S3Server::start();
+    s3.create_bucket("clu");
+    let (dir, jobs, _) = setup();
+    write(&jobs.join("slow.lua"), SLOW_JOB);
+    let data = [("DATA_STORE", "s3://clu/data")];
+    let mut members = start_members(&s3, &jobs, dir.path(), &["p1", "p2", "p3"], &data);
+
+    // Pause whichever member starts the next run, right after it took the lease.
+    let first: String = {
+        let mut found = None;
+        wait_for("a run to start", Duration::from_secs(20), || {
+            found = s3.list_keys("clu", "data/started/").into_iter().next();
+            found.is_some()
+        });
+        found.unwrap().rsplit('/').next().unwrap().to_string()
+    };
+    let paused_name = first.split('-').next().unwrap().to_string();
+    let paused = members.iter().position(|m| m.name == paused_name).unwrap();
+    members[paused].daemon.signal(libc::SIGSTOP);
+    let paused_at = now();
+    std::thread::sleep(Duration::from_secs(10));
+    members[paused].daemon.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_secs(6));
+    for m in &mut members {
+        assert!(m.daemon.stop().success(), "{}", m.daemon.stderr());
+    }
+
+    let commits: Vec<String> = s3
+        .list_keys("clu", "data/commits/")
+        .into_iter()
+        .map(|k| k.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert!(
+        !commits.contains(&first),
+        "the paused run {first} committed: {commits:?}"
+    );
+    let during: Vec<&String> = commits
+        .iter()
+        .filter(|c| {
+            let (who, at) = c.split_once('-').unwrap();
+            let at: f64 = at.parse().unwrap();
+            who != paused_name && at > paused_at as f64 && at < (paused_at + 10) as f64
+        })
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "no other member ran while {paused_name} was paused: {commits:?}"
+    );
+    let failed = runs_of(&members[paused].daemon.state, "slow", "failed");
+    assert!(
+        failed.iter().any(|r| r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("lost the lease on data"))),
+        "the paused run failed for its lost lease: {failed:?}"
+    );
+    // Every commit belongs to a run that finished done in the store's records.
+    let done: usize = store_runs(&s3, "slow")
+        .values()
+        .filter(|r| r[0]["status"] == "done")
+        .count();
+    assert_eq!(done, commits.len(), "done runs vs commits: {commits:?}");
+}
