@@ -296,3 +296,149 @@ fn a_paused_member_commits_nothing_after_another_took_over_its_lease() {
         .count();
     assert_eq!(done, commits.len(), "done runs vs commits: {commits:?}");
 }
+
+#[test]
+fn claims_and_run_records_older_than_keep_for_are_pruned() {
+    let s3 = S3Server::start();
+    s3.create_bucket("clu");
+    let (dir, jobs, _) = setup();
+    write(
+        &jobs.join("tick.yaml"),
+        "script: hello\nschedule: every 1s\n",
+    );
+    let env: Vec<(&str, String)> = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let state = dir.path().join("solo");
+    let args = [
+        "--cluster",
+        "s3://clu/cluster",
+        "--member",
+        "solo",
+        "--member-every",
+        "1s",
+    ];
+    let mut d = Daemon::start(
+        &jobs,
+        &state,
+        &[&args[..], &["--keep-for", "4s"]].concat(),
+        &env,
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    let claims = s3.list_keys("clu", "cluster/claims/tick/");
+    let checked_at = now();
+    assert!(d.stop().success(), "{}", d.stderr());
+    let times: Vec<i64> = claims
+        .iter()
+        .map(|k| {
+            let t = k.rsplit('/').next().unwrap();
+            chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%S%.3fZ")
+                .unwrap()
+                .and_utc()
+                .timestamp()
+        })
+        .collect();
+    assert!(!times.is_empty(), "the job ran");
+    // Older than keep-for (4 s) plus a prune period (1 s) and a second of slack: gone.
+    let old: Vec<&i64> = times.iter().filter(|t| **t < checked_at - 7).collect();
+    assert!(
+        old.is_empty(),
+        "claims older than keep-for remain: {old:?} (now {checked_at})"
+    );
+    assert!(d.stderr().contains("pruned"), "{}", d.stderr());
+    // The run records are filed by hour: the current hour's stay.
+    assert!(!s3.list_keys("clu", "cluster/runs/").is_empty());
+}
+
+#[test]
+fn a_claim_whose_answer_was_lost_still_runs_and_a_claim_that_fails_is_a_skip_not_a_run() {
+    use common::fault_proxy::{Fault, FaultProxy, Rule};
+    let s3 = S3Server::start();
+    s3.create_bucket("clu");
+    let proxy = FaultProxy::start(s3.port, 1);
+    // The first claim is created in the store, but its answer never arrives: the SDK's retry then
+    // finds the object there (412), and the member must recognise its own claim.
+    proxy.add(
+        Rule::new(Fault::DropAnswer)
+            .method("PUT")
+            .path("/claims/tick/")
+            .nth(1),
+    );
+    let (dir, jobs, _) = setup();
+    write(
+        &jobs.join("tick.yaml"),
+        "script: hello\nschedule: every 1s\n",
+    );
+    let mut env: Vec<(&str, String)> = s3.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let state = dir.path().join("solo");
+    let args = [
+        "--cluster",
+        "s3://clu/cluster",
+        "--member",
+        "solo",
+        "--member-every",
+        "1s",
+    ];
+    let mut d = Daemon::start(&jobs, &state, &args, &env);
+    wait_for("the dropped claim answer", Duration::from_secs(15), || {
+        proxy.faults() == 1
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // Now every claim fails (503 on every attempt): those occurrences are recorded as skipped.
+    proxy.add(
+        Rule::new(Fault::Status(503, "SlowDown"))
+            .method("PUT")
+            .path("/claims/tick/"),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    proxy.clear();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.stop().success(), "{}", d.stderr());
+
+    let dropped = proxy
+        .seen()
+        .into_iter()
+        .find(|s| s.fault.is_some())
+        .map(|s| s.target)
+        .unwrap();
+    let at = dropped
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let runs = store_runs(&s3, "tick");
+    let ran: Vec<String> = runs.keys().cloned().collect();
+    let at_rfc = chrono::NaiveDateTime::parse_from_str(&at, "%Y%m%dT%H%M%S%.3fZ")
+        .unwrap()
+        .and_utc();
+    let ran_dropped = runs
+        .iter()
+        .any(|(t, r)| second(t) == at_rfc.timestamp() && r[0]["status"] == "done");
+    assert!(
+        ran_dropped,
+        "the occurrence at {at} whose claim answer was lost did not run: {ran:?}"
+    );
+    let skipped = runs_of(&state, "tick", "skipped");
+    assert!(
+        skipped.iter().any(|r| r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not claim the run at"))),
+        "claims that failed are recorded as skipped: {skipped:?}"
+    );
+    // A skipped occurrence did not run: none of their times has a run record.
+    for r in &skipped {
+        let t = r["scheduled"].as_str().unwrap();
+        assert!(!runs.contains_key(t), "{t} was skipped and ran");
+    }
+    // After the faults end, the member runs again.
+    let last = second(runs.keys().last().unwrap());
+    assert!(
+        last >= now() - 3,
+        "runs resumed after the faults: last at {last}"
+    );
+}
