@@ -1,31 +1,19 @@
--- backup-dir: one or more directories → one tar.zst object per snapshot in a store, under a lock.
-local store = require("rewind.store")
-local snapshot = require("rewind.snapshot")
-local lock = require("rewind.lock")
-local tar = require("rewind.tar")
-local fs = require("rewind.fs")
-local env = require("rewind.env")
-local time = require("rewind.time")
-local errors = require("rewind.errors")
-
-local EXT = { zstd = "tar.zst", gzip = "tar.gz", none = "tar" }
-
-local function basename(path)
-  path = path:gsub("/+$", "")
-  local name = path:match("([^/]+)$") or ""
-  if name == "" or name == "." or name == ".." then
-    local pwd = env.get("PWD") or ""
-    name = (pwd:gsub("/+$", "")):match("([^/]+)$") or "root"
-  end
-  return (name:gsub("[^%w%-%.]", "_"))
-end
+-- backup-dir: one or more directories → one tar.zst object per snapshot in a store, under the prefix's lock.
+-- With each=true every directory is its own snapshot under its own prefix, split over copies side by side
+-- (index/count or a Kubernetes Indexed Job); batch=ID makes a rerun skip what it already committed.
+-- The work is in stdlib/rewind/dir_backup.lua.
+local dir_backup = require("rewind.dir_backup")
 
 return {
-  description = "Back up directories to a store as a snapshot (one streaming tar + zstd object, manifest last)",
+  description = "Back up directories to a store as a snapshot (one streaming tar + zstd object, manifest last); each=true: one snapshot per directory, split over copies",
   params = {
     from = { type = "list", required = true, doc = "directories to back up (comma-separated)" },
     store = { type = "string", doc = "store URL (file:///path, s3://bucket/prefix, az://container/prefix); default: REWIND_STORE or ~/.local/share/rewind/store" },
-    prefix = { type = "string", doc = "key prefix of the snapshots (default dirs/<name of the first directory>)" },
+    prefix = { type = "string", doc = "key prefix of the snapshots (default dirs/<name of the first directory>); with each=true the parent of the per-directory prefixes (default dirs)" },
+    each = { type = "boolean", default = false, doc = "every directory is its own snapshot under <prefix>/<its name>, each under its own lease (default: one snapshot of all of them)" },
+    index = { type = "integer", doc = "with each=true: this copy's share of the directories when `count` copies run side by side, from 0 (default: JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it)" },
+    count = { type = "integer", doc = "with each=true: how many copies share the directories (default: JOB_COMPLETION_COUNT); each takes a contiguous slice" },
+    batch = { type = "string", doc = "this run's identity (e.g. the Job's name), recorded as tag batch=ID; a prefix whose newest snapshot already carries it is skipped as \"already done\", so a rerun redoes only what was not committed" },
     compression = { type = "string", default = "zstd", choices = { "zstd", "gzip", "none" }, doc = "archive compression" },
     level = { type = "integer", doc = "compression level (zstd default 1, gzip default 6)" },
     exclude = { type = "list", doc = "globs of paths to leave out, relative to each directory (e.g. *.log,cache)" },
@@ -34,55 +22,6 @@ return {
     dry_run = { type = "boolean", default = false, doc = "only show what would be written" },
   },
   run = function(p, ctx)
-    for _, dir in ipairs(p.from) do
-      local st = fs.stat(dir)
-      if not st then errors.usage("from: " .. dir .. " does not exist") end
-      if st.type ~= "dir" then errors.usage("from: " .. dir .. " is not a directory") end
-    end
-    local name = basename(p.from[1])
-    local prefix = p.prefix or ("dirs/" .. name)
-    local tags = {}
-    for _, kv in ipairs(p.tags or {}) do
-      local k, v = kv:match("^([^=]+)=(.*)$")
-      if not k then errors.usage("tags: expected key=value, got '" .. kv .. "'") end
-      tags[k] = v
-    end
-    local s = store.open(p.store)
-    local ext = EXT[p.compression]
-    if p.dry_run then
-      return { dry_run = true, store = s.url, prefix = prefix, from = p.from,
-        would_write = prefix .. "/<YYYYMMDD>/" .. name .. "_<HHMMSS>." .. ext .. " and its manifest" }
-    end
-    local t0 = time.monotonic()
-    local l = lock.target(s, prefix, { owner = "backup-dir", ttl = p.lock_ttl })
-    local snap = snapshot.begin(s, {
-      prefix = prefix, procedure = "backup-dir", target = table.concat(p.from, ","),
-      params = ctx.public_params, tags = tags,
-    })
-    local flat = #p.from == 1
-    local ok, res = pcall(function()
-      return tar.create{
-        from = p.from, to = snap:writer(name, ext), compression = p.compression, level = p.level,
-        exclude = p.exclude, flat = flat,
-      }
-    end)
-    if not ok then
-      snap:abort()
-      l:release()
-      error(res, 0)
-    end
-    local m = snap:commit({
-      layout = flat and "contents" or "named",
-      files = res.files, dirs = res.dirs, symlinks = res.symlinks, bytes_in = res.bytes_in,
-    })
-    l:release()
-    local secs = time.monotonic() - t0
-    return {
-      snapshot = m.id, store = s.url, prefix = prefix, key = m.objects[1].key,
-      files = res.files, dirs = res.dirs, symlinks = res.symlinks, skipped = res.skipped,
-      bytes_in = res.bytes_in, bytes_out = res.bytes_out,
-      ratio = res.bytes_out > 0 and math.floor(res.bytes_in / res.bytes_out * 100) / 100 or nil,
-      seconds = math.floor(secs * 100) / 100,
-    }
+    return dir_backup.run(p, ctx)
   end,
 }

@@ -104,7 +104,54 @@ fn every_rewind_run_in_the_manifests_is_a_valid_command() {
             }
         }
     }
-    assert!(checked >= 2, "no `rewind run` container was checked");
+    // cronjob-backup-dir, event-backup, indexed-replay and indexed-backup at least.
+    assert!(
+        checked >= 4,
+        "only {checked} `rewind run` containers were checked"
+    );
+}
+
+/// Every Indexed Job tells its pods how many copies share the work (JOB_COMPLETION_COUNT = completions:
+/// Kubernetes only sets the index), retries per index, and defines every `$(VAR)` its args use (an
+/// undefined one is passed on literally: a `batch=$(JOB_NAME)` would then be the same for every run).
+#[test]
+fn every_indexed_job_tells_its_pods_the_count_and_defines_its_variables() {
+    let mut indexed = Vec::new();
+    for (path, docs) in manifests() {
+        for doc in docs
+            .iter()
+            .filter(|d| d["kind"] == "Job" && d["spec"]["completionMode"] == "Indexed")
+        {
+            let spec = &doc["spec"];
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            assert!(spec["backoffLimitPerIndex"].is_u64(), "{name}: {spec}");
+            for c in containers(doc) {
+                let env = c["env"].as_array().cloned().unwrap_or_default();
+                let var = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
+                let count = var("JOB_COMPLETION_COUNT")
+                    .unwrap_or_else(|| panic!("{name}: no JOB_COMPLETION_COUNT"));
+                assert_eq!(
+                    count["value"].as_str().and_then(|v| v.parse::<u64>().ok()),
+                    spec["completions"].as_u64(),
+                    "{name}: JOB_COMPLETION_COUNT must equal completions"
+                );
+                for a in args(&c) {
+                    for used in a.split("$(").skip(1).filter_map(|r| r.split(')').next()) {
+                        assert!(
+                            var(used).is_some(),
+                            "{name}: {a} uses $({used}), which env does not define"
+                        );
+                    }
+                }
+            }
+            indexed.push(name);
+        }
+    }
+    assert!(
+        indexed.contains(&"indexed-backup.yaml".to_string())
+            && indexed.contains(&"indexed-replay.yaml".to_string()),
+        "{indexed:?}"
+    );
 }
 
 #[test]

@@ -342,6 +342,18 @@ function M.read_manifest(store, key)
   return M.parse(store:get(key), key)
 end
 
+--- The manifest of the newest snapshot under `prefix`, reading only that one (one listing, one read):
+--- nil when there is no complete snapshot; nil and why when its manifest is invalid. For a cheap look at
+--- the newest, e.g. whether a batch already wrote it (backup-dir batch=ID); `latest` reads them all.
+function M.newest_manifest(store, prefix)
+  local newest_key
+  for _, obj in ipairs(M.scan(store, prefix).manifest_objects) do
+    if not newest_key or obj.key > newest_key then newest_key = obj.key end
+  end
+  if not newest_key then return nil end
+  return M.read_manifest(store, newest_key)
+end
+
 --- Every valid snapshot's manifest under `prefix`, oldest first; second, the invalid ones
 --- (`{ {id, key, error} }`, oldest first).
 function M.list(store, prefix)

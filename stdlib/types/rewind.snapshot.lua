@@ -146,6 +146,14 @@ function M.scan(store, prefix, opts) end
 ---@return string? why
 function M.read_manifest(store, key) end
 
+---The manifest of the newest snapshot under prefix, reading only that one (one listing, one read): nil
+---when there is no complete snapshot; nil and why when its manifest is invalid (`latest` reads them all).
+---@param store rewind.Store
+---@param prefix string
+---@return rewind.snapshot.Manifest? manifest
+---@return string? why
+function M.newest_manifest(store, prefix) end
+
 ---The newest valid snapshot's manifest, or nil when there is none; raises when the newest snapshot's
 ---manifest is invalid.
 ---@param store rewind.Store
