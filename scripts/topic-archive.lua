@@ -40,12 +40,9 @@ return {
     local c = kafka.consumer({ brokers = p.brokers, group = p.group, topics = p.topics, config = p.config })
     local totals = { batches = 0, records = 0, bytes = 0 }
 
-    -- Writes closed batches (several at once), then commits them with one request: a batch's offset is
-    -- committed only after its object (and every other object of the round) is written.
-    local function write_all(batches)
-      if #batches == 0 then
-        return
-      end
+    -- Writes a round of closed batches (several at once), then commits them with one request: a batch's
+    -- offset is committed only after its object (and every other object of the round) is written.
+    local function write_round(batches)
       task.map(batches, p.concurrency, function(b)
         local key = layout.key(p.prefix, b)
         store:put(key, b.data)
@@ -66,7 +63,30 @@ return {
       for _, e in pairs(next_offset) do
         commits[#commits + 1] = e
       end
-      c:commit(commits)
+      -- 0: refused by an eager rebalance, which takes every partition back (the consumer archives
+      -- nothing until then; the next owner reads from the committed offset).
+      return c:commit(commits) > 0
+    end
+
+    -- A round holds at most one batch per partition (the k-th batch of each partition goes in round k),
+    -- so a crash leaves at most one written but uncommitted object per partition, keyed at the committed
+    -- offset. The next owner reads again from there and its first object overwrites that key; its batches
+    -- may be cut elsewhere (max_wait, a stop), so a second uncommitted object further on would stay behind
+    -- as a duplicate of records the new owner archives under other keys.
+    local function write_all(batches)
+      table.sort(batches, function(x, y) return x.first_offset < y.first_offset end)
+      local rounds, seen = {}, {}
+      for _, b in ipairs(batches) do
+        local tp = b.topic .. "\0" .. b.partition
+        seen[tp] = (seen[tp] or 0) + 1
+        rounds[seen[tp]] = rounds[seen[tp]] or {}
+        table.insert(rounds[seen[tp]], b)
+      end
+      for _, round in ipairs(rounds) do
+        if not write_round(round) then
+          return
+        end
+      end
     end
 
     -- On Ctrl-C or SIGTERM the run is cancelled; this writes what the open buffers hold (and any batch

@@ -54,7 +54,9 @@ local Consumer = {}
 ---@return {topic: string, partition: integer, offset: integer, key: string|nil, value: string|nil, timestamp: number|nil, headers: table<string,string>}[]
 function Consumer:poll(max, timeout) end
 ---Commits synchronously what poll returned, or the given next offsets. A commit refused while the group
----changes generation (IllegalGeneration, RebalanceInProgress) is sent again for up to 20 s.
+---changes generation (IllegalGeneration, RebalanceInProgress) is sent again for up to 20 s with
+---cooperative rebalancing; with the eager protocol (the default) it is given up and returns 0: every
+---partition goes back to the group at the next poll, and their next owner reads from the committed offset.
 ---@param offsets? {topic: string, partition: integer, offset: integer}[]
 ---@return integer partitions committed
 function Consumer:commit(offsets) end

@@ -136,6 +136,8 @@ pub(super) struct Archive {
     /// Closed batches whose offsets are not committed yet (handed to the script, or closed by a call
     /// that was cancelled): `take_open` hands them out again. `c:commit` forgets them.
     retained: Vec<Batch>,
+    /// A commit was refused by an eager rebalance (`fence`): set until the revocation is served.
+    fenced: bool,
 }
 
 impl Archive {
@@ -146,6 +148,25 @@ impl Archive {
                 .iter()
                 .any(|(tp, next)| b.tp_is(tp) && b.last_offset < *next)
         });
+    }
+
+    /// A commit was refused because the group is rebalancing and, on the eager protocol, takes every
+    /// partition back at the next `poll`. Drops everything not committed, as that revocation will, and
+    /// archives nothing until it comes: a batch written meanwhile would be a second uncommitted object of
+    /// its partition, which the next owner (cutting its batches elsewhere) would not overwrite.
+    pub(super) fn fence(&mut self) {
+        let records: u64 = self.open.values().map(|o| o.count).sum::<u64>()
+            + self.retained.iter().map(|b| b.count).sum::<u64>();
+        self.open.clear();
+        self.retained.clear();
+        self.consumed.clear();
+        self.at_end.clear();
+        self.fenced = true;
+        tracing::info!(
+            target: "kafka",
+            records,
+            "kafka: dropped the uncommitted records until the rebalance revokes the partitions (their next owner reads them again)"
+        );
     }
 
     /// Drops everything not yet committed of the partitions the group took away (see `rebalance.rs`):
@@ -180,6 +201,7 @@ fn apply_revocations(c: &BaseConsumer<Ctx>, st: &mut Archive, closed: &mut Vec<B
         return false;
     }
     let records = st.drop_revoked(&revoked, closed);
+    st.fenced = false;
     tracing::info!(
         target: "kafka",
         partitions = %super::rebalance::names(&revoked),
@@ -334,6 +356,8 @@ fn archive_slice(
                     crate::base::redact::redact(&e.to_string())
                 )
             }
+            // Read again from the committed offset after the revocation (see `fence`).
+            Some(Ok(_)) if st.fenced => {}
             Some(Ok(m)) => {
                 let tp: Tp = (m.topic().to_string(), m.partition());
                 st.consumed.insert(tp.clone(), m.offset() + 1);

@@ -214,14 +214,24 @@ fn msg_table(lua: &Lua, m: &Msg) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// A synchronous commit. A commit refused because the group is between generations (a cooperative
-/// rebalance rejoins in the background, so a commit can carry the generation that just ended) is sent again
-/// for up to 20 s, once librdkafka knows the new generation: the offsets are still this member's to commit
-/// (its partitions move only after it has served their revocation in `poll`).
+/// A synchronous commit; `Ok(false)` when the group refused it because it is rebalancing and this member,
+/// on the eager protocol, must give its partitions back before the group can go on.
+///
+/// Cooperative (`partition.assignment.strategy=cooperative-sticky`): librdkafka rejoins in the background,
+/// so a commit can carry the generation that just ended; it is sent again for up to 20 s, once librdkafka
+/// knows the new generation: the offsets are still this member's to commit (its partitions move only
+/// after it has served their revocation in `poll`).
+///
+/// Eager (librdkafka's default): the member rejoins only after it has served the revocation of every
+/// partition in `poll`, so sending the commit again here would hold the whole group up until the
+/// coordinator expels this member (librdkafka's mock cluster refuses commits while the members rejoin).
+/// The commit is given up instead: nothing of it is committed, and each partition's next owner reads from
+/// the last committed offset.
 fn commit_through_rebalance(
     c: &BaseConsumer<Ctx>,
     tpl: &TopicPartitionList,
-) -> rdkafka::error::KafkaResult<()> {
+) -> rdkafka::error::KafkaResult<bool> {
+    use rdkafka::consumer::RebalanceProtocol;
     use rdkafka::types::RDKafkaErrorCode::{IllegalGeneration, RebalanceInProgress};
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -229,10 +239,14 @@ fn commit_through_rebalance(
             Err(KafkaError::ConsumerCommit(code @ (IllegalGeneration | RebalanceInProgress)))
                 if Instant::now() < deadline =>
             {
+                if !matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+                    tracing::info!(target: "kafka", "kafka: commit refused ({code}) during a rebalance: not committed (the partitions go back to the group)");
+                    return Ok(false);
+                }
                 tracing::debug!(target: "kafka", "kafka: commit refused ({code}) during a rebalance, sending it again");
                 std::thread::sleep(Duration::from_millis(200));
             }
-            other => return other,
+            other => return other.map(|()| true),
         }
     }
 }
@@ -340,19 +354,23 @@ impl UserData for Consumer {
             }
             let c = this.inner.clone();
             let hint = this.ctx.hint();
-            crate::base::blocking::spawn_blocking(move || commit_through_rebalance(&c, &tpl))
-                .await
-                .lua_err()?
-                .map_err(|e| {
-                    crate::base::errors::lua_error(anyhow::anyhow!(
-                        "kafka: commit failed: {e}{hint}"
-                    ))
-                })?;
+            let committed =
+                crate::base::blocking::spawn_blocking(move || commit_through_rebalance(&c, &tpl))
+                    .await
+                    .lua_err()?
+                    .map_err(|e| {
+                        crate::base::errors::lua_error(anyhow::anyhow!(
+                            "kafka: commit failed: {e}{hint}"
+                        ))
+                    })?;
+            let mut archive = this.archive.lock().unwrap_or_else(|e| e.into_inner());
+            if !committed {
+                // Every partition is about to be revoked: archive nothing more until then.
+                archive.fence();
+                return Ok(0);
+            }
             // Archive batches these offsets cover need not be handed out again.
-            this.archive
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .committed(&offsets);
+            archive.committed(&offsets);
             Ok(offsets.len())
         });
         // seek(topic, partition, offset | "earliest" | "latest" | {time = t}) on an assigned partition.
