@@ -154,8 +154,8 @@ fn every_indexed_job_tells_its_pods_the_count_and_defines_its_variables() {
     );
 }
 
-#[test]
-fn the_daemon_deployment_loads_its_jobs_configmap() {
+/// The jobs ConfigMap's files in a directory, and the args of the Deployment named `deployment`.
+fn jobs_and_args(deployment: &str, dir: &std::path::Path) -> (PathBuf, usize, Vec<String>) {
     let files = manifests();
     let docs: Vec<&Value> = files.iter().flat_map(|(_, d)| d).collect();
     let cm = docs
@@ -164,29 +164,61 @@ fn the_daemon_deployment_loads_its_jobs_configmap() {
         .expect("the jobs ConfigMap");
     let deploy = docs
         .iter()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "rewind-daemon")
-        .expect("the daemon");
-    let dir = tempfile::tempdir().unwrap();
-    let jobs = dir.path().join("jobs");
-    std::fs::create_dir(&jobs).unwrap();
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == deployment)
+        .unwrap_or_else(|| panic!("no Deployment {deployment}"));
+    let jobs = dir.join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
     let data = cm["data"].as_object().unwrap();
     for (name, body) in data {
         std::fs::write(jobs.join(name), body.as_str().unwrap()).unwrap();
     }
-    // The Deployment's flags, with the paths and the address of this machine.
     let a = args(&containers(deploy)[0]);
     assert_eq!(a[0], "daemon");
+    (jobs, data.len(), a[1..].to_vec())
+}
+
+/// A Deployment's flags with this machine's paths and address: flags starting with a prefix in
+/// `replace` are dropped, and `extra` added.
+fn local_flags(a: &[String], replace: &[&str], extra: Vec<String>) -> Vec<String> {
     let port = common::process::free_port();
-    let flags: Vec<String> = a[1..]
-        .iter()
+    a.iter()
         .filter(|f| {
             !["--jobs=", "--state=", "--listen=", "--allow="]
                 .iter()
+                .chain(replace)
                 .any(|p| f.starts_with(p))
         })
         .cloned()
         .chain([format!("--listen=127.0.0.1:{port}")])
-        .collect();
+        .chain(extra)
+        .collect()
+}
+
+/// Waits until the daemon with `state` has loaded `n` jobs, and checks that none failed.
+fn assert_jobs_loaded(state: &std::path::Path, n: usize, d: &Daemon) {
+    wait_for("the jobs to load", Duration::from_secs(20), || {
+        let st = status(state);
+        st["jobs"].as_array().map_or(0, |j| j.len())
+            + st["load_errors"].as_array().map_or(0, |e| e.len())
+            >= n
+    });
+    let st = status(state);
+    assert_eq!(
+        st["load_errors"].as_array().map_or(0, |e| e.len()),
+        0,
+        "{st}\n{}",
+        d.stderr()
+    );
+    let jobs = st["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), n, "{st}");
+    assert!(jobs.iter().all(|j| j["error"].is_null()), "{st}");
+}
+
+#[test]
+fn the_daemon_deployment_loads_its_jobs_configmap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (jobs, n, a) = jobs_and_args("rewind-daemon", dir.path());
+    let flags = local_flags(&a, &[], Vec::new());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let state = dir.path().join("state");
     let mut d = Daemon::start(
@@ -195,36 +227,51 @@ fn the_daemon_deployment_loads_its_jobs_configmap() {
         &flags,
         &[("REWIND_DAEMON_TOKEN", "k8s-test-token")],
     );
-    wait_for("the jobs to load", Duration::from_secs(20), || {
-        status(&state)["jobs"].as_array().is_some_and(|j| {
-            j.len()
-                + status(&state)["load_errors"]
-                    .as_array()
-                    .map_or(0, |e| e.len())
-                >= data.len()
-        })
-    });
-    let st = status(&state);
-    assert_eq!(
-        st["load_errors"].as_array().map_or(0, |e| e.len()),
-        0,
-        "{st}\n{}",
-        d.stderr()
-    );
-    let names: Vec<&str> = st["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names.len(), data.len(), "{st}");
-    assert!(
-        st["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|j| j["error"].is_null()),
-        "{st}"
-    );
+    assert_jobs_loaded(&state, n, &d);
     d.stop();
+}
+
+/// The highly available Deployment: two pods' worth of daemons, started with its flags against moto (the
+/// cluster folder and the pod names replaced), load the jobs and see each other as members.
+#[test]
+fn the_cluster_deployment_runs_members_that_see_each_other() {
+    let s3 = common::s3::S3Server::start();
+    s3.create_bucket("k8s");
+    let dir = tempfile::tempdir().unwrap();
+    let (jobs, n, a) = jobs_and_args("rewind-daemon-cluster", dir.path());
+    assert!(a.iter().any(|f| f.starts_with("--cluster=s3://")), "{a:?}");
+    assert!(a.contains(&"--member=$(POD_NAME)".to_string()), "{a:?}");
+    let env: Vec<(&str, String)> = s3.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("REWIND_DAEMON_TOKEN", "k8s-test-token"));
+    let mut daemons = Vec::new();
+    for pod in ["rewind-daemon-cluster-0", "rewind-daemon-cluster-1"] {
+        let extra = vec![
+            "--cluster=s3://k8s/rewind-cluster".to_string(),
+            format!("--member={pod}"),
+            "--member-every=1s".to_string(),
+        ];
+        let flags = local_flags(&a, &["--cluster=", "--member=", "--member-every="], extra);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let state = dir.path().join(pod);
+        let d = Daemon::start(&jobs, &state, &flags, &env);
+        assert_jobs_loaded(&state, n, &d);
+        daemons.push((d, state));
+    }
+    for (d, state) in &daemons {
+        wait_for("both members", Duration::from_secs(15), || {
+            status(state)["cluster"]["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().filter(|m| m["live"] == true).count() == 2)
+        });
+        assert!(d.stderr().contains("cluster member"), "{}", d.stderr());
+    }
+    for (d, _) in &mut daemons {
+        assert!(d.stop().success());
+    }
+    // A clean stop removes the member's announcement.
+    assert_eq!(
+        s3.list_keys("k8s", "rewind-cluster/members/"),
+        Vec::<String>::new()
+    );
 }
