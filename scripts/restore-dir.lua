@@ -53,6 +53,7 @@ return {
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
     overwrite = { type = "boolean", default = false, doc = "replace a non-empty directory as a whole (what the snapshot does not have is gone afterwards); the swap is atomic" },
     symlinks = { type = "string", default = "keep", choices = { "keep", "inside" }, doc = "keep: restore symlinks as they are, also those leading outside the tree (they are counted and named); inside: refuse a snapshot with such a symlink" },
+    path = { type = "string", doc = "restore only this file or directory of the snapshot (relative to its root, e.g. sub/dir), reading only the parts of the store that hold it; needs an indexed snapshot (backup-dir with zstd)" },
     dry_run = { type = "boolean", default = false, doc = "only show what would be restored" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a backup or prune of the prefix started meanwhile is refused)" },
   },
@@ -86,10 +87,21 @@ return {
     -- invalid, ends here with no lease taken and no directory made.
     local snap = snapshot.open(s, p.prefix, p.snapshot)
     local obj = tar_object(snap)
+    local path = p.path and p.path:gsub("^%./", ""):gsub("/+$", "") or nil
+    if path == "" or path == "." then path = nil end
+    if path and not snap.manifest.index then
+      errors.usage("path=: snapshot " .. snap.id .. " has no index (made before indexed backups, or without zstd); restore it whole")
+    end
+    -- An indexed snapshot is composed from the objects that hold its files (its own archive and, for
+    -- unchanged files, its ancestors'), every file's sha256 checked; otherwise its one archive is read.
+    local function source()
+      if not snap.manifest.index then return snap:reader(obj.name) end
+      return tar.compose{ store = s, base = snap.prefix, index = snap:reader(snap.manifest.index), path = path }
+    end
     if p.dry_run then
       local plan = { string.format("restore snapshot %s (%s, %d bytes) into %s%s", snap.id, obj.key, obj.size, to,
         p.overwrite and ", replacing what is there in one step" or "") }
-      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = to, plan = plan }
+      return { dry_run = true, snapshot = snap.id, key = obj.key, size = obj.size, to = to, path = path, plan = plan }
     end
     return lock.with_target(s, p.prefix, function()
       -- Again under the lock: a prune may have removed it since.
@@ -105,7 +117,7 @@ return {
       task.on_exit(function()
         if not done then fs.remove(tmp, { recursive = true }) end
       end)
-      local ok, res = pcall(tar.extract, { from = snap:reader(obj.name), to = tmp, symlinks = p.symlinks })
+      local ok, res = pcall(function() return tar.extract({ from = source(), to = tmp, symlinks = p.symlinks }) end)
       if not ok then
         fs.remove(tmp, { recursive = true })
         done = true
@@ -129,7 +141,7 @@ return {
           { count = res.symlinks_outside, first = examples[1] })
       end
       return {
-        snapshot = snap.id, key = obj.key, to = to, files = res.files, dirs = res.dirs,
+        snapshot = snap.id, key = obj.key, to = to, path = path, files = res.files, dirs = res.dirs,
         symlinks = res.symlinks, hardlinks = res.hardlinks, bytes = res.bytes, verified = true,
         replaced = now == "full", leftovers_removed = cleaned > 0 and cleaned or nil,
         symlinks_outside = res.symlinks_outside, symlinks_outside_examples = #examples > 0 and examples or nil,

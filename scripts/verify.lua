@@ -1,10 +1,14 @@
 -- verify: re-read every object of one snapshot (or all) and check size and sha256 against the manifest.
--- An invalid manifest fails verification; so does a prefix without any snapshot.
+-- An invalid manifest fails verification; so does a prefix without any snapshot. An indexed snapshot
+-- (incremental backup-dir) is also composed whole from every object it reads, its ancestors' included,
+-- and every file's sha256 is checked.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
+local tar = require("rewind.tar")
+local hash = require("rewind.hash")
 
 return {
-  description = "Verify snapshots: re-read every object and check its size and sha256 (one snapshot, or all); invalid manifests fail",
+  description = "Verify snapshots: re-read every object and check its size and sha256, and every file of an indexed snapshot (one snapshot, or all); invalid manifests fail",
   params = {
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
@@ -25,7 +29,19 @@ return {
     end
     local results = {}
     for _, id in ipairs(ids) do
-      local r = snapshot.open(s, p.prefix, id):verify()
+      local snap = snapshot.open(s, p.prefix, id)
+      local r = snap:verify()
+      if r.ok and snap.manifest.index then
+        local ok, err = pcall(function()
+          local _, bytes = hash.sha256_reader(tar.compose{ store = s, base = snap.prefix,
+            index = snap:reader(snap.manifest.index) })
+          r.files_checked, r.tar_bytes = snap.manifest.files, bytes
+        end)
+        if not ok then
+          r.ok = false
+          r.objects[#r.objects + 1] = { name = "files", ok = false, error = tostring(err) }
+        end
+      end
       results[#results + 1] = r
       for _, o in ipairs(r.objects) do
         if not o.ok then bad[#bad + 1] = id .. ": " .. o.error end

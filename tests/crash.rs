@@ -169,7 +169,8 @@ fn prune_killed_anywhere_keeps_every_listed_snapshot_whole() {
     let mut r = rng("prune");
     let s = Store::new();
     make_data(&s.path("src"), 40, 16 << 10, 4);
-    let backup = ["backup-dir", "from=src"];
+    // Full copies: prune here decides by retention alone (incremental chains keep what they reference).
+    let backup = ["backup-dir", "from=src", "full=true"];
     for _ in 0..3 {
         next_second();
         s.ok(&backup);

@@ -44,9 +44,18 @@ fn a_copied_snapshot_directory_is_pruned_and_restored_as_its_own() {
     let store = tmp.path().join("store");
     let src = tmp.path().join("data");
     make_tree(&src);
-    let first = ok(&run_in(&store, tmp.path(), &["backup-dir", "from=data"]));
+    // Full copies: this is about a copied directory, not about incremental chains.
+    let first = ok(&run_in(
+        &store,
+        tmp.path(),
+        &["backup-dir", "from=data", "full=true"],
+    ));
     std::fs::write(src.join("second"), "2").unwrap();
-    let second = ok(&run_in(&store, tmp.path(), &["backup-dir", "from=data"]));
+    let second = ok(&run_in(
+        &store,
+        tmp.path(),
+        &["backup-dir", "from=data", "full=true"],
+    ));
     let (x, y) = (
         first["snapshot"].as_str().unwrap(),
         second["snapshot"].as_str().unwrap(),

@@ -95,6 +95,40 @@ local function human_bytes(n)
   return string.format("%.1f MiB", n / 1024 / 1024)
 end
 
+-- The snapshot an incremental backup builds on: the newest under the prefix when it is indexed and its
+-- chain is shorter than max_chain; nil for a full copy (full=true, none yet, or an old-style snapshot).
+local function incremental_parent(s, prefix, p)
+  if p.full or p.compression ~= "zstd" then return nil end
+  local m, why = snapshot.newest_manifest(s, prefix)
+  if why then
+    log.warn("the newest snapshot's manifest is invalid; making a full copy", { prefix = prefix, error = why })
+    return nil
+  end
+  if not m or not m.index then return nil end
+  if (m.chain or 0) + 1 >= p.max_chain then
+    log.info(string.format("backup-dir %s: a full copy (the chain reached max_chain=%d)", prefix, p.max_chain))
+    return nil
+  end
+  return m
+end
+
+-- The ancestors' archives an incremental snapshot reads from (prefix-relative keys): those its index
+-- names, as tar.create reports them, else (conservatively) every archive its parent could read from.
+local function references_of(parent, res)
+  if not parent then return {} end
+  if res.referenced then return res.referenced end
+  local refs, seen = {}, {}
+  local function add(k)
+    if not seen[k] then seen[k] = true; refs[#refs + 1] = k end
+  end
+  for _, r in ipairs(parent.references or {}) do add(r) end
+  for _, o in ipairs(parent.objects) do
+    if o.name ~= parent.index then add(o.key:sub(#parent.prefix + 2)) end
+  end
+  table.sort(refs)
+  return refs
+end
+
 -- Backs up one item under its prefix's lease: its record for the result.
 local function back_up(s, item, p, ctx, tags)
   local t0 = time.monotonic()
@@ -106,30 +140,48 @@ local function back_up(s, item, p, ctx, tags)
       return { prefix = item.prefix, status = "already done", snapshot = done.id }
     end
     local ext = EXT[p.compression]
+    local parent = incremental_parent(s, item.prefix, p)
     local snap = snapshot.begin(s, {
       prefix = item.prefix, procedure = "backup-dir", target = table.concat(item.from, ","),
       params = ctx.public_params, tags = tags,
     })
     local flat = #item.from == 1
+    local indexed = p.compression == "zstd"
     local ok, res = pcall(function()
       return tar.create{
         from = item.from, to = snap:writer(item.name, ext), compression = p.compression, level = p.level,
         exclude = p.exclude, flat = flat,
+        -- zstd archives are indexed: every file's sha256 and where its bytes lie, so that the next backup
+        -- stores only what changed and a restore can read one file alone.
+        index = indexed and snap:writer(item.name .. "-index", "jsonl.zst") or nil,
+        object = indexed and (snap.day .. "/" .. item.name .. "_" .. snap.hms .. "." .. ext) or nil,
+        parent = parent and snapshot.open(s, item.prefix, parent.id):reader(parent.index) or nil,
       }
     end)
     if not ok then
       snap:abort()
       error(res, 0)
     end
-    local m = snap:commit({
+    local extra = {
       layout = flat and "contents" or "named",
       files = res.files, dirs = res.dirs, symlinks = res.symlinks, bytes_in = res.bytes_in,
-    })
+    }
+    if indexed then
+      extra.index = item.name .. "-index"
+      extra.parent = parent and parent.id or nil
+      extra.chain = parent and ((parent.chain or 0) + 1) or 0
+      extra.references = json.array(references_of(parent, res))
+      extra.files_new, extra.files_unchanged = res.files_new, res.files_unchanged
+      extra.bytes_new, extra.bytes_unchanged = res.bytes_new, res.bytes_unchanged
+    end
+    local m = snap:commit(extra)
     local secs = time.monotonic() - t0
     log.info(string.format("backup-dir %s: snapshot %s (files: %d, %s read in %.1fs)", item.prefix, m.id, res.files,
       human_bytes(res.bytes_in), secs))
     return {
       status = "done", snapshot = m.id, store = s.url, prefix = item.prefix, key = m.objects[1].key,
+      parent = m.parent, chain = m.chain, files_new = m.files_new, files_unchanged = m.files_unchanged,
+      bytes_new = m.bytes_new, bytes_unchanged = m.bytes_unchanged,
       files = res.files, dirs = res.dirs, symlinks = res.symlinks, skipped = res.skipped,
       bytes_in = res.bytes_in, bytes_out = res.bytes_out,
       ratio = res.bytes_out > 0 and math.floor(res.bytes_in / res.bytes_out * 100) / 100 or nil,
@@ -169,6 +221,8 @@ end
 
 ---Runs backup-dir with its params (see scripts/backup-dir.lua).
 function M.run(p, ctx)
+  p.max_chain = p.max_chain or 30
+  if p.max_chain < 1 then errors.usage("max_chain must be at least 1, got " .. p.max_chain) end
   for _, dir in ipairs(p.from) do
     local st = fs.stat(dir)
     if not st then errors.usage("from: " .. dir .. " does not exist") end

@@ -86,6 +86,38 @@ local function scan(st, prefix, concurrency, cache_file)
 end
 
 
+-- Incremental snapshots read unchanged files from their ancestors' archives (manifest `references`).
+-- A snapshot the policy would remove stays while a kept snapshot references one of its objects, and so
+-- do the snapshots it references in turn (it stays restorable): moved from remove to keep, with the reason.
+local function keep_referenced(plan)
+  local owner = {}
+  for _, e in ipairs(plan.remove) do
+    for _, o in ipairs(e.manifest.objects or {}) do owner[o.key] = e end
+  end
+  local queue, kept = {}, {}
+  for _, e in ipairs(plan.keep) do queue[#queue + 1] = e end
+  while #queue > 0 do
+    local e = table.remove(queue)
+    for _, k in ipairs(e.manifest.reference_keys or {}) do
+      local o = owner[k]
+      if o and not kept[o] then
+        kept[o] = true
+        o.reasons = { "referenced by " .. e.manifest.id }
+        queue[#queue + 1] = o
+      end
+    end
+  end
+  if next(kept) == nil then return 0 end
+  local remove = {}
+  for _, e in ipairs(plan.remove) do
+    if kept[e] then plan.keep[#plan.keep + 1] = e else remove[#remove + 1] = e end
+  end
+  plan.remove = remove
+  local n = 0
+  for _ in pairs(kept) do n = n + 1 end
+  return n
+end
+
 local M = {}
 
 --- The retention policy of prune-style params.
@@ -109,9 +141,10 @@ function M.run(st, l, p)
   local manifests, incomplete, hits, invalid = scan(st, prefix, p.concurrency, p.cache and cache_path(st, prefix) or nil)
   local t_list = time.monotonic() - t0
   local plan = retention.plan(manifests, policy, time.now(), incomplete)
+  local referenced = keep_referenced(plan)
   local t_decide = time.monotonic() - t0
   log.info("prune plan", { prefix = p.prefix, snapshots = #manifests, incomplete = #incomplete, cached = hits,
-    keep = #plan.keep, remove = #plan.remove, list_seconds = t_list, decide_seconds = t_decide })
+    keep = #plan.keep, remove = #plan.remove, kept_for_references = referenced, list_seconds = t_list, decide_seconds = t_decide })
 
   local verb = p.dry_run and "would remove" or "remove"
   for _, e in ipairs(plan.keep) do
@@ -133,7 +166,7 @@ function M.run(st, l, p)
 
   local result = {
     prefix = p.prefix, dry_run = p.dry_run, snapshots = #manifests,
-    kept = #plan.keep, removed = #plan.remove,
+    kept = #plan.keep, removed = #plan.remove, kept_for_references = referenced,
     incomplete_kept = #plan.incomplete_keep, incomplete_removed = #plan.incomplete_remove,
     decide_seconds = t_decide, list_seconds = t_list, plan_seconds = t_decide - t_list, manifests_cached = hits, deleted_keys = 0, delete_batches = 0,
     invalid = #invalid, invalid_snapshots = json.array(invalid),

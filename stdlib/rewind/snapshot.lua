@@ -263,8 +263,25 @@ function M.check(m, key)
         .. " (a snapshot's objects lie in its own directory)"
     end
   end
+  if m.index ~= nil and not names[m.index] then
+    return nil, "its index '" .. tostring(m.index) .. "' is not one of its objects"
+  end
+  -- An incremental snapshot reads unchanged files from its ancestors' archives: their keys relative to
+  -- the prefix, each in a snapshot directory of the prefix.
+  if m.references ~= nil then
+    local n = 0
+    if type(m.references) == "table" then for _ in pairs(m.references) do n = n + 1 end end
+    if type(m.references) ~= "table" or n ~= #m.references then return nil, "its references are not a list" end
+    for _, r in ipairs(m.references) do
+      if type(r) ~= "string" or not r:match("^%d%d%d%d%d%d%d%d/[^/]+_%d%d%d%d%d%d%.[^/]+$") or not plain_name(r:match("/(.*)$")) then
+        return nil, "its reference '" .. tostring(r) .. "' is not a snapshot object of its prefix (YYYYMMDD/NAME_HHMMSS.EXT)"
+      end
+    end
+  end
   if m.prefix ~= prefix then m.moved_from, m.prefix = m.prefix, prefix end
   for _, o in ipairs(m.objects) do o.key = under(prefix, day .. "/" .. o.name .. "_" .. hms .. "." .. o.ext) end
+  m.reference_keys = {}
+  for _, r in ipairs(m.references or {}) do m.reference_keys[#m.reference_keys + 1] = under(prefix, r) end
   m.manifest_key = key
   return m
 end

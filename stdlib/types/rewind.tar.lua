@@ -13,12 +13,71 @@ local M = {}
 ---@field exclude? string[]     globs matched against paths relative to each source directory
 ---@field flat? boolean         one directory: put its contents at the archive root
 ---@field workers? integer      zstd workers (default: CPUs)
+---@field index? string|rewind.Writer  indexed mode (zstd only, `from` paths only): the index's writer or path
+---@field object? string        with index (required): the store key `to` writes, recorded in the index
+---@field frame? integer        with index: cut a zstd frame at the first entry boundary after this many uncompressed bytes (default 1048576); a file at least this big gets a frame of its own
+---@field parent? string|rewind.Reader  with index: the parent's index; a regular file whose size, mtime (s+ns), mode, inode and ctime (s+ns) equal its line there is not archived again, its line points where the parent's does
+
+---@class rewind.TarIndexEntry
+---@field path string           as in the archive ("." is a flat archive's root)
+---@field type "dir"|"file"|"symlink"
+---@field mode? integer         permission bits (dirs, files)
+---@field mtime integer
+---@field link? string          symlinks: the target
+---@field size? integer         files: bytes
+---@field mtime_ns? integer
+---@field ino? integer
+---@field ctime? integer
+---@field ctime_ns? integer
+---@field sha256? string        files: of the data
+---@field obj? string           files: the object holding the file's tar entry (this one or an ancestor's)
+---@field foff? integer         files: compressed offset of the zstd frame holding the entry
+---@field flen? integer         files: compressed length of that frame
+---@field fupos? integer        files: uncompressed offset of the frame's start in the tar stream
+---@field tpos? integer         files: uncompressed offset of the entry's first header
 
 --- Streams an archive into a writer or file. Returns counts and bytes, and `object` = what the writer's
 --- close() reported (key, size, sha256, ...).
+---
+--- With `index`: the tar.zst is cut into zstd frames at entry boundaries (each entry wholly in one frame;
+--- the whole is a plain tar.zst for `zstd -d | tar -x`, the end-of-archive blocks in a last frame), and
+--- the index gets zstd-compressed JSON lines: {format = "rewind-index/1", object, frame}, then one
+--- rewind.TarIndexEntry per entry in archive order. Each file is read once (sha256 while it streams).
+--- Both writers are committed on success (the archive first) and aborted on error. Then `files` counts
+--- every file of the tree, `bytes_in` only the bytes read, and the result also has files_new,
+--- files_unchanged, bytes_new, bytes_unchanged, frames (including the last one), `referenced` (sorted
+--- keys of the other objects unchanged files lie in) and `index` (what the index writer reported).
 ---@param opts rewind.TarCreateOpts
----@return {files: integer, dirs: integer, symlinks: integer, skipped: integer, bytes_in: integer, bytes_out: integer, object: table}
+---@return {files: integer, dirs: integer, symlinks: integer, skipped: integer, bytes_in: integer, bytes_out: integer, object: table, files_new?: integer, files_unchanged?: integer, bytes_new?: integer, bytes_unchanged?: integer, frames?: integer, referenced?: string[], index?: table}
 function M.create(opts) end
+
+---@class rewind.TarComposeCounts
+---@field files integer         files given so far
+---@field dirs integer
+---@field symlinks integer
+---@field bytes integer         bytes of file data given
+---@field ranges integer        ranged reads of the store
+---@field stored_bytes integer  compressed bytes those reads gave
+---@field done boolean          the stream ended well
+
+--- A plain (uncompressed) tar stream of an indexed snapshot, for tar.extract or hashing: directories
+--- and symlinks made from the index, files copied from the frames of the objects the index names
+--- (keys relative to `base` when given). Consecutive files lying one after the other in one object are
+--- read with one ranged read. Every file's name, size and sha256 are checked as it streams; a mismatch
+--- fails the reader naming the path and both hashes. With `path`: that entry and what lies under it,
+--- plus the directories leading to it; a path matching nothing is an error here. The counts fill in as
+--- the reader is read.
+---@param opts {store: rewind.Store, index: string|rewind.Reader, base?: string, path?: string}
+---@return rewind.Reader reader
+---@return rewind.TarComposeCounts counts
+function M.compose(opts) end
+
+--- The entries of an index (header line excluded), optionally only `path` and what lies under it and
+--- those whose path matches `glob` (globset syntax; `*` matches `/` too). Also takes the index alone.
+---@param opts {index: string|rewind.Reader, path?: string, glob?: string}|rewind.Reader
+---@return rewind.TarIndexEntry[] entries
+---@return {format: string, object: string, frame: integer} header
+function M.index(opts) end
 
 --- Extracts a reader or file into `to` (best a new or empty directory), never writing through a symlink:
 --- every entry is created beneath `to` through directories opened without following one (openat2

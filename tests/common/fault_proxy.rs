@@ -99,6 +99,8 @@ pub struct Seen {
     pub fault: Option<String>,
     /// The upstream's status when it answered (None for faults that did not forward).
     pub status: Option<u16>,
+    /// Bytes of the upstream's answer body (what a GET read from the server).
+    pub body_bytes: usize,
 }
 
 struct Shared {
@@ -360,6 +362,7 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
                 target: target.clone(),
                 fault: fault.as_ref().map(|f| format!("{f:?}")),
                 status: None,
+                body_bytes: 0,
             },
         );
         match fault {
@@ -396,11 +399,15 @@ fn serve(client: TcpStream, sh: &Shared) -> std::io::Result<()> {
                 return Ok(());
             }
         };
-        sh.seen.lock().unwrap()[index].status = resp
-            .first
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok());
+        {
+            let mut seen = sh.seen.lock().unwrap();
+            seen[index].status = resp
+                .first
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok());
+            seen[index].body_bytes = resp.body.len();
+        }
         if matches!(fault, Some(Fault::DropAnswer)) {
             let _ = client.shutdown(Shutdown::Both);
             return Ok(());

@@ -64,9 +64,9 @@ pub struct Stats {
 }
 
 /// A `Write` that hands full chunks to an async receiver.
-struct ChannelWriter {
-    buf: Vec<u8>,
-    tx: mpsc::Sender<Vec<u8>>,
+pub(super) struct ChannelWriter {
+    pub(super) buf: Vec<u8>,
+    pub(super) tx: mpsc::Sender<Vec<u8>>,
 }
 
 impl ChannelWriter {
@@ -179,10 +179,10 @@ fn build(
 }
 
 /// Counts bytes going into the tar builder for progress and stats.
-struct Counting<'a, R> {
-    inner: R,
-    progress: &'a Progress,
-    n: &'a mut u64,
+pub(super) struct Counting<'a, R> {
+    pub(super) inner: R,
+    pub(super) progress: &'a Progress,
+    pub(super) n: &'a mut u64,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
@@ -273,6 +273,25 @@ fn add_path<W: Write>(
     stats: &mut Stats,
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    walk(root, flat, exclude, &mut |path, name, md, flat_root| {
+        let before = stats.dirs;
+        add_one(b, path, name, md, stats, progress)?;
+        if flat_root {
+            stats.dirs = before;
+        }
+        Ok(())
+    })
+}
+
+/// Calls `f(path, name in the archive, metadata, is the flat root)` for `root` and everything under it
+/// that `exclude` leaves, in archive order (depth first, sorted by name). Plain and indexed archives
+/// share it, so both name and order their entries alike.
+pub(super) fn walk(
+    root: &Path,
+    flat: bool,
+    exclude: Option<&GlobSet>,
+    f: &mut dyn FnMut(&Path, &Path, &std::fs::Metadata, bool) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let md =
         std::fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
     let base: PathBuf = match root.file_name() {
@@ -283,7 +302,7 @@ fn add_path<W: Write>(
         }
     };
     if !md.is_dir() {
-        return add_one(b, root, &base, &md, stats, progress);
+        return f(root, &base, &md, false);
     }
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
@@ -296,8 +315,9 @@ fn add_path<W: Write>(
     for entry in walker {
         let entry = entry.with_context(|| format!("walking {}", root.display()))?;
         let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let is_root = rel.as_os_str().is_empty();
         let name = if flat {
-            if rel.as_os_str().is_empty() {
+            if is_root {
                 // The root's own mode and mtime, as "./" (extraction applies them to the destination).
                 PathBuf::from(".")
             } else {
@@ -309,11 +329,7 @@ fn add_path<W: Write>(
         let md = entry
             .metadata()
             .with_context(|| format!("reading {}", entry.path().display()))?;
-        let before = stats.dirs;
-        add_one(b, entry.path(), &name, &md, stats, progress)?;
-        if rel.as_os_str().is_empty() && flat {
-            stats.dirs = before;
-        }
+        f(entry.path(), &name, &md, is_root && flat)?;
     }
     Ok(())
 }

@@ -1,12 +1,19 @@
 //! `rewind.tar`: streaming tar archives (zstd, gzip or plain) from directories, files or a reader into a
-//! writer, and safe extraction and listing from a reader or a file.
+//! writer, and safe extraction and listing from a reader or a file. Indexed archives (`index = sink`:
+//! indexed.rs writes, compose.rs reads, index.rs is their index) let a snapshot store only what changed
+//! and a restore read only the frames it needs.
 //!
 //! Defaults: zstd level 1 with one compression worker per CPU. That matches the reference pipeline
 //! `tar -cf - DIR | zstd -1 -T0` in ratio and beats it in time; pass `level` for smaller archives.
 
 mod beneath;
+mod compose;
 mod create;
 mod extract;
+mod frames;
+mod index;
+mod indexed;
+mod lua_indexed;
 mod unpack;
 
 use std::path::PathBuf;
@@ -15,11 +22,15 @@ use anyhow::Context;
 use globset::{Glob, GlobSetBuilder};
 use mlua::{Lua, Table, Value};
 
+pub use compose::{ComposeOpts, Counts, compose};
 pub use create::{Compression, CreateOpts, Source, Stats};
 pub use extract::{ExtractStats, ListEntry, Refused, Symlinks};
+pub use indexed::{IndexedOpts, IndexedStats, create_indexed};
 
 use crate::base::errors::IntoLua;
-use crate::base::stream::{BoxReader, FileSink, Reader, reader_from_value, sink_from_value};
+use crate::base::stream::{
+    BoxReader, BoxSink, FileSink, Reader, reader_from_value, sink_from_value,
+};
 use crate::prims::progress::Progress;
 
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
@@ -55,6 +66,43 @@ async fn input(v: &Value, what: &str) -> mlua::Result<(BoxReader, String, Option
         _ => Err(mlua::Error::runtime(format!(
             "{what}: expected a reader or a file path"
         ))),
+    }
+}
+
+pub(super) fn usage(msg: String) -> mlua::Error {
+    crate::base::errors::lua_error(crate::base::errors::UsageError(msg).into())
+}
+
+/// `from` as paths: a list of paths or one path.
+fn paths_of(from: &Value) -> mlua::Result<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = match from {
+        Value::Table(t) => t
+            .sequence_values::<String>()
+            .map(|p| p.map(PathBuf::from))
+            .collect::<mlua::Result<_>>()?,
+        Value::String(s) => vec![PathBuf::from(s.to_str()?.to_string())],
+        _ => {
+            return Err(mlua::Error::runtime(
+                "tar.create: from must be a list of paths or a path",
+            ));
+        }
+    };
+    if paths.is_empty() {
+        return Err(mlua::Error::runtime("tar.create: from is empty"));
+    }
+    Ok(paths)
+}
+
+/// A sink from a Writer userdata (taken over), or a local file written atomically.
+async fn output(v: &Value, what: &str) -> mlua::Result<BoxSink> {
+    match v {
+        Value::String(s) => Ok(Box::new(
+            FileSink::create(s.to_str()?.to_string()).await.lua_err()?,
+        )),
+        Value::Nil => Err(mlua::Error::runtime(format!(
+            "{what} = writer or path is required"
+        ))),
+        v => sink_from_value(v, what),
     }
 }
 
@@ -97,22 +145,15 @@ async fn tar_create(lua: Lua, opts: Table) -> mlua::Result<Table> {
         }
         exclude = Some(b.build().lua_err()?);
     }
+    if !opts.get::<Value>("index")?.is_nil() {
+        return lua_indexed::create(lua, opts, compression, level, exclude).await;
+    }
     let label;
     let source = match &from {
-        Value::Table(t) => {
-            let paths: Vec<PathBuf> = t
-                .sequence_values::<String>()
-                .map(|p| p.map(PathBuf::from))
-                .collect::<mlua::Result<_>>()?;
-            if paths.is_empty() {
-                return Err(mlua::Error::runtime("tar.create: from is empty"));
-            }
+        Value::Table(_) | Value::String(_) => {
+            let paths = paths_of(&from)?;
             label = format!("archiving {}", paths[0].display());
             Source::Paths(paths)
-        }
-        Value::String(s) => {
-            label = format!("archiving {}", s.to_str()?);
-            Source::Paths(vec![PathBuf::from(s.to_str()?.to_string())])
         }
         Value::UserData(_) => {
             let name: String = opts.get::<Option<String>>("name")?.ok_or_else(|| {
@@ -132,17 +173,7 @@ async fn tar_create(lua: Lua, opts: Table) -> mlua::Result<Table> {
             ));
         }
     };
-    let to: Value = opts.get("to")?;
-    let sink = match &to {
-        Value::String(s) => Box::new(FileSink::create(s.to_str()?.to_string()).await.lua_err()?)
-            as crate::base::stream::BoxSink,
-        Value::Nil => {
-            return Err(mlua::Error::runtime(
-                "tar.create: to = writer or path is required",
-            ));
-        }
-        v => sink_from_value(v, "tar.create to")?,
-    };
+    let sink = output(&opts.get("to")?, "tar.create: to").await?;
     let copts = CreateOpts {
         source,
         compression,
@@ -214,6 +245,11 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("create", lua.create_async_function(tar_create)?)?;
     t.set("extract", lua.create_async_function(tar_extract)?)?;
+    t.set(
+        "compose",
+        lua.create_async_function(lua_indexed::tar_compose)?,
+    )?;
+    t.set("index", lua.create_async_function(lua_indexed::tar_index)?)?;
     t.set(
         "list",
         lua.create_async_function(|lua, from: Value| async move {
