@@ -94,9 +94,12 @@ return {
     end
     -- An indexed snapshot is composed from the objects that hold its files (its own archive and, for
     -- unchanged files, its ancestors'), every file's sha256 checked; otherwise its one archive is read.
+    local counts
     local function source()
       if not snap.manifest.index then return snap:reader(obj.name) end
-      return tar.compose{ store = s, base = snap.prefix, index = snap:reader(snap.manifest.index), path = path }
+      local reader
+      reader, counts = tar.compose{ store = s, base = snap.prefix, index = snap:reader(snap.manifest.index), path = path }
+      return reader
     end
     if p.dry_run then
       local plan = { string.format("restore snapshot %s (%s, %d bytes) into %s%s", snap.id, obj.key, obj.size, to,
@@ -141,7 +144,8 @@ return {
           { count = res.symlinks_outside, first = examples[1] })
       end
       return {
-        snapshot = snap.id, key = obj.key, to = to, path = path, files = res.files, dirs = res.dirs,
+        snapshot = snap.id, key = obj.key, to = to, path = path, files = res.files,
+        ranges_read = counts and counts.ranges or nil, stored_bytes_read = counts and counts.stored_bytes or nil, dirs = res.dirs,
         symlinks = res.symlinks, hardlinks = res.hardlinks, bytes = res.bytes, verified = true,
         replaced = now == "full", leftovers_removed = cleaned > 0 and cleaned or nil,
         symlinks_outside = res.symlinks_outside, symlinks_outside_examples = #examples > 0 and examples or nil,
