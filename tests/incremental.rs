@@ -330,3 +330,33 @@ fn proxy_env(s3: &common::s3::S3Server, endpoint: &str) -> Vec<(&'static str, St
     env.push(("AWS_ENDPOINT_URL", endpoint.to_string()));
     env
 }
+
+#[test]
+fn snapshots_without_an_index_restore_whole_and_refuse_path_and_ls_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let src = tmp.path().join("data");
+    make_tree(&src);
+    let r = backup(&store, tmp.path(), &["compression=gzip"]);
+    assert!(
+        r["chain"].is_null() && r["files_new"].is_null(),
+        "gzip: a full copy without an index: {r}"
+    );
+    let r2 = backup(&store, tmp.path(), &["compression=gzip"]);
+    assert!(r2["parent"].is_null(), "{r2}");
+    for args in [
+        vec!["restore-dir", "prefix=dirs/data", "to=out", "path=a"],
+        vec!["ls", "prefix=dirs/data"],
+    ] {
+        let out = run_in(&store, tmp.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("has no index"), "{}", stderr(&out));
+    }
+    assert!(!tmp.path().join("out").exists());
+    ok(&run_in(
+        &store,
+        tmp.path(),
+        &["restore-dir", "prefix=dirs/data", "to=out"],
+    ));
+    assert_eq!(snapshot_tree(&tmp.path().join("out")), snapshot_tree(&src));
+}
