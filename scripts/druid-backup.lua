@@ -28,6 +28,8 @@ return {
     target = { type = "string", default = "druid", doc = "name of the backed-up stack (groups snapshots for retention)" },
     compression = { type = "string", default = "zstd", choices = { "zstd", "gzip", "none" }, doc = "compression of the tars" },
     level = { type = "integer", default = 1, doc = "compression level of the tars" },
+    full = { type = "boolean", default = false, doc = "store every deep-storage file again instead of only those added or changed since the newest snapshot" },
+    max_chain = { type = "integer", default = 30, doc = "after this many snapshots in a row that build on their parent, the next one is a full copy" },
     tags = { type = "list", doc = "tags recorded in the manifest (e.g. nightly)" },
     dry_run = { type = "boolean", default = false, doc = "print what would be backed up, write nothing" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
@@ -55,6 +57,7 @@ return {
         prefix = p.prefix, target = p.target, conn = conn, deep_storage = p.deep_storage,
         metabase_dir = p.metabase_dir, metabase_pg_database = p.metabase_pg_database,
         compression = p.compression, level = p.level, tags = p.tags or {}, params = ctx.public_params,
+        full = p.full, max_chain = p.max_chain,
       })
       local objects = {}
       for _, o in ipairs(m.objects or {}) do objects[#objects + 1] = { name = o.name, key = o.key, size = o.size } end

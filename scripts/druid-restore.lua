@@ -38,7 +38,11 @@ local function extract_beside(s, name, dest, backed_dir)
   local tmp = string.format("%s/.rewind-restore-%s-%d", parent, name, env.pid())
   fs.remove(tmp, { recursive = true })
   fs.mkdir(tmp)
-  local ok, err = pcall(tar.extract, { from = s:reader(name), to = tmp })
+  -- An indexed deep-storage archive is composed from every archive it reads (each file's sha256 checked).
+  local ok, err = pcall(function()
+    local from = s.manifest.index == name .. "-index" and require("rewind.increments").compose(s) or s:reader(name)
+    return tar.extract({ from = from, to = tmp })
+  end)
   if not ok then
     fs.remove(tmp, { recursive = true })
     error(err, 0)
@@ -153,7 +157,7 @@ return {
           local sdir = p.deep_storage
           if not has_dir then sdir = fs.temp_dir("empty") end
           local sm = druid.backup(st, { prefix = p.prefix, target = p.target, conn = conn, deep_storage = sdir,
-            skip_metadata = not druid.database_exists(conn, conn.database),
+            skip_metadata = not druid.database_exists(conn, conn.database), full = true,
             tags = { "safety" }, params = ctx.public_params, procedure = "druid-backup" })
           safety_id = sm.id
           log.info("safety snapshot taken", { snapshot = safety_id })

@@ -98,7 +98,7 @@ return {
     local function source()
       if not snap.manifest.index then return snap:reader(obj.name) end
       local reader
-      reader, counts = tar.compose{ store = s, base = snap.prefix, index = snap:reader(snap.manifest.index), path = path }
+      reader, counts = require("rewind.increments").compose(snap, path)
       return reader
     end
     if p.dry_run then

@@ -4,7 +4,7 @@
 -- and every file's sha256 is checked.
 local store = require("rewind.store")
 local snapshot = require("rewind.snapshot")
-local tar = require("rewind.tar")
+local increments = require("rewind.increments")
 local hash = require("rewind.hash")
 
 return {
@@ -33,8 +33,7 @@ return {
       local r = snap:verify()
       if r.ok and snap.manifest.index then
         local ok, err = pcall(function()
-          local _, bytes = hash.sha256_reader(tar.compose{ store = s, base = snap.prefix,
-            index = snap:reader(snap.manifest.index) })
+          local _, bytes = hash.sha256_reader((increments.compose(snap)))
           r.files_checked, r.tar_bytes = snap.manifest.files, bytes
         end)
         if not ok then

@@ -126,7 +126,10 @@ fn round_trip_restores_identical_database_and_files() {
         .iter()
         .map(|o| o["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["druid_metadata_dump", "druid_shared"]);
+    assert_eq!(
+        names,
+        vec!["druid_metadata_dump", "druid_shared", "druid_shared-index"]
+    );
 
     // wipe
     e.pg.dropdb(DB);
@@ -155,6 +158,34 @@ fn round_trip_restores_identical_database_and_files() {
             "password found in store object {p}"
         );
     }
+}
+
+/// Deep storage is immutable segment files: the second backup stores only the segment added since the
+/// first, and a restore of the second composes the whole tree.
+#[test]
+fn a_second_backup_stores_only_new_segment_files_and_restores_whole() {
+    let e = Env::new();
+    pg::druid_fixture(&e.pg, DB, &e.deep(), "/opt/shared", 6);
+    backup(&e);
+    let new_seg = e.deep().join("segments/new_source/2024-01-01/0/index.zip");
+    std::fs::create_dir_all(new_seg.parent().unwrap()).unwrap();
+    std::fs::write(&new_seg, b"a new segment".repeat(1000)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup(&e);
+    let mut ms = manifests(&e.store());
+    ms.sort_by_key(|m| m["id"].as_str().unwrap().to_string());
+    assert_eq!(ms[1]["parent"], ms[0]["id"], "{}", ms[1]);
+    assert_eq!(ms[1]["files_new"], 1, "{}", ms[1]);
+    assert!(ms[1]["files_unchanged"].as_u64().unwrap() > 6, "{}", ms[1]);
+    let before_files = tree(&e.deep());
+    e.pg.dropdb(DB);
+    std::fs::remove_dir_all(e.deep()).unwrap();
+    ok(&e.run("druid-restore", &[&e.deep_arg(), &e.path_map()]));
+    assert_eq!(
+        tree(&e.deep()),
+        before_files,
+        "files differ after restoring the incremental snapshot"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ local errors = require("rewind.errors")
 local shard = require("rewind.shard")
 local json = require("rewind.json")
 local log = require("rewind.log")
+local increments = require("rewind.increments")
 
 local M = {}
 
@@ -95,40 +96,6 @@ local function human_bytes(n)
   return string.format("%.1f MiB", n / 1024 / 1024)
 end
 
--- The snapshot an incremental backup builds on: the newest under the prefix when it is indexed and its
--- chain is shorter than max_chain; nil for a full copy (full=true, none yet, or an old-style snapshot).
-local function incremental_parent(s, prefix, p)
-  if p.full or p.compression ~= "zstd" then return nil end
-  local m, why = snapshot.newest_manifest(s, prefix)
-  if why then
-    log.warn("the newest snapshot's manifest is invalid; making a full copy", { prefix = prefix, error = why })
-    return nil
-  end
-  if not m or not m.index then return nil end
-  if (m.chain or 0) + 1 >= p.max_chain then
-    log.info(string.format("backup-dir %s: a full copy (the chain reached max_chain=%d)", prefix, p.max_chain))
-    return nil
-  end
-  return m
-end
-
--- The ancestors' archives an incremental snapshot reads from (prefix-relative keys): those its index
--- names, as tar.create reports them, else (conservatively) every archive its parent could read from.
-local function references_of(parent, res)
-  if not parent then return {} end
-  if res.referenced then return res.referenced end
-  local refs, seen = {}, {}
-  local function add(k)
-    if not seen[k] then seen[k] = true; refs[#refs + 1] = k end
-  end
-  for _, r in ipairs(parent.references or {}) do add(r) end
-  for _, o in ipairs(parent.objects) do
-    if o.name ~= parent.index then add(o.key:sub(#parent.prefix + 2)) end
-  end
-  table.sort(refs)
-  return refs
-end
-
 -- Backs up one item under its prefix's lease: its record for the result.
 local function back_up(s, item, p, ctx, tags)
   local t0 = time.monotonic()
@@ -140,23 +107,24 @@ local function back_up(s, item, p, ctx, tags)
       return { prefix = item.prefix, status = "already done", snapshot = done.id }
     end
     local ext = EXT[p.compression]
-    local parent = incremental_parent(s, item.prefix, p)
+    local indexed = p.compression == "zstd"
+    local parent = indexed and increments.parent(s, item.prefix, p) or nil
     local snap = snapshot.begin(s, {
       prefix = item.prefix, procedure = "backup-dir", target = table.concat(item.from, ","),
       params = ctx.public_params, tags = tags,
     })
     local flat = #item.from == 1
-    local indexed = p.compression == "zstd"
     local ok, res = pcall(function()
-      return tar.create{
+      local opts = {
         from = item.from, to = snap:writer(item.name, ext), compression = p.compression, level = p.level,
         exclude = p.exclude, flat = flat,
-        -- zstd archives are indexed: every file's sha256 and where its bytes lie, so that the next backup
-        -- stores only what changed and a restore can read one file alone.
-        index = indexed and snap:writer(item.name .. "-index", "jsonl.zst") or nil,
-        object = indexed and (snap.day .. "/" .. item.name .. "_" .. snap.hms .. "." .. ext) or nil,
-        parent = parent and snapshot.open(s, item.prefix, parent.id):reader(parent.index) or nil,
       }
+      -- zstd archives are indexed: every file's sha256 and where its bytes lie, so that the next backup
+      -- stores only what changed and a restore can read one file alone.
+      if indexed then
+        for k, v in pairs(increments.tar_options(s, snap, item.name, ext, parent)) do opts[k] = v end
+      end
+      return tar.create(opts)
     end)
     if not ok then
       snap:abort()
@@ -167,12 +135,7 @@ local function back_up(s, item, p, ctx, tags)
       files = res.files, dirs = res.dirs, symlinks = res.symlinks, bytes_in = res.bytes_in,
     }
     if indexed then
-      extra.index = item.name .. "-index"
-      extra.parent = parent and parent.id or nil
-      extra.chain = parent and ((parent.chain or 0) + 1) or 0
-      extra.references = json.array(references_of(parent, res))
-      extra.files_new, extra.files_unchanged = res.files_new, res.files_unchanged
-      extra.bytes_new, extra.bytes_unchanged = res.bytes_new, res.bytes_unchanged
+      for k, v in pairs(increments.manifest_fields(item.name, parent, res)) do extra[k] = v end
     end
     local m = snap:commit(extra)
     local secs = time.monotonic() - t0

@@ -16,6 +16,8 @@ local http = require("rewind.http")
 local task = require("rewind.task")
 local time = require("rewind.time")
 
+local increments = require("rewind.increments")
+
 local M = {}
 
 M.OBJECTS = { metadata = "druid_metadata_dump", shared = "druid_shared", metabase = "metabase_data" }
@@ -124,13 +126,17 @@ function M.dump_into(snap, name, conn, database)
   return entry
 end
 
---- Streams a directory as a zstd tar into a snapshot object.
-function M.tar_into(snap, name, dir, opts)
+--- Streams a directory as a zstd tar into a snapshot object. `increment` = {parent = manifest or nil}
+--- makes it indexed (rewind.increments): only files changed since the parent's archive are stored.
+function M.tar_into(snap, name, dir, opts, increment)
   opts = opts or {}
   local w = snap:writer(name, M.TAR_EXT)
   -- tar.create consumes and commits the writer; `object` is what its close() reported.
-  local res = tar.create({ from = dir, to = w, compression = opts.compression or "zstd", level = opts.level,
-    flat = true })
+  local topts = { from = dir, to = w, compression = opts.compression or "zstd", level = opts.level, flat = true }
+  if increment then
+    for k, v in pairs(increments.tar_options(snap.store, snap, name, M.TAR_EXT, increment.parent)) do topts[k] = v end
+  end
+  local res = tar.create(topts)
   return res.object, res
 end
 
@@ -140,6 +146,8 @@ function M.backup(st, opts)
   if not fs.exists(opts.deep_storage) then
     error("druid-backup: deep storage directory " .. opts.deep_storage .. " does not exist", 0)
   end
+  local parent = (opts.compression or "zstd") == "zstd"
+    and increments.parent(st, opts.prefix, { full = opts.full, max_chain = opts.max_chain }) or nil
   local snap = snapshot.begin(st, { prefix = opts.prefix, procedure = opts.procedure or "druid-backup",
     target = opts.target, params = opts.params, tags = opts.tags })
   local ok, res = pcall(function()
@@ -148,10 +156,17 @@ function M.backup(st, opts)
     if not opts.skip_metadata then dump = M.dump_into(snap, M.OBJECTS.metadata, opts.conn) end
     log.info("metadata dumped", { bytes = dump and dump.size, seconds = time.monotonic() - t0 })
     local t1 = time.monotonic()
-    local shared, stats = M.tar_into(snap, M.OBJECTS.shared, opts.deep_storage, opts)
-    log.info("deep storage archived", { bytes = shared and shared.size, seconds = time.monotonic() - t1 })
+    -- Deep storage is immutable segment files: indexed and incremental, a nightly copy stores only the
+    -- new segments.
+    local increment = (opts.compression or "zstd") == "zstd" and { parent = parent } or nil
+    local shared, stats = M.tar_into(snap, M.OBJECTS.shared, opts.deep_storage, opts, increment)
+    log.info("deep storage archived", { bytes = shared and shared.size, files_new = stats.files_new,
+      files_unchanged = stats.files_unchanged, seconds = time.monotonic() - t1 })
     local extra = { druid = { deep_storage = opts.deep_storage, database = opts.conn.database,
       files = stats and stats.files } }
+    if increment then
+      for k, v in pairs(increments.manifest_fields(M.OBJECTS.shared, parent, stats)) do extra[k] = v end
+    end
     if opts.metabase_dir and opts.metabase_dir ~= "" then
       M.tar_into(snap, M.OBJECTS.metabase, opts.metabase_dir, opts)
       extra.druid.metabase = "dir"
