@@ -246,7 +246,13 @@ pub struct FileSink {
     tmp: Option<tempfile::TempPath>,
     dest: std::path::PathBuf,
     bytes: u64,
+    /// Up to where writeback was started (see `WRITEBACK_EVERY`).
+    written_back: u64,
 }
+
+/// Large files start their writeback to disk every this many bytes while they are written, so that the
+/// fsync at `finish` waits for the last stretch only (a 1 GiB archive otherwise spent ~1.2 s in it).
+const WRITEBACK_EVERY: u64 = 32 << 20;
 
 impl FileSink {
     pub async fn create(dest: impl Into<std::path::PathBuf>) -> anyhow::Result<FileSink> {
@@ -273,6 +279,7 @@ impl FileSink {
             tmp: Some(path),
             dest,
             bytes: 0,
+            written_back: 0,
         })
     }
 }
@@ -288,8 +295,23 @@ impl AsyncWrite for FileSink {
             .file
             .as_mut()
             .ok_or_else(|| std::io::Error::other("file sink closed"))?;
-        let n = std::task::ready!(Pin::new(file).poll_write(cx, buf))?;
+        let n = std::task::ready!(Pin::new(&mut *file).poll_write(cx, buf))?;
         this.bytes += n as u64;
+        if this.bytes - this.written_back >= WRITEBACK_EVERY {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor; SYNC_FILE_RANGE_WRITE only starts writeback of the dirty
+            // pages from `written_back` on (nbytes 0: to the end) and does not wait for it. A failure
+            // changes nothing: the fsync at `finish` still makes the file durable.
+            unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    this.written_back as libc::off64_t,
+                    0,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            this.written_back = this.bytes;
+        }
         Poll::Ready(Ok(n))
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
