@@ -4,11 +4,12 @@
 -- With zstd (the default) every snapshot has an index of its files: the next backup stores only the files
 -- that changed and references the rest in the objects that hold them; restore-dir path= reads one part.
 -- The work is in stdlib/rewind/dir_backup.lua.
+local encryption = require("rewind.encryption")
 local dir_backup = require("rewind.dir_backup")
 
 return {
   description = "Back up directories to a store as a snapshot (one streaming tar + zstd object, manifest last); each=true: one snapshot per directory, split over copies",
-  params = {
+  params = encryption.params({
     from = { type = "list", required = true, doc = "directories to back up (comma-separated)" },
     store = { type = "string", doc = "store URL (file:///path, s3://bucket/prefix, az://container/prefix); default: REWIND_STORE or ~/.local/share/rewind/store" },
     prefix = { type = "string", doc = "key prefix of the snapshots (default dirs/<name of the first directory>); with each=true the parent of the per-directory prefixes (default dirs)" },
@@ -24,7 +25,7 @@ return {
     tags = { type = "list", doc = "key=value tags recorded in the manifest (comma-separated)" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the target's lock (renewed while running)" },
     dry_run = { type = "boolean", default = false, doc = "only show what would be written" },
-  },
+  }),
   run = function(p, ctx)
     return dir_backup.run(p, ctx)
   end,

@@ -1,19 +1,19 @@
 -- find: files whose name matches a glob, in every snapshot of a prefix (or one), from their indexes.
-local store = require("rewind.store")
+local encryption = require("rewind.encryption")
 local snapshot = require("rewind.snapshot")
 local json = require("rewind.json")
 local files = require("rewind.snapshot_files")
 
 return {
   description = "Find files by name (a glob such as *.csv) in the snapshots of a prefix: snapshot, path, size, mtime; reads only their indexes",
-  params = {
+  params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     name = { type = "string", required = true, doc = "glob on the file name (*.csv), or on the whole path when it contains '/' (reports/**/q?.csv)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "search only this snapshot id (default: every indexed snapshot)" },
-  },
+  }),
   run = function(p)
-    local s = store.open(p.store)
+    local s = encryption.open(p)
     local glob = p.name:find("/", 1, true) and p.name or ("**/" .. p.name)
     local ids = {}
     if p.snapshot then

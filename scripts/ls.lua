@@ -1,17 +1,17 @@
 -- ls: the files of one snapshot (incremental backup-dir's index), optionally under one path.
-local store = require("rewind.store")
+local encryption = require("rewind.encryption")
 local files = require("rewind.snapshot_files")
 
 return {
   description = "List the files of a snapshot (type, mode, size, mtime, path), or those under path=; reads only its index",
-  params = {
+  params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
     path = { type = "string", doc = "only this file or directory and what lies under it" },
-  },
+  }),
   run = function(p)
-    local s = store.open(p.store)
+    local s = encryption.open(p)
     local snap, entries = files.entries(s, p.prefix, p.snapshot, { path = p.path })
     local count, bytes = { file = 0, dir = 0, symlink = 0 }, 0
     for _, e in ipairs(entries) do

@@ -5,6 +5,7 @@
 -- points at missing objects. It deletes only keys in a snapshot's own <prefix>/<YYYYMMDD>/ directory: a
 -- manifest that is invalid (not JSON, not a rewind manifest, or naming anything else, see
 -- snapshot.check) is reported and kept, and nothing it names is deleted.
+local encryption = require("rewind.encryption")
 local store = require("rewind.store")
 local lock = require("rewind.lock")
 local retention = require("rewind.retention")
@@ -17,7 +18,7 @@ end
 
 return {
   description = "Delete old snapshots by a retention policy (keep-last/hourly/daily/weekly/monthly/yearly/within, tags)",
-  params = {
+  params = encryption.params({
     store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
     prefix = { type = "string", required = true, doc = "snapshot prefix to prune (e.g. druid)" },
     keep_last = count_param("keep_last", "keep the N newest snapshots of each group"),
@@ -36,7 +37,7 @@ return {
     cache = { type = "boolean", default = true, doc = "cache manifests locally (~/.cache/rewind/manifests; they never change)" },
     batch = { type = "integer", default = 1000, doc = "keys per delete request (1..1000; S3's DeleteObjects takes at most 1000)" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the prune before its next delete)" },
-  },
+  }),
   run = function(p)
     local policy = prune.policy(p)
     if p.batch < 1 or p.batch > 1000 then errors.usage("prune: batch must be between 1 and 1000, got " .. p.batch) end
@@ -44,7 +45,9 @@ return {
     if not retention.has_rules(policy) then
       errors.usage("prune: no retention policy given (set keep_last, keep_daily, keep_within, tags, ...); refusing to remove everything")
     end
-    local st = store.open(p.store)
+    local st = encryption.open(p)
+    -- Decrypted manifests are not cached in clear on local disk.
+    if encryption.active(p) then p.cache = false end
     return lock.with_target(st, p.prefix, function(l) return prune.run(st, l, p) end,
       { ttl = p.lock_ttl, owner = "prune" })
   end,

@@ -5,7 +5,7 @@
 -- `.rewind-restore-<name>-<pid>-<hex>` directory beside it, which the next restore into it removes.
 -- Nothing is written (no lease, no directory) before the snapshot is known to exist and be valid; then
 -- it holds the prefix's lock (lock.target) while it reads, so no prune or backup of the prefix runs meanwhile.
-local store = require("rewind.store")
+local encryption = require("rewind.encryption")
 local snapshot = require("rewind.snapshot")
 local tar = require("rewind.tar")
 local fs = require("rewind.fs")
@@ -46,7 +46,7 @@ end
 
 return {
   description = "Restore a directory snapshot (default: the newest complete one) into a directory, replacing it in one step",
-  params = {
+  params = encryption.params({
     to = { type = "string", required = true, doc = "directory to restore into (must be empty or absent unless overwrite=true)" },
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (backup-dir's prefix, e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
@@ -56,9 +56,9 @@ return {
     path = { type = "string", doc = "restore only this file or directory of the snapshot (relative to its root, e.g. sub/dir), reading only the parts of the store that hold it; needs an indexed snapshot (backup-dir with zstd)" },
     dry_run = { type = "boolean", default = false, doc = "only show what would be restored" },
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a backup or prune of the prefix started meanwhile is refused)" },
-  },
+  }),
   run = function(p)
-    local s = store.open(p.store)
+    local s = encryption.open(p)
     local to = p.to:gsub("/+$", "")
     local name = to:match("([^/]+)$")
     if not name or name == "." or name == ".." then

@@ -1,18 +1,18 @@
 -- snapshots: list the snapshots under a prefix: valid ones, incomplete ones (objects, no manifest) and
 -- those whose manifest is invalid (not JSON, not a rewind manifest, or lying about itself), each flagged.
-local store = require("rewind.store")
+local encryption = require("rewind.encryption")
 local snapshot = require("rewind.snapshot")
 local json = require("rewind.json")
 
 return {
   description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) and invalid manifests are flagged; snapshot=ID shows one manifest",
-  params = {
+  params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "one snapshot id: return its manifest instead of the list" },
-  },
+  }),
   run = function(p)
-    local s = store.open(p.store)
+    local s = encryption.open(p)
     if p.snapshot then
       local opened = snapshot.open(s, p.prefix, p.snapshot)
       return { store = s.url, prefix = p.prefix, id = opened.id, manifest = opened.manifest }

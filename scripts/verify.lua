@@ -2,20 +2,20 @@
 -- An invalid manifest fails verification; so does a prefix without any snapshot. An indexed snapshot
 -- (incremental backup-dir) is also composed whole from every object it reads, its ancestors' included,
 -- and every file's sha256 is checked.
-local store = require("rewind.store")
+local encryption = require("rewind.encryption")
 local snapshot = require("rewind.snapshot")
 local increments = require("rewind.increments")
 local hash = require("rewind.hash")
 
 return {
   description = "Verify snapshots: re-read every object and check its size and sha256, and every file of an indexed snapshot (one snapshot, or all); invalid manifests fail",
-  params = {
+  params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS, or 'all' (default: the newest complete one)" },
-  },
+  }),
   run = function(p)
-    local s = store.open(p.store)
+    local s = encryption.open(p)
     local ids, bad = {}, {}
     if p.snapshot == "all" then
       local valid, invalid = snapshot.list(s, p.prefix)

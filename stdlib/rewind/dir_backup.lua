@@ -200,7 +200,7 @@ function M.run(p, ctx)
   end
   local pos = p.each and shard.position(p) or nil
   items = shard.share(items, pos)
-  local s = store.open(p.store)
+  local s = require("rewind.encryption").open(p)
   local ext = EXT[p.compression]
   if p.dry_run then
     local plans = {}

@@ -20,6 +20,9 @@
 ---@field sas_token? string        Azure SAS token (else AZURE_STORAGE_SAS_TOKEN); a secret
 ---@field connection_string? string Azure connection string (else AZURE_STORAGE_CONNECTION_STRING); a secret
 ---@field use_emulator? boolean    Azure: talk to Azurite with its well-known account
+---@field recipients? string       age X25519 public keys (age1..., comma-separated, or a file of them): every object written is encrypted (else REWIND_RECIPIENTS)
+---@field identity? string         file of age identities (AGE-SECRET-KEY-1...) that decrypt what is read (else REWIND_IDENTITY)
+---@field passphrase? string       age passphrase (scrypt): encrypts writes when there are no recipients, decrypts reads (else REWIND_PASSPHRASE); a secret
 
 ---@class rewind.store.Object
 ---@field key string        relative to the store's prefix

@@ -19,6 +19,7 @@ use crate::base::stream::{BoxReader, BoxSink};
 
 pub mod azure;
 mod cas;
+pub mod encrypted;
 pub mod local;
 mod lua;
 pub mod s3;
@@ -226,8 +227,16 @@ pub fn opt_u64(opts: &OpenOpts, name: &str) -> Option<u64> {
     }
 }
 
-/// Opens a store by URL.
+/// Opens a store by URL: encrypted with age when `opts` (`recipients`, `identity`, `passphrase`) or
+/// the environment (`REWIND_RECIPIENTS`, `REWIND_IDENTITY`, `REWIND_PASSPHRASE`) give keys (see
+/// `encrypted`).
 pub async fn open(url: &str, opts: &OpenOpts) -> anyhow::Result<Arc<dyn Backend>> {
+    let inner = open_plain(url, opts).await?;
+    encrypted::wrap(inner, opts)
+}
+
+/// Opens a store by URL, without encryption.
+pub async fn open_plain(url: &str, opts: &OpenOpts) -> anyhow::Result<Arc<dyn Backend>> {
     if let Some(rest) = url.strip_prefix("s3://") {
         return Ok(Arc::new(s3::S3Backend::open(rest, opts).await?));
     }
