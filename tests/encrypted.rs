@@ -271,72 +271,18 @@ fn passphrase_mode_round_trips_and_never_shows_the_passphrase() {
 #[test]
 fn an_encrypted_path_restore_reads_about_one_frame() {
     use common::fault_proxy::FaultProxy;
+    use common::path_restore::{forty_mib_tree, proxy_env, restore_one_file};
     let s3 = common::s3::S3Server::start();
     s3.create_bucket("enc");
     let proxy = FaultProxy::start(s3.port, 1);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("data");
-    for d in 0..8 {
-        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
-        for f in 0..50 {
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (d * 50 + f + 1) as u64;
-            let data: Vec<u8> = (0..100 * 1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 24) as u8
-                })
-                .collect();
-            std::fs::write(src.join(format!("d{d}/f{f}.bin")), data).unwrap();
-        }
-    }
-    let small: Vec<u8> = (0..10 * 1024u32).map(|i| (i * 7) as u8).collect();
-    std::fs::write(src.join("d3/small.dat"), &small).unwrap();
+    let small = forty_mib_tree(&tmp.path().join("data"));
     let (idf, public) = keypair(tmp.path(), "key.txt");
-    let mut env = s3.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    let mut env = proxy_env(&s3, &proxy);
     env.push(("REWIND_RECIPIENTS", public));
     env.push(("REWIND_IDENTITY", idf.display().to_string()));
-    let run = |args: &[&str]| {
-        let mut c = rewind();
-        c.current_dir(tmp.path())
-            .arg("run")
-            .arg("--json")
-            .args(args);
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
-    let r = ok(&run(&["backup-dir", "from=data", "store=s3://enc/backups"]));
-    let stored = r["bytes_out"].as_u64().unwrap();
-    let before = proxy.seen().len();
-    let t = std::time::Instant::now();
-    let out = run(&[
-        "restore-dir",
-        "prefix=dirs/data",
-        "store=s3://enc/backups",
-        "to=one",
-        "path=d3/small.dat",
-    ]);
-    let secs = t.elapsed().as_secs_f64();
-    ok(&out);
-    assert_eq!(
-        std::fs::read(tmp.path().join("one/d3/small.dat")).unwrap(),
-        small
-    );
-    assert_eq!(
-        listing(&tmp.path().join("one")).len(),
-        2,
-        "only d3 and its file"
-    );
-    let read: usize = proxy.seen()[before..]
-        .iter()
-        .filter(|s| s.method == "GET" && s.target.contains(".tar.zst"))
-        .map(|s| s.body_bytes)
-        .sum();
+    let (read, stored, secs) =
+        restore_one_file(tmp.path(), &proxy, &env, "s3://enc/backups", &small);
     eprintln!(
         "encrypted path restore: {read} of {stored} stored bytes read ({:.3}%), {secs:.2}s",
         read as f64 * 100.0 / stored as f64
@@ -351,13 +297,24 @@ fn an_encrypted_path_restore_reads_about_one_frame() {
     );
 }
 
-/// For measurements by hand: `REWIND_KEYGEN_DIR=/tmp/x cargo nextest run --test encrypted --run-ignored
-/// only keygen` writes key.txt (identity) and key.pub (recipient) there (`age-keygen` in a pinch).
+/// The key pair the other tests use is what age reads back: the identity file's key has the public key
+/// written beside it. With `REWIND_KEYGEN_DIR=/tmp/x` it also leaves key.txt (identity) and key.pub
+/// (recipient) there, for measuring by hand where `age-keygen` is not installed.
 #[test]
-#[ignore]
-fn keygen() {
-    let dir = PathBuf::from(std::env::var("REWIND_KEYGEN_DIR").expect("REWIND_KEYGEN_DIR"));
+fn keygen_writes_a_pair_age_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var("REWIND_KEYGEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).unwrap();
-    let (_, public) = keypair(&dir, "key.txt");
+    let (idf, public) = keypair(&dir, "key.txt");
     std::fs::write(dir.join("key.pub"), format!("{public}\n")).unwrap();
+    let text = std::fs::read_to_string(&idf).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+        .unwrap();
+    let id: age::x25519::Identity = line.parse().unwrap();
+    assert_eq!(id.to_public().to_string(), public);
+    assert!(public.starts_with("age1"), "{public}");
 }

@@ -246,68 +246,16 @@ fn a_damaged_referenced_archive_fails_verify_and_restore_naming_the_file() {
 #[test]
 fn a_path_restore_reads_only_the_bytes_that_hold_it() {
     use common::fault_proxy::FaultProxy;
+    use common::path_restore::{forty_mib_tree, proxy_env, restore_one_file};
     let s3 = common::s3::S3Server::start();
     s3.create_bucket("inc");
     let proxy = FaultProxy::start(s3.port, 1);
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("data");
     // 40 MiB in 400 files of 100 KiB of incompressible bytes, and one 10 KiB file to restore alone.
-    for d in 0..8 {
-        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
-        for f in 0..50 {
-            let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (d * 50 + f + 1) as u64;
-            let data: Vec<u8> = (0..100 * 1024)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 24) as u8
-                })
-                .collect();
-            std::fs::write(src.join(format!("d{d}/f{f}.bin")), data).unwrap();
-        }
-    }
-    let small: Vec<u8> = (0..10 * 1024u32).map(|i| (i * 7) as u8).collect();
-    std::fs::write(src.join("d3/small.dat"), &small).unwrap();
-    let env: Vec<(&str, String)> = proxy_env(&s3, &proxy.endpoint);
-    let run = |args: &[&str]| {
-        let mut c = rewind();
-        c.current_dir(tmp.path())
-            .arg("run")
-            .arg("--json")
-            .args(args);
-        for (k, v) in &env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
-    };
-    let r = ok(&run(&["backup-dir", "from=data", "store=s3://inc/backups"]));
-    let stored = r["bytes_out"].as_u64().unwrap();
-    let before = proxy.seen().len();
-    let t = std::time::Instant::now();
-    let out = run(&[
-        "restore-dir",
-        "prefix=dirs/data",
-        "store=s3://inc/backups",
-        "to=one",
-        "path=d3/small.dat",
-    ]);
-    let secs = t.elapsed().as_secs_f64();
-    ok(&out);
-    assert_eq!(
-        std::fs::read(tmp.path().join("one/d3/small.dat")).unwrap(),
-        small
-    );
-    assert_eq!(
-        listing(&tmp.path().join("one")).len(),
-        2,
-        "only d3 and its file"
-    );
-    let read: usize = proxy.seen()[before..]
-        .iter()
-        .filter(|s| s.method == "GET" && s.target.contains(".tar.zst"))
-        .map(|s| s.body_bytes)
-        .sum();
+    let small = forty_mib_tree(&tmp.path().join("data"));
+    let env = proxy_env(&s3, &proxy);
+    let (read, stored, secs) =
+        restore_one_file(tmp.path(), &proxy, &env, "s3://inc/backups", &small);
     eprintln!(
         "path restore: {read} of {stored} stored bytes read ({:.3}%), {secs:.2}s",
         read as f64 * 100.0 / stored as f64
@@ -322,13 +270,6 @@ fn a_path_restore_reads_only_the_bytes_that_hold_it() {
         (read as u64) * 20 < stored,
         "read {read} of {stored} archive bytes"
     );
-}
-
-fn proxy_env(s3: &common::s3::S3Server, endpoint: &str) -> Vec<(&'static str, String)> {
-    let mut env = s3.env();
-    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL", endpoint.to_string()));
-    env
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod lua_harness;
 pub mod mariadb;
 pub mod metrics;
+pub mod path_restore;
 pub mod pg;
 pub mod process;
 pub mod replay_env;

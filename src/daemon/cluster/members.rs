@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{Cluster, within};
@@ -48,15 +47,12 @@ impl Cluster {
 
     /// Every member's announcement, each marked live or not.
     async fn members(&self) -> anyhow::Result<Vec<Member>> {
-        let keys = within(10, "listing the members", async {
-            let mut keys = Vec::new();
-            let mut pages = self.store.list("members/");
-            while let Some(page) = pages.next().await {
-                keys.extend(page?.into_iter().map(|m| m.key));
-            }
-            Ok(keys)
-        })
-        .await?;
+        let keys: Vec<String> = self
+            .keys_under("members/")
+            .await?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
         let now = Utc::now();
         let mut out = Vec::new();
         for k in keys.iter().filter(|k| k.ends_with(".json")) {

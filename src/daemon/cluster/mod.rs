@@ -98,6 +98,19 @@ impl Cluster {
     pub fn view(&self) -> ClusterView {
         self.view.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Every object under `prefix`, all pages.
+    async fn keys_under(&self, prefix: &str) -> anyhow::Result<Vec<storage::ObjectMeta>> {
+        within(60, &format!("listing {prefix}"), async {
+            let mut out = Vec::new();
+            let mut pages = self.store.list(prefix);
+            while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                out.extend(page?);
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 /// A store call with a deadline: a store that hangs must not hold up the scheduler's decisions.

@@ -1,7 +1,6 @@
 //! Run records in the cluster's store: each member publishes its own and copies the others'.
 
 use chrono::{DateTime, Duration as Span, Utc};
-use futures::StreamExt;
 
 use super::claims::claim_time;
 use super::{Cluster, within};
@@ -51,21 +50,6 @@ impl Cluster {
                 );
             }
         }
-    }
-
-    async fn keys_under(
-        &self,
-        prefix: &str,
-    ) -> anyhow::Result<Vec<crate::prims::storage::ObjectMeta>> {
-        within(60, "listing", async {
-            let mut out = Vec::new();
-            let mut pages = self.store.list(prefix);
-            while let Some(page) = pages.next().await {
-                out.extend(page?);
-            }
-            Ok(out)
-        })
-        .await
     }
 
     /// Records of other members from the last `hours` hours that are new or changed since the last call.
