@@ -146,6 +146,19 @@ fn a_second_backup_stores_only_what_changed_and_every_snapshot_restores_whole() 
         &["find", "prefix=dirs/data", "name=*.log"],
     ));
     assert_eq!(found["matches"], 2, "{found}");
+    // A glob with a / matches the whole path from the root: b/*.dat does not find a/b/bin.dat.
+    let found = ok(&run_in(
+        &store,
+        tmp.path(),
+        &["find", "prefix=dirs/data", "name=b/*.dat"],
+    ));
+    assert_eq!(found["matches"], 0, "{found}");
+    let found = ok(&run_in(
+        &store,
+        tmp.path(),
+        &["find", "prefix=dirs/data", "name=a/b/*.dat"],
+    ));
+    assert_eq!(found["matches"], 2, "{found}");
 
     let v = ok(&run_in(
         &store,
