@@ -21,7 +21,11 @@
 #      Bars: wall < 0.5 s, stored_bytes_read (from restore-dir's --json result) < 1% of the store's size.
 #      Then the newest snapshot restored whole by both (timed, no bar); rewind's copy must equal the tree
 #      (diff -r).
-#   5. encryption: rewind has none yet; not measured.
+#   5. encryption: the same full backup (full=true) of the tree into a fresh store, plain and encrypted to an
+#      X25519 recipient (encrypt=PUBLIC identity=KEY, key made by Debian's age-keygen), three rounds in
+#      alternating order (plain then age, age then plain, plain then age); the median of each kind counts
+#      (the CPU is reported too). Then the encrypted snapshot restored whole beside the plain one (diff -r
+#      against the tree; timed, no bar). Bar: encrypted wall <= 1.15x plain.
 # restic is Debian's package (0.14 on bookworm): installed with apt-get when missing (needs root), as is GNU
 # time. Env: REWIND=binary (default target/release/rewind, built when missing), SIZE (bytes, or 1G, 20M:
 # powers of 1024), FILES, KEEP=1 (keep the work directory). Exits non-zero when a rewind step fails or a
@@ -51,6 +55,7 @@ need_pkg() {  # need_pkg COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND
 }
 need_pkg restic restic
 need_pkg /usr/bin/time time
+need_pkg age-keygen age
 command -v openssl >/dev/null || need_pkg openssl openssl
 
 WORK=$(mktemp -d /tmp/rewind-bench-incremental.XXXXXX)
@@ -160,7 +165,28 @@ rm -rf "$WORK/rs-out-full"
 echo "whole newest snapshot: rewind $(wall rw4full)s (equal to the tree: diff -r), restic $(wall rs4full)s"
 
 # --- 5. encryption -----------------------------------------------------------------------------------------
-echo "== 5. encryption: not measured (not built)"
+echo "== 5. encryption (age, X25519), full backups into fresh stores"
+age-keygen -o "$WORK/key.txt" 2>/dev/null
+PUB=$(age-keygen -y "$WORK/key.txt")
+plain() { step "rw5plain$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/plain" full=true; }
+sealed() {
+  step "rw5age$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/sealed" full=true \
+    encrypt="$PUB" identity="$WORK/key.txt"
+}
+for i in 1 2 3; do
+  rm -rf "$WORK/plain" "$WORK/sealed"; mkdir -p "$WORK/plain" "$WORK/sealed"
+  if [ $((i % 2)) = 1 ]; then plain $i; sealed $i; else sealed $i; plain $i; fi
+  echo "round $i: plain $(wall "rw5plain$i")s (CPU $(cpu "rw5plain$i")s), age $(wall "rw5age$i")s (CPU $(cpu "rw5age$i")s)"
+done
+put plain_bytes "$(size "$WORK/plain")"; put sealed_bytes "$(size "$WORK/sealed")"
+if grep -rqa -- "$KEEP_REL" "$WORK/sealed"; then fail "a file name of the tree appears in the encrypted store"; fi
+step rw5plainrestore "$REWIND" run -q --json restore-dir prefix="$PREFIX" store="$WORK/plain" to="$WORK/out-plain"
+step rw5agerestore "$REWIND" run -q --json restore-dir prefix="$PREFIX" store="$WORK/sealed" to="$WORK/out-age" \
+  identity="$WORK/key.txt"
+diff -r --no-dereference "$TREE" "$WORK/out-age" >"$WORK/diff-age.txt" 2>&1 ||
+  fail "restore-dir of the encrypted snapshot differs from the tree" "$WORK/diff-age.txt"
+rm -rf "$WORK/out-plain" "$WORK/out-age" "$WORK/plain" "$WORK/sealed"
+echo "restore whole: plain $(wall rw5plainrestore)s, age $(wall rw5agerestore)s (equal to the tree: diff -r)"
 
 echo
 python3 $B/incremental.py report "$RES"

@@ -61,7 +61,9 @@ return {
       })
       local objects = {}
       for _, o in ipairs(m.objects or {}) do objects[#objects + 1] = { name = o.name, key = o.key, size = o.size } end
-      return { snapshot = m.id, prefix = p.prefix, objects = objects }
+      return { snapshot = m.id, prefix = p.prefix, objects = objects, parent = m.parent, chain = m.chain,
+        files_new = m.files_new, files_unchanged = m.files_unchanged, bytes_new = m.bytes_new,
+        bytes_unchanged = m.bytes_unchanged }
     end, { ttl = p.lock_ttl, owner = "druid-backup" })
   end,
 }

@@ -197,6 +197,18 @@ fn truncating_http_server() -> u16 {
 
 #[test]
 fn failed_or_dropped_uploads_are_aborted() {
+    aborted_uploads_leave_nothing("");
+}
+
+/// The same through the encrypting store: its writer is a pipeline (encryptor thread, pump task), and a
+/// failed, dropped or aborted one must still leave no object and no multipart upload.
+#[test]
+fn failed_or_dropped_encrypted_uploads_are_aborted() {
+    let id = age::x25519::Identity::generate();
+    aborted_uploads_leave_nothing(&format!(", recipients = \"{}\"", id.to_public()));
+}
+
+fn aborted_uploads_leave_nothing(open_opts: &str) {
     let server = S3Server::start();
     server.create_bucket("aborts");
     let port = truncating_http_server();
@@ -207,7 +219,7 @@ local store = require("rewind.store")
 local http = require("rewind.http")
 local task = require("rewind.task")
 return {{ description = "abort", params = {{}}, run = function()
-  local s = store.open("s3://aborts/x", {{ part_size = {PART} }})
+  local s = store.open("s3://aborts/x", {{ part_size = {PART}{open_opts} }})
   local resp = http.get("http://127.0.0.1:{port}/data", {{ stream = true }})
   local ok, err = pcall(s.put, s, "failed.bin", resp.reader)
   -- a writer that is dropped without close

@@ -2,7 +2,7 @@
 //! wraps any backend so that every object a procedure writes is an age file (X25519 recipients or a
 //! scrypt passphrase) and every object it reads is decrypted, streamed with bounded memory.
 //!
-//! - `writer`: age's STREAM encryption (64 KiB chunks) in front of the inner writer.
+//! - `writer`: age's STREAM encryption (64 KiB chunks) in front of the inner writer, on its own thread.
 //! - `reader(key, whole)`: streamed decryption on a blocking thread.
 //! - `reader(key, Range)`: the range is over PLAINTEXT offsets. age's `StreamReader` seeks when its
 //!   input does, so the input here is `RemoteSeek`, a sync `Read + Seek` over the inner backend's ranged
@@ -24,7 +24,7 @@ mod sink;
 pub use guard::PlainGuard;
 pub use keys::Keys;
 use seek::{RemoteSeek, stream_out};
-use sink::{EncryptingSink, SharedBuf};
+use sink::EncryptingSink;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -81,20 +81,13 @@ impl Backend for EncryptedBackend {
     }
 
     fn writer(&self, key: &str) -> BoxFuture<'static, anyhow::Result<BoxSink>> {
-        let enc = self.keys.encryptor();
+        let keys = self.keys.clone();
         let inner = self.inner.writer(key);
         Box::pin(async move {
-            let enc = enc?;
-            let buf = SharedBuf::default();
-            let stream = enc.wrap_output(buf.clone())?;
+            // A passphrase's scrypt runs here: off the async threads.
+            let enc = crate::base::blocking::spawn_blocking(move || keys.encryptor()).await??;
             let sink = inner.await?;
-            Ok(Box::new(EncryptingSink {
-                stream: Some(stream),
-                buf,
-                sent: 0,
-                plain: 0,
-                inner: Some(sink),
-            }) as BoxSink)
+            Ok(Box::new(EncryptingSink::start(enc, sink).await?) as BoxSink)
         })
     }
 

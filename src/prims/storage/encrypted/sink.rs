@@ -1,7 +1,11 @@
-//! Writing: age encryption in front of another sink.
+//! Writing: age encryption in front of another sink, as a pipeline. The caller's task hands plaintext
+//! to an encryptor thread, which hands ciphertext to a pump task writing the inner sink. Encryption
+//! (~0.8 s of CPU per GiB) then runs beside what produces the data (tar, zstd, hashing) instead of in
+//! turn with it: done inline, it made an encrypted backup ~35% slower than a plain one on 2 cores.
 
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -9,20 +13,63 @@ use anyhow::{Context as _, anyhow};
 use futures::future::BoxFuture;
 use serde_json::{Map, Value as Json};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::PollSender;
 
-use super::CHUNK;
 use crate::base::stream::{BoxSink, Sink};
 
-/// A `Write` into a buffer the sink drains.
-#[derive(Clone, Default)]
-pub(super) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+/// The most plaintext one write takes, and the size of the ciphertext pieces sent to the inner sink.
+const PIECE: usize = 1 << 20;
+/// Pieces in flight between the stages (each way): bounds memory to a few MiB per writer.
+const DEPTH: usize = 2;
 
-impl Write for SharedBuf {
+/// Where the pump records why the inner sink failed, for the caller's next write.
+type Failure = Arc<Mutex<Option<String>>>;
+
+/// Spent buffers going back upstream: fresh 1 MiB buffers cost page faults and zeroing each time.
+#[derive(Clone, Default)]
+struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        v.pop().unwrap_or_else(|| Vec::with_capacity(PIECE + 1024))
+    }
+    fn give(&self, mut b: Vec<u8>) {
+        b.clear();
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if v.len() <= DEPTH + 1 {
+            v.push(b);
+        }
+    }
+}
+
+/// The encryptor's output: ciphertext gathered into `PIECE`-sized pieces for the pump.
+struct ToPump {
+    tx: mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    pool: Pool,
+}
+
+impl ToPump {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, self.pool.take());
+        self.tx
+            .blocking_send(piece)
+            .map_err(|_| std::io::Error::other("the store writer stopped"))
+    }
+}
+
+impl Write for ToPump {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(b);
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= PIECE {
+            self.send()?;
+        }
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -30,40 +77,111 @@ impl Write for SharedBuf {
     }
 }
 
-/// age encryption in front of another sink: each write is encrypted into `buf` (at most one 64 KiB
-/// chunk plus what is being written at a time), which is drained into the inner sink before the next.
+/// age encryption in front of another sink (see the module comment).
 pub(super) struct EncryptingSink {
-    pub(super) stream: Option<age::stream::StreamWriter<SharedBuf>>,
-    pub(super) buf: SharedBuf,
-    /// How much of `buf` has gone to the inner sink.
-    pub(super) sent: usize,
+    /// Plaintext to the encryptor; `None` once finished or aborted.
+    tx: Option<PollSender<Vec<u8>>>,
+    encryptor: Option<JoinHandle<std::io::Result<()>>>,
+    /// Gives the inner sink back when the ciphertext ends (or writing it failed).
+    pump: Option<JoinHandle<(BoxSink, std::io::Result<()>)>>,
+    failure: Failure,
+    /// Set when the writer is dropped or aborted: the encryptor then does not end the age file.
+    aborted: Arc<AtomicBool>,
     /// Plaintext bytes written.
-    pub(super) plain: u64,
-    pub(super) inner: Option<BoxSink>,
+    plain: u64,
+    /// Plaintext buffers the encryptor is done with.
+    spent: Pool,
 }
 
 impl EncryptingSink {
-    /// Drains `buf` into the inner sink.
-    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("encrypted writer already finished"))?;
-        loop {
-            let mut b = self.buf.0.lock().unwrap_or_else(|e| e.into_inner());
-            if self.sent >= b.len() {
-                b.clear();
-                self.sent = 0;
-                return Poll::Ready(Ok(()));
+    /// Starts the pipeline in front of `inner`. Builds the age header on a blocking thread (a passphrase
+    /// costs an scrypt derivation).
+    pub(super) async fn start(enc: age::Encryptor, inner: BoxSink) -> anyhow::Result<EncryptingSink> {
+        let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+        let (cipher_tx, mut cipher_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+        let (spent, cipher_pool) = (Pool::default(), Pool::default());
+        let out = ToPump {
+            tx: cipher_tx,
+            buf: cipher_pool.take(),
+            pool: cipher_pool.clone(),
+        };
+        let mut stream = crate::base::blocking::spawn_blocking(move || enc.wrap_output(out))
+            .await?
+            .context("starting the age stream")?;
+        let aborted = Arc::new(AtomicBool::new(false));
+        let stop = aborted.clone();
+        let done = spent.clone();
+        let encryptor = crate::base::blocking::spawn_blocking(move || {
+            while let Some(chunk) = plain_rx.blocking_recv() {
+                stream.write_all(&chunk)?;
+                done.give(chunk);
             }
-            match Pin::new(&mut *inner).poll_write(cx, &b[self.sent..]) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            stream.finish()?.send()
+        });
+        let failure = Failure::default();
+        let failed = failure.clone();
+        let pump = tokio::spawn(async move {
+            let mut inner = inner;
+            while let Some(piece) = cipher_rx.recv().await {
+                if let Err(e) = inner.write_all(&piece).await {
+                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    return (inner, Err(e));
                 }
-                Poll::Ready(Ok(n)) => self.sent += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                cipher_pool.give(piece);
             }
+            (inner, Ok(()))
+        });
+        Ok(EncryptingSink {
+            tx: Some(PollSender::new(plain_tx)),
+            encryptor: Some(encryptor),
+            pump: Some(pump),
+            failure,
+            aborted,
+            plain: 0,
+            spent,
+        })
+    }
+
+    /// Why the pipeline stopped taking data: the inner sink's error when there was one.
+    fn stopped(&self) -> std::io::Error {
+        match self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some(e) => std::io::Error::other(e),
+            None => std::io::Error::other("the encrypting writer stopped"),
+        }
+    }
+
+    /// Waits for both stages; gives the inner sink back with the first error.
+    async fn join(&mut self) -> anyhow::Result<(BoxSink, anyhow::Result<()>)> {
+        self.tx.take();
+        let encrypted = match self.encryptor.take() {
+            Some(h) => h.await.map_err(|e| anyhow!("encryptor thread: {e}")),
+            None => Ok(Ok(())),
+        };
+        let (inner, pumped) = self
+            .pump
+            .take()
+            .ok_or_else(|| anyhow!("encrypted writer already finished"))?
+            .await
+            .map_err(|e| anyhow!("store writer task: {e}"))?;
+        // The inner sink's error explains an encryptor that could not hand its output on.
+        let result = match (pumped, encrypted) {
+            (Err(e), _) => Err(anyhow::Error::new(e).context("writing the encrypted object")),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(Err(e))) => Err(anyhow::Error::new(e).context("encrypting")),
+            (Ok(()), Ok(Ok(()))) => Ok(()),
+        };
+        Ok((inner, result))
+    }
+}
+
+impl Drop for EncryptingSink {
+    fn drop(&mut self) {
+        // Dropped without finish (an error upstream): no complete age file must reach the store.
+        if self.tx.is_some() {
+            self.aborted.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -75,28 +193,31 @@ impl AsyncWrite for EncryptingSink {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        std::task::ready!(this.poll_drain(cx))?;
-        let stream = this
-            .stream
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("encrypted writer already finished"))?;
-        let n = data.len().min(CHUNK as usize);
-        stream.write_all(&data[..n])?;
+        let Some(tx) = this.tx.as_mut() else {
+            return Poll::Ready(Err(std::io::Error::other(
+                "encrypted writer already finished",
+            )));
+        };
+        if std::task::ready!(tx.poll_reserve(cx)).is_err() {
+            return Poll::Ready(Err(this.stopped()));
+        }
+        let n = data.len().min(PIECE);
+        let mut piece = this.spent.take();
+        piece.extend_from_slice(&data[..n]);
+        if tx.send_item(piece).is_err() {
+            return Poll::Ready(Err(this.stopped()));
+        }
         this.plain += n as u64;
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        std::task::ready!(this.poll_drain(cx))?;
-        match this.inner.as_mut() {
-            Some(i) => Pin::new(i).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
+    /// Data in the pipeline reaches the inner sink by `finish`, which is what makes an object exist;
+    /// a flush cannot push it further without ending the age file.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        // finish() ends the age stream; shutdown only flushes what is pending.
         self.poll_flush(cx)
     }
 }
@@ -104,14 +225,11 @@ impl AsyncWrite for EncryptingSink {
 impl Sink for EncryptingSink {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         Box::pin(async move {
-            if let Some(stream) = self.stream.take() {
-                stream.finish().context("finishing the age stream")?;
+            let (mut inner, result) = self.join().await?;
+            if let Err(e) = result {
+                inner.abort().await;
+                return Err(e);
             }
-            futures::future::poll_fn(|cx| self.poll_drain(cx)).await?;
-            let mut inner = self
-                .inner
-                .take()
-                .ok_or_else(|| anyhow!("encrypted writer already finished"))?;
             inner.flush().await?;
             // `bytes`: what was written (the plaintext); `stored_bytes`: the age file's size.
             let mut info = inner.finish().await?;
@@ -126,8 +244,8 @@ impl Sink for EncryptingSink {
 
     fn abort(mut self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            self.stream.take();
-            if let Some(inner) = self.inner.take() {
+            self.aborted.store(true, Ordering::SeqCst);
+            if let Ok((inner, _)) = self.join().await {
                 inner.abort().await;
             }
         })
