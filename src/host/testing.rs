@@ -12,6 +12,68 @@ use crate::base::errors::Report;
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
+    /// Every case run (and every file that failed to load, as a case named "(load)", ...), in order.
+    pub cases: Vec<CaseOutcome>,
+}
+
+/// One case's result, for `--json` and `--junit`.
+pub struct CaseOutcome {
+    pub file: String,
+    pub name: String,
+    pub seconds: f64,
+    /// `None` when it passed; the error (with its Lua traceback) when it failed.
+    pub failure: Option<String>,
+}
+
+impl Summary {
+    /// Counts, prints and keeps one case's result.
+    fn record(
+        &mut self,
+        echo: Echo,
+        file: &str,
+        name: &str,
+        seconds: f64,
+        failure: Option<String>,
+    ) {
+        match &failure {
+            None => {
+                self.passed += 1;
+                echo.line(&format!(
+                    "PASS {file} :: {name} ({} ms)",
+                    (seconds * 1000.0) as u64
+                ));
+            }
+            Some(msg) => {
+                self.failed += 1;
+                echo.line(&format!(
+                    "FAIL {file} :: {name}\n     {}",
+                    msg.replace('\n', "\n     ")
+                ));
+            }
+        }
+        self.cases.push(CaseOutcome {
+            file: file.to_string(),
+            name: name.to_string(),
+            seconds,
+            failure,
+        });
+    }
+}
+
+/// Where the runner prints its PASS/FAIL lines: stdout, or stderr when stdout carries JSON.
+#[derive(Clone, Copy)]
+pub enum Echo {
+    Stdout,
+    Stderr,
+}
+
+impl Echo {
+    fn line(self, text: &str) {
+        match self {
+            Echo::Stdout => println!("{text}"),
+            Echo::Stderr => eprintln!("{text}"),
+        }
+    }
 }
 
 /// Collects the test files under the given paths (files are taken as they are).
@@ -38,26 +100,35 @@ pub fn discover(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs every case in every file; prints one line per case and returns the counts.
-pub async fn run_files(host: &Host, files: &[PathBuf], filter: Option<&str>) -> Summary {
+/// Runs every case in every file; prints one line per case and returns the counts and the cases.
+pub async fn run_files(
+    host: &Host,
+    files: &[PathBuf],
+    filter: Option<&str>,
+    echo: Echo,
+) -> Summary {
     let mut s = Summary {
         passed: 0,
         failed: 0,
+        cases: Vec::new(),
     };
     for f in files {
-        run_file(host, f, filter, &mut s).await;
+        run_file(host, f, filter, echo, &mut s).await;
     }
     s
 }
 
-async fn run_file(host: &Host, file: &Path, filter: Option<&str>, s: &mut Summary) {
+async fn run_file(host: &Host, file: &Path, filter: Option<&str>, echo: Echo, s: &mut Summary) {
     let label = file.display().to_string();
+    let started = Instant::now();
     let fail = |s: &mut Summary, name: &str, msg: &str| {
-        s.failed += 1;
-        println!(
-            "FAIL {label} :: {name}\n     {}",
-            msg.replace('\n', "\n     ")
-        );
+        s.record(
+            echo,
+            &label,
+            name,
+            started.elapsed().as_secs_f64(),
+            Some(msg.to_string()),
+        )
     };
     let lua = match host.new_state() {
         Ok(l) => l,
@@ -99,15 +170,8 @@ async fn run_file(host: &Host, file: &Path, filter: Option<&str>, s: &mut Summar
         let start = Instant::now();
         let res = f.call_async::<()>(()).await;
         super::runner::run_on_exit(&lua).await;
-        match res {
-            Ok(()) => {
-                s.passed += 1;
-                println!(
-                    "PASS {label} :: {name} ({} ms)",
-                    start.elapsed().as_millis()
-                );
-            }
-            Err(e) => fail(s, &name, &Report::from_lua(&e).render(true)),
-        }
+        let took = start.elapsed().as_secs_f64();
+        let failure = res.err().map(|e| Report::from_lua(&e).render(true));
+        s.record(echo, &label, &name, took, failure);
     }
 }

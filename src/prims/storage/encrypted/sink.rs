@@ -96,7 +96,10 @@ pub(super) struct EncryptingSink {
 impl EncryptingSink {
     /// Starts the pipeline in front of `inner`. Builds the age header on a blocking thread (a passphrase
     /// costs an scrypt derivation).
-    pub(super) async fn start(enc: age::Encryptor, inner: BoxSink) -> anyhow::Result<EncryptingSink> {
+    pub(super) async fn start(
+        enc: age::Encryptor,
+        inner: BoxSink,
+    ) -> anyhow::Result<EncryptingSink> {
         let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
         let (cipher_tx, mut cipher_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
         let (spent, cipher_pool) = (Pool::default(), Pool::default());
@@ -147,7 +150,12 @@ impl EncryptingSink {
 
     /// Why the pipeline stopped taking data: the inner sink's error when there was one.
     fn stopped(&self) -> std::io::Error {
-        match self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             Some(e) => std::io::Error::other(e),
             None => std::io::Error::other("the encrypting writer stopped"),
         }
