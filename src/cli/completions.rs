@@ -74,8 +74,8 @@ pub fn complete_if_asked() {
 /// The words before the one being completed (without the program name), for the completers below.
 static LINE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// Candidates for `words[index]`. Flags are offered once the word starts with `-` (or when nothing else
-/// fits), so `rewind run backup-dir <TAB>` lists the params, not every flag.
+/// Candidates for `words[index]`. Flags are offered once the word starts with `-`, so
+/// `rewind run backup-dir <TAB>` lists the params, not every flag.
 fn candidates(
     cmd: &mut clap::Command,
     words: Vec<String>,
@@ -87,7 +87,7 @@ fn candidates(
     let args = words.into_iter().map(OsString::from).collect();
     let mut all = clap_complete::engine::complete(cmd, args, index, cwd).unwrap_or_default();
     let is_flag = |c: &CompletionCandidate| c.get_value().to_string_lossy().starts_with('-');
-    if current.is_empty() && all.iter().any(|c| !is_flag(c)) {
+    if !current.starts_with('-') {
         all.retain(|c| !is_flag(c));
     }
     all
