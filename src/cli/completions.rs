@@ -18,6 +18,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{CommandFactory, ValueEnum};
 use clap_complete::engine::{CompletionCandidate, PathCompleter, ValueCompleter};
@@ -73,6 +74,9 @@ pub fn complete_if_asked() {
 
 /// The words before the one being completed (without the program name), for the completers below.
 static LINE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether the shell shows descriptions beside the candidates (bash does not: no script is loaded for one).
+static DESCRIBED: AtomicBool = AtomicBool::new(true);
 
 /// Candidates for `words[index]`. Flags are offered once the word starts with `-`, so
 /// `rewind run backup-dir <TAB>` lists the params, not every flag.
@@ -134,6 +138,13 @@ fn context() -> Context {
             ctx.given = given.cloned().collect();
         }
     }
+    // The line holds what was typed: `~/lib` is not expanded yet.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    for p in paths.iter_mut() {
+        if let (Ok(rest), Some(home)) = (p.strip_prefix("~"), &home) {
+            *p = home.join(rest);
+        }
+    }
     ctx.search = SearchPath::new(&paths);
     ctx
 }
@@ -153,13 +164,16 @@ pub fn scripts(current: &OsStr) -> Vec<CompletionCandidate> {
             .complete(current);
     }
     let host = Host::new(context().search);
+    let described = DESCRIBED.load(Ordering::Relaxed);
     host.search
         .list_scripts()
         .into_iter()
         .filter(|(name, _, _)| name.starts_with(&*cur))
         .map(|(name, _, _)| {
-            let about =
-                load(&host, &name).map(|s| s.description.lines().next().unwrap_or("").to_string());
+            let about = described
+                .then(|| load(&host, &name))
+                .flatten()
+                .map(|s| s.description.lines().next().unwrap_or("").to_string());
             CompletionCandidate::new(name).help(about.map(Into::into))
         })
         .collect()
@@ -311,6 +325,7 @@ impl EnvCompleter for Bash {
         cwd: Option<&Path>,
         buf: &mut dyn Write,
     ) -> std::io::Result<()> {
+        DESCRIBED.store(false, Ordering::Relaxed);
         let line = args.first().map(|a| a.to_string_lossy().into_owned());
         let words = split_line(&line.unwrap_or_default());
         let index = words.len() - 1;
@@ -322,7 +337,12 @@ impl EnvCompleter for Bash {
             .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
             .collect();
         let current = &words[index];
-        let cut = current.rfind(&breaks[..]).map(|i| i + 1).unwrap_or(0);
+        let cut = current
+            .char_indices()
+            .rev()
+            .find(|(_, c)| breaks.contains(c))
+            .map(|(i, c)| i + c.len_utf8())
+            .unwrap_or(0);
         let prefix = current[..cut].to_string();
         let values: Vec<String> = candidates(cmd, words, index, cwd)
             .iter()

@@ -264,7 +264,7 @@ fn procedure_page(s: &Script) -> Vec<u8> {
 
 /// A procedure as a command: its params (required ones first) under PARAMS, `rewind run`'s own options
 /// under OPTIONS.
-pub fn procedure_command(s: &Script) -> Command {
+fn procedure_command(s: &Script) -> Command {
     let name = &s.source.name;
     let description = s.description.trim();
     let origin = match &s.source.origin {

@@ -157,6 +157,10 @@ fn bash_completes_scripts_and_params_from_the_search_path() {
     );
     let line = format!("REWIND_PATH={lib_s} rewind run mirror");
     assert_eq!(bash_tab(d.path(), &sh, &line, &[]), ["mirror-site"]);
+    // As typed, before the shell expands it.
+    let home = [("HOME", d.path().to_str().unwrap())];
+    let line = "rewind --path ~/lib run mirror";
+    assert_eq!(bash_tab(d.path(), &sh, line, &home), ["mirror-site"]);
 
     let line = format!("rewind --path {lib_s} run mirror-site ");
     assert_eq!(
