@@ -7,7 +7,8 @@
 //! by loading the script the way `rewind help` does, which never calls its `run`. A static script could
 //! not know the scripts a user adds after installing it.
 //!
-//! zsh and fish use clap_complete's registration scripts. Bash gets one of ours: bash splits words at
+//! fish uses clap_complete's registration script as it is; zsh gets its shape, with `NAME=` completed
+//! without a space after it and the file usable from `fpath`. Bash gets one of ours: bash splits words at
 //! `=` and `:` (COMP_WORDBREAKS), so `from=./x` reaches a completion function as three words and clap's
 //! bash script hands those to the engine; ours sends the line itself (COMP_LINE up to the cursor), which
 //! rewind splits as the shell does, and answers with the part after the last break character, the part
