@@ -10,6 +10,8 @@ use cli::{Cli, Command};
 use rewind::host::{Host, SearchPath};
 
 fn main() -> ExitCode {
+    // A completion script called back (`_REWIND_COMPLETE=SHELL rewind -- WORDS`): answer and exit.
+    cli::completions::complete_if_asked();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -31,5 +33,7 @@ fn main() -> ExitCode {
         Command::Jobs(args) => cli::jobs::run(args),
         Command::Stdlib { action } => cli::stdlib::run(action),
         Command::Admin { action } => cli::admin::run(action),
+        Command::Completions(args) => cli::completions::run(args),
+        Command::Man(args) => cli::man::run(&host, args),
     }
 }

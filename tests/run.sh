@@ -24,6 +24,11 @@ need pg_dump postgresql-client
 { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 || apt_needed+=(mariadb-server)
 need mariadb-dump mariadb-client
 need git git
+# tests/cli/man.rs renders the man pages with man-db; tests/cli/completions.rs loads the completion
+# scripts into zsh and fish (bash is already there)
+need man man-db
+need zsh zsh
+need fish fish
 # admin page tests: Debian's Chromium, driven by Playwright (tests/admin/browser.py)
 [ -x /usr/bin/chromium ] || apt_needed+=(chromium)
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }

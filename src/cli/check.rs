@@ -9,9 +9,10 @@ use super::{load_script, not_found, report_load_error, runtime, split_params, us
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[arg(add = clap_complete::engine::ArgValueCompleter::new(super::completions::scripts))]
     script: String,
     /// Also check these params (key=value) against the declaration.
-    #[arg(value_name = "KEY=VALUE")]
+    #[arg(value_name = "KEY=VALUE", add = clap_complete::engine::ArgValueCompleter::new(super::completions::params))]
     params: Vec<String>,
 }
 

@@ -9,6 +9,7 @@ use super::{load_script, not_found, report_load_error, runtime};
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[arg(add = clap_complete::engine::ArgValueCompleter::new(super::completions::scripts))]
     script: Option<String>,
 }
 

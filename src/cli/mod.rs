@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod check;
+pub mod completions;
 pub mod daemon;
 pub mod help;
 pub mod jobs;
 pub mod list;
 pub mod logging;
+pub mod man;
 pub mod run;
 pub mod stdlib;
 pub mod test;
@@ -35,7 +37,7 @@ Exit codes: 0 done, 1 the job failed, 2 bad usage or params.",
 )]
 pub struct Cli {
     /// A directory to search for scripts (DIR/scripts/NAME.lua) and modules (DIR/stdlib/...), before REWIND_PATH.
-    #[arg(long = "path", global = true, value_name = "DIR")]
+    #[arg(long = "path", global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub paths: Vec<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -82,6 +84,10 @@ pub enum Command {
         #[command(subcommand)]
         action: stdlib::Action,
     },
+    /// Print the completion script for bash, zsh or fish (see README "Shell completions and man pages").
+    Completions(completions::Args),
+    /// Print a man page (rewind(1), a subcommand's, a procedure's), or write them all with --dir DIR.
+    Man(man::Args),
 }
 
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -149,6 +155,55 @@ pub fn load_script(
     let _g = rt.enter();
     let lua = host.new_state()?;
     tokio::task::LocalSet::new().block_on(rt, async { host::script::load(&lua, source) })
+}
+
+/// `load_script` with the script's own output silenced: what its top-level code prints would mix into a
+/// man page or a completion answer on stdout (and, with `stderr`, into the line being edited).
+pub fn load_script_quietly(
+    host: &Host,
+    rt: &tokio::runtime::Runtime,
+    source: &ScriptSource,
+    stderr: bool,
+) -> mlua::Result<host::script::Script> {
+    let _mute = Mute::new(if stderr { &[1, 2] } else { &[1] });
+    load_script(host, rt, source)
+}
+
+/// Points standard descriptors at /dev/null until dropped.
+struct Mute(Vec<(i32, i32)>);
+
+impl Mute {
+    fn new(fds: &[i32]) -> Mute {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            return Mute(Vec::new());
+        };
+        let mut saved = Vec::new();
+        for &fd in fds {
+            // SAFETY: dup/dup2 on the process's own standard descriptors; put back when dropped.
+            let copy = unsafe { libc::dup(fd) };
+            if copy >= 0 && unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } >= 0 {
+                saved.push((fd, copy));
+            } else if copy >= 0 {
+                unsafe { libc::close(copy) };
+            }
+        }
+        Mute(saved)
+    }
+}
+
+impl Drop for Mute {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // SAFETY: flushes C stdio (Lua's print) into /dev/null, then restores the saved descriptors.
+        unsafe {
+            libc::fflush(std::ptr::null_mut());
+            for &(fd, copy) in &self.0 {
+                libc::dup2(copy, fd);
+                libc::close(copy);
+            }
+        }
+    }
 }
 
 /// A script that does not compile or has a bad declaration is bad input: exit 2.

@@ -14,15 +14,16 @@ use super::{not_found, runtime, split_params, usage};
 #[derive(clap::Args)]
 pub struct Args {
     /// Script name or path to a .lua file.
+    #[arg(add = clap_complete::engine::ArgValueCompleter::new(super::completions::scripts))]
     script: String,
     /// Params as key=value (see `rewind help SCRIPT`).
-    #[arg(value_name = "KEY=VALUE")]
+    #[arg(value_name = "KEY=VALUE", add = clap_complete::engine::ArgValueCompleter::new(super::completions::params))]
     params: Vec<String>,
     /// Read params from a YAML or JSON file; key=value on the command line wins.
-    #[arg(long, visible_alias = "params", value_name = "FILE")]
+    #[arg(long, visible_alias = "params", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     params_file: Option<PathBuf>,
     /// Read secrets (KEY=VALUE lines, or YAML/JSON) into the environment before running; redacted everywhere.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     secrets: Option<PathBuf>,
     /// Print the result as JSON on stdout.
     #[arg(long)]

@@ -97,7 +97,9 @@ fn json_of(r: &Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r:?}"))
 }
 
+mod completions;
 mod lua_tests;
+mod man;
 mod output;
 mod params;
 mod search_path;
