@@ -24,6 +24,9 @@ need pg_dump postgresql-client
 { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 || apt_needed+=(mariadb-server)
 need mariadb-dump mariadb-client
 need git git
+# tests/packaging.rs: cargo-deb's dependency lookup (dpkg-shlibdeps), `systemd-analyze verify` (strace: above)
+need dpkg-shlibdeps dpkg-dev
+need systemd-analyze systemd
 # admin page tests: Debian's Chromium, driven by Playwright (tests/admin/browser.py)
 [ -x /usr/bin/chromium ] || apt_needed+=(chromium)
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
@@ -51,6 +54,7 @@ command -v azurite-blob >/dev/null 2>&1 || {
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked   # tests/packaging.rs
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
