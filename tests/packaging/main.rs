@@ -314,3 +314,17 @@ fn the_debian_package_installs_runs_the_daemon_as_its_unit_does_and_purges() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// The container image cannot be built here (no container engine): hadolint, from PyPI (tests/run.sh
+/// installs it), parses and lints the Dockerfile with the exceptions .hadolint.yaml gives.
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let hadolint = Path::new(&home).join(".cache/rewind-tests/moto/bin/hadolint");
+    must(
+        Command::new(&hadolint)
+            .args(["--no-color", "Dockerfile"])
+            .current_dir(repo()),
+        &hadolint.display().to_string(),
+    );
+}
