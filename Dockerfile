@@ -25,10 +25,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates git libssl3t64 mariadb-client postgresql-client zlib1g zstd \
  && rm -rf /var/lib/apt/lists/*
-# Not root; the uid deploy/kubernetes/ runs as (runAsUser: 10001).
-RUN useradd --uid 10001 --user-group --create-home --home-dir /home/rewind --shell /usr/sbin/nologin rewind
+# Not root: the uid deploy/kubernetes/ runs as (runAsUser: 10001). Its home, /var/lib/rewind as in the
+# Debian package, is where a volume for the daemon's --state goes (a new named volume takes its owner).
+RUN useradd --no-log-init --uid 10001 --user-group --create-home --home-dir /var/lib/rewind --shell /usr/sbin/nologin rewind
 COPY --from=build /usr/local/bin/rewind /usr/local/bin/rewind
 USER 10001:10001
-WORKDIR /home/rewind
+WORKDIR /var/lib/rewind
 ENTRYPOINT ["rewind"]
 CMD ["--help"]
