@@ -2,7 +2,7 @@
 # Builds the Debian package with cargo-deb (README "Installing"):
 #   packaging/deb.sh                    a release build, then target/debian/rewind_<version>-1_<arch>.deb
 #   packaging/deb.sh --debug [ARGS...]  packages the debug binary `cargo build` already made and builds
-#                                       nothing (tests/packaging.rs: CI has no time for a release build)
+#                                       nothing (tests/packaging: CI has no time for a release build)
 # Further arguments go to `cargo deb` (e.g. --output DIR, --fast).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -24,7 +24,7 @@ need pg_dump postgresql-client
 { command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null 2>&1 || apt_needed+=(mariadb-server)
 need mariadb-dump mariadb-client
 need git git
-# tests/packaging.rs: cargo-deb's dependency lookup (dpkg-shlibdeps), `systemd-analyze verify` (strace: above)
+# tests/packaging: cargo-deb's dependency lookup (dpkg-shlibdeps), `systemd-analyze verify` (strace: above)
 need dpkg-shlibdeps dpkg-dev
 need systemd-analyze systemd
 # admin page tests: Debian's Chromium, driven by Playwright (tests/admin/browser.py)
@@ -56,7 +56,8 @@ command -v azurite-blob >/dev/null 2>&1 || {
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
-command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked   # tests/packaging.rs
+# tests/packaging: pinned, as cargo-deb has changed where units go and which profiles it packages
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
