@@ -62,14 +62,60 @@ fn every_manifest_validates_against_the_kubernetes_schema() {
     assert_eq!(all.matches(" passed for resource ").count(), docs, "{all}");
 }
 
-/// The containers of every workload in a document (Deployment, CronJob, Job).
+/// The pod spec of a workload (Deployment, CronJob, Job).
+fn pod_spec(doc: &Value) -> Option<&Value> {
+    match doc["kind"].as_str() {
+        Some("CronJob") => Some(&doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        Some("Deployment") | Some("Job") => Some(&doc["spec"]["template"]["spec"]),
+        _ => None,
+    }
+}
+
+/// The containers of every workload in a document.
 fn containers(doc: &Value) -> Vec<Value> {
-    let spec = match doc["kind"].as_str() {
-        Some("CronJob") => &doc["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-        Some("Deployment") | Some("Job") => &doc["spec"]["template"]["spec"],
-        _ => return Vec::new(),
-    };
-    spec["containers"].as_array().cloned().unwrap_or_default()
+    pod_spec(doc)
+        .and_then(|spec| spec["containers"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// The image the Dockerfile builds cannot be built here, but the manifests are held to it: one image
+/// name everywhere, `args` and never `command` (the image's ENTRYPOINT is `rewind`), and the
+/// Dockerfile's USER as every pod's user and group.
+#[test]
+fn every_container_runs_the_image_the_dockerfile_builds() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("ENTRYPOINT [\"rewind\"]"));
+    let user = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the Dockerfile's USER line");
+    let (uid, gid) = user.trim().split_once(':').expect("USER uid:gid");
+    let mut images = std::collections::BTreeSet::new();
+    for (path, docs) in manifests() {
+        for doc in &docs {
+            let Some(pod) = pod_spec(doc) else { continue };
+            let sc = &pod["securityContext"];
+            assert_eq!(
+                (sc["runAsUser"].to_string(), sc["runAsGroup"].to_string()),
+                (uid.to_string(), gid.to_string()),
+                "{}: the pod's user is not the image's",
+                path.display()
+            );
+            for c in containers(doc) {
+                assert!(
+                    c.get("command").is_none(),
+                    "{}: command replaces the entrypoint",
+                    path.display()
+                );
+                images.insert(c["image"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        images.len(),
+        1,
+        "the manifests name several images: {images:?}"
+    );
 }
 
 fn args(c: &Value) -> Vec<String> {

