@@ -27,6 +27,8 @@ need git git
 # tests/cli/man.rs renders the man pages with man-db; tests/cli/completions.rs loads the completion
 # scripts into zsh and fish (bash is already there)
 need man man-db
+# tests/cli/json.rs validates `rewind test --junit` against tests/fixtures/junit.xsd
+need xmllint libxml2-utils
 need zsh zsh
 need fish fish
 # tests/packaging: cargo-deb's dependency lookup (dpkg-shlibdeps), `systemd-analyze verify` (strace: above)

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use serde_json::json;
+
 use rewind::host::Host;
 use rewind::host::script::Script;
 
@@ -11,11 +13,25 @@ use super::{load_script, not_found, report_load_error, runtime};
 pub struct Args {
     #[arg(add = clap_complete::engine::ArgValueCompleter::new(super::completions::scripts))]
     script: Option<String>,
+    /// Print JSON: a script's {"name", "origin", "description", "params": [{"name", "type", "required",
+    /// "default", "secret", "env", "choices", "aliases", "doc"}]}; without a name, {"commands": [{"name",
+    /// "about"}]}. A secret's default shows as "***".
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(host: &Host, args: Args) -> ExitCode {
     let Some(name) = args.script else {
         use clap::CommandFactory;
+        if args.json {
+            let cmd = super::Cli::command();
+            let commands: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| json!({"name": c.get_name(), "about": c.get_about().map(|a| a.to_string())}))
+                .collect();
+            return super::list::print_json(json!({ "commands": commands }));
+        }
         let _ = super::Cli::command().print_long_help();
         return ExitCode::SUCCESS;
     };
@@ -23,12 +39,44 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
         return not_found(&host.search, &name);
     };
     match load_script(host, &runtime(), &source) {
+        Ok(s) if args.json => super::list::print_json(help_json(&s)),
         Ok(s) => {
             print!("{}", help_text(&s));
             ExitCode::SUCCESS
         }
         Err(e) => report_load_error(&e),
     }
+}
+
+fn help_json(s: &Script) -> serde_json::Value {
+    let params: Vec<_> = s
+        .params
+        .iter()
+        .map(|p| {
+            let default = match &p.default {
+                Some(_) if p.secret => json!("***"),
+                Some(d) => d.clone(),
+                None => serde_json::Value::Null,
+            };
+            json!({
+                "name": p.name,
+                "type": p.ty.name(),
+                "required": p.required,
+                "default": default,
+                "secret": p.secret,
+                "env": p.env,
+                "choices": p.choices,
+                "aliases": p.aliases,
+                "doc": p.doc,
+            })
+        })
+        .collect();
+    json!({
+        "name": s.source.name,
+        "origin": s.source.origin.to_string(),
+        "description": s.description.trim(),
+        "params": params,
+    })
 }
 
 fn help_text(s: &Script) -> String {

@@ -15,12 +15,20 @@ pub enum Action {
         /// Overwrite files that already exist.
         #[arg(long)]
         force: bool,
+        /// Print JSON: {"dir", "exported": N, "files": [...]}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub fn run(action: Action) -> ExitCode {
-    let Action::Export { dir, force } = action;
+    let Action::Export { dir, force, json } = action;
     match search::export(&dir, force) {
+        Ok(files) if json => super::list::print_json(serde_json::json!({
+            "dir": dir.display().to_string(),
+            "exported": files.len(),
+            "files": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        })),
         Ok(files) => {
             println!(
                 "exported {} files to {}; use them with --path {} or REWIND_PATH",
