@@ -472,3 +472,45 @@ fn a_claim_whose_answer_was_lost_still_runs_and_a_claim_that_fails_is_a_skip_not
         "runs resumed after the faults: last at {last}"
     );
 }
+
+/// Two daemons given the same --member name (a copied manifest) would each think the other's
+/// announcement is its own: the README promises the clash is logged, naming the other's pid.
+#[test]
+fn a_second_daemon_with_the_same_member_name_is_logged() {
+    let s3 = S3Server::start();
+    s3.create_bucket("clu");
+    let (dir, jobs, _) = setup();
+    let env: Vec<(&str, String)> = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "--cluster",
+        "s3://clu/cluster",
+        "--member",
+        "twin",
+        "--member-every",
+        "1s",
+    ];
+    let mut a = Daemon::start(&jobs, &dir.path().join("a"), &args, &env);
+    let mut b = Daemon::start(&jobs, &dir.path().join("b"), &args, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let clash = |d: &Daemon| d.stderr().contains("also calls itself twin");
+    while !(clash(&a) && clash(&b)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ea, eb) = (a.stderr(), b.stderr());
+    let (pa, pb) = (a.child.id(), b.child.id());
+    assert!(a.stop().success() && b.stop().success());
+    assert!(
+        clash_names(&ea, pb),
+        "the first daemon names the second:\n{ea}"
+    );
+    assert!(
+        clash_names(&eb, pa),
+        "the second daemon names the first:\n{eb}"
+    );
+}
+
+fn clash_names(log: &str, other_pid: u32) -> bool {
+    log.lines()
+        .any(|l| l.contains("also calls itself twin") && l.contains(&format!("pid {other_pid} ")))
+}

@@ -35,14 +35,28 @@ fn member_key(name: &str) -> String {
 }
 
 impl Cluster {
-    async fn announce(&self, me: &Member) -> anyhow::Result<()> {
+    /// Renews our announcement. Returns the announcement it replaces when another daemon with our name
+    /// wrote it since our start (two daemons given the same --member): read before writing, because
+    /// after the write each would mostly read back its own.
+    async fn announce(&self, me: &Member) -> anyhow::Result<Option<Member>> {
+        let key = member_key(&self.member);
+        let current = within(
+            10,
+            "reading our announcement",
+            self.store.get_versioned(&key),
+        )
+        .await?;
+        let twin = current
+            .and_then(|v| serde_json::from_slice::<Member>(&v.body).ok())
+            .filter(|m| m.instance != self.instance && m.renewed > self.started);
         let body = serde_json::to_vec_pretty(me)?;
         let reader = Box::pin(std::io::Cursor::new(body));
         within(10, "renewing the membership", async {
-            self.store.put(&member_key(&self.member), reader).await?;
+            self.store.put(&key, reader).await?;
             Ok(())
         })
-        .await
+        .await?;
+        Ok(twin)
     }
 
     /// Every member's announcement, each marked live or not.
@@ -100,22 +114,19 @@ impl Daemon {
 
     /// One round: renew, read the members, copy the others' runs, prune when due.
     async fn cluster_round(self: &Rc<Self>, c: &Cluster, hours: i64, prune: bool) {
-        if let Err(e) = c.announce(&self.announcement(c)).await {
-            tracing::warn!("cluster {}: {e:#}", c.url);
+        match c.announce(&self.announcement(c)).await {
+            Ok(Some(m)) => tracing::warn!(
+                "cluster {}: another daemon (pid {} on {}) also calls itself {}; give each its own --member",
+                c.url,
+                m.pid,
+                m.host,
+                m.name
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cluster {}: {e:#}", c.url),
         }
         match c.members().await {
             Ok(members) => {
-                for m in &members {
-                    if m.name == c.member && m.instance != c.instance && m.renewed > c.started {
-                        tracing::warn!(
-                            "cluster {}: another daemon (pid {} on {}) also calls itself {}; give each its own --member",
-                            c.url,
-                            m.pid,
-                            m.host,
-                            m.name
-                        );
-                    }
-                }
                 let live = members.iter().filter(|m| m.live).count();
                 self.lock().metrics.set_members(live);
                 c.view.lock().unwrap_or_else(|e| e.into_inner()).members = members;
