@@ -322,6 +322,13 @@ fn refuses_a_database_with_druid_tables_unless_replace_and_takes_a_safety_snapsh
         })
         .collect();
     assert_eq!(safety.len(), 1, "one snapshot tagged safety");
+    // README: safety snapshots are full copies: they must restore even after the snapshots they would
+    // otherwise build on are pruned.
+    let s = safety[0];
+    assert_eq!(s["chain"], 0, "a full copy: {s}");
+    assert!(s["parent"].is_null(), "builds on nothing: {s}");
+    assert_eq!(s["files_unchanged"], 0, "every file stored again: {s}");
+    assert!(s["files_new"].as_u64().unwrap_or(0) > 0, "{s}");
 }
 
 struct Fake(std::process::Child, u16);
