@@ -22,7 +22,7 @@
 #      Then the newest snapshot restored whole by both (timed, no bar); rewind's copy must equal the tree
 #      (diff -r).
 #   5. encryption: the same full backup (full=true) of the tree into a fresh store, plain and encrypted to an
-#      X25519 recipient (encrypt=PUBLIC identity=KEY, key made by Debian's age-keygen), three rounds in
+#      X25519 recipient (encrypt=PUBLIC identity=KEY, key made by `rewind key new`), three rounds in
 #      alternating order (plain then age, age then plain, plain then age); the median of each kind counts
 #      (the CPU is reported too). Then the encrypted snapshot restored whole beside the plain one (diff -r
 #      against the tree; timed, no bar). Bar: encrypted wall <= 1.15x plain.
@@ -55,7 +55,6 @@ need_pkg() {  # need_pkg COMMAND PACKAGE: installs Debian's PACKAGE when COMMAND
 }
 need_pkg restic restic
 need_pkg /usr/bin/time time
-need_pkg age-keygen age
 command -v openssl >/dev/null || need_pkg openssl openssl
 
 WORK=$(mktemp -d /tmp/rewind-bench-incremental.XXXXXX)
@@ -166,8 +165,7 @@ echo "whole newest snapshot: rewind $(wall rw4full)s (equal to the tree: diff -r
 
 # --- 5. encryption -----------------------------------------------------------------------------------------
 echo "== 5. encryption (age, X25519), full backups into fresh stores"
-age-keygen -o "$WORK/key.txt" 2>/dev/null
-PUB=$(age-keygen -y "$WORK/key.txt")
+PUB=$("$REWIND" key new "$WORK/key.txt" 2>/dev/null)
 plain() { step "rw5plain$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/plain" full=true; }
 sealed() {
   step "rw5age$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/sealed" full=true \

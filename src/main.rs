@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cli::daemon::run(host, *args),
         Command::Jobs(args) => cli::jobs::run(args),
         Command::Stdlib { action } => cli::stdlib::run(action),
+        Command::Key { action } => cli::key::run(action),
         Command::Admin { action } => cli::admin::run(action),
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(&host, args),

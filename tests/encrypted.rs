@@ -297,24 +297,70 @@ fn an_encrypted_path_restore_reads_about_one_frame() {
     );
 }
 
-/// The key pair the other tests use is what age reads back: the identity file's key has the public key
-/// written beside it. With `REWIND_KEYGEN_DIR=/tmp/x` it also leaves key.txt (identity) and key.pub
-/// (recipient) there, for measuring by hand where `age-keygen` is not installed.
+/// `rewind key new FILE` makes a pair without age-keygen: the identity file is private (0600), never
+/// overwritten, readable by age, and its printed public key encrypts a backup that the file restores.
 #[test]
-fn keygen_writes_a_pair_age_reads_back() {
+fn rewind_key_new_makes_a_pair_that_backs_up_and_restores() {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
-    let dir = std::env::var("REWIND_KEYGEN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&dir).unwrap();
-    let (idf, public) = keypair(&dir, "key.txt");
-    std::fs::write(dir.join("key.pub"), format!("{public}\n")).unwrap();
+    let (cwd, store) = (tmp.path(), tmp.path().join("store"));
+    std::fs::create_dir_all(cwd.join("data/sub")).unwrap();
+    std::fs::write(
+        cwd.join("data/sub/secret-name.txt"),
+        b"the plaintext of a file whose name is secret too",
+    )
+    .unwrap();
+    let key = |args: &[&str]| {
+        rewind()
+            .current_dir(cwd)
+            .arg("key")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = key(&["new", "id.txt"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let public = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(public.starts_with("age1"), "{public}");
+    let idf = cwd.join("id.txt");
+    assert_eq!(
+        std::fs::metadata(&idf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&idf).unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
         .unwrap();
     let id: age::x25519::Identity = line.parse().unwrap();
-    assert_eq!(id.to_public().to_string(), public);
-    assert!(public.starts_with("age1"), "{public}");
+    assert_eq!(
+        id.to_public().to_string(),
+        public,
+        "the printed key is the file's"
+    );
+    // Never overwritten: exit 2, the file unchanged.
+    let o = key(&["new", "id.txt"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&idf).unwrap(), text);
+    let o = key(&["public", "id.txt"]);
+    assert_eq!(String::from_utf8(o.stdout).unwrap().trim(), public);
+
+    let encrypt = format!("encrypt={public}");
+    backup(&store, cwd, &[&encrypt, "identity=id.txt"]);
+    assert_hidden(&store, &cwd.join("data"));
+    ok(&run_in(
+        &store,
+        cwd,
+        &[
+            "restore-dir",
+            "prefix=dirs/data",
+            "to=out",
+            "identity=id.txt",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(cwd.join("out/sub/secret-name.txt")).unwrap(),
+        b"the plaintext of a file whose name is secret too"
+    );
 }

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod daemon;
 pub mod help;
 pub mod jobs;
+pub mod key;
 pub mod list;
 pub mod logging;
 pub mod man;
@@ -78,6 +79,11 @@ pub enum Command {
     Admin {
         #[command(subcommand)]
         action: admin::Action,
+    },
+    /// Age keys for encrypted stores: `key new FILE` (prints the public key), `key public FILE`.
+    Key {
+        #[command(subcommand)]
+        action: key::Action,
     },
     /// Work with the bundled standard library.
     Stdlib {

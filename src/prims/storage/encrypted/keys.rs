@@ -196,3 +196,52 @@ pub(super) fn decrypt_error(key: &str, e: age::DecryptError) -> anyhow::Error {
         other => anyhow!("{key}: decryption failed (damaged or tampered object): {other}"),
     }
 }
+
+/// `rewind key new FILE`: a fresh X25519 identity written to FILE (created, never overwritten, mode
+/// 0600, in age-keygen's format so `age -d -i FILE` reads it); returns its public key (the recipient).
+pub fn new_identity_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use age::secrecy::ExposeSecret;
+    use std::os::unix::fs::OpenOptionsExt;
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => anyhow!(UsageError(format!(
+                "{}: already exists; a key file is never overwritten (remove it or pick another name)",
+                path.display()
+            ))),
+            _ => anyhow!(e).context(format!("creating {}", path.display())),
+        })?;
+    let text = format!(
+        "# created: {}\n# public key: {public}\n{}\n",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        id.to_string().expose_secret()
+    );
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(public)
+}
+
+/// `rewind key public FILE`: the public keys (recipients) of the X25519 identities in an identity file.
+pub fn public_keys(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!(UsageError(format!("{}: {e}", path.display()))))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.parse::<age::x25519::Identity>().ok())
+        .map(|id| id.to_public().to_string())
+        .collect();
+    if keys.is_empty() {
+        bail!(UsageError(format!(
+            "{}: no AGE-SECRET-KEY-1... identity in the file",
+            path.display()
+        )));
+    }
+    Ok(keys)
+}

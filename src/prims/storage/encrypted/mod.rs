@@ -22,7 +22,7 @@ mod seek;
 mod sink;
 
 pub use guard::PlainGuard;
-pub use keys::Keys;
+pub use keys::{Keys, new_identity_file, public_keys};
 use seek::{RemoteSeek, stream_out};
 use sink::EncryptingSink;
 
