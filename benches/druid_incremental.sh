@@ -29,10 +29,19 @@ RS1=$(timed restic_backup)
 DEEP1=$(obj "$WORK/rw1.json" druid_shared); DUMP1=$(obj "$WORK/rw1.json" druid_metadata_dump)
 echo "first: rewind ${RW}s (deep storage $DEEP1 bytes stored, dump $DUMP1), restic ${RS1}s ($(store_size "$REPO") bytes)"
 
-before=$(store_size "$WORK/store"); rbefore=$(store_size "$REPO")
-RW2=$(timed rewind_backup rw2); RS2=$(timed restic_backup)
-DEEP2=$(obj "$WORK/rw2.json" druid_shared); DUMP2=$(obj "$WORK/rw2.json" druid_metadata_dump)
-ADD2=$(( $(store_size "$WORK/store") - before )); RADD2=$(( $(store_size "$REPO") - rbefore ))
+# round N: druid-backup, then restic, once more; sets RWN RSN (walls), DEEPN DUMPN (object sizes), ADDN
+# RADDN (store and repository growth).
+round() {
+  local before rbefore
+  before=$(store_size "$WORK/store"); rbefore=$(store_size "$REPO")
+  printf -v "RW$1" %s "$(timed rewind_backup "rw$1")"
+  printf -v "RS$1" %s "$(timed restic_backup)"
+  printf -v "DEEP$1" %s "$(obj "$WORK/rw$1.json" druid_shared)"
+  printf -v "DUMP$1" %s "$(obj "$WORK/rw$1.json" druid_metadata_dump)"
+  printf -v "ADD$1" %s $(( $(store_size "$WORK/store") - before ))
+  printf -v "RADD$1" %s $(( $(store_size "$REPO") - rbefore ))
+}
+round 2
 echo "nothing changed: rewind ${RW2}s (files_new $(field "$WORK/rw2.json" files_new), deep storage $DEEP2 bytes," \
   "dump $DUMP2, store +$ADD2), restic ${RS2}s (repository +$RADD2)"
 
@@ -44,10 +53,7 @@ head -c $((NEW_MB * 1024 * 1024)) /dev/urandom | split -b 1048576 -a 3 - "$NEWDI
 old=("$DEEP"/segments/wikipedia/index_*)
 rm "${old[@]:0:$(( GIB_MB / 200 > 0 ? GIB_MB / 200 : 1 ))}"
 NEW_BYTES=$((NEW_MB * 1024 * 1024))
-before=$(store_size "$WORK/store"); rbefore=$(store_size "$REPO")
-RW3=$(timed rewind_backup rw3); RS3=$(timed restic_backup)
-DEEP3=$(obj "$WORK/rw3.json" druid_shared); DUMP3=$(obj "$WORK/rw3.json" druid_metadata_dump)
-ADD3=$(( $(store_size "$WORK/store") - before )); RADD3=$(( $(store_size "$REPO") - rbefore ))
+round 3
 echo "one night ($NEW_BYTES bytes of new segments): rewind ${RW3}s (files_new $(field "$WORK/rw3.json" files_new)," \
   "deep storage $DEEP3 bytes, dump $DUMP3, store +$ADD3), restic ${RS3}s (repository +$RADD3)"
 

@@ -311,13 +311,7 @@ impl EnvCompleter for Bash {
         completer: &str,
         buf: &mut dyn Write,
     ) -> std::io::Result<()> {
-        let completer = shlex::try_quote(completer).unwrap_or(completer.into());
-        let bin = shlex::try_quote(bin).unwrap_or(bin.into());
-        let script = BASH_SCRIPT
-            .replace("VAR", var)
-            .replace("COMPLETER", &completer)
-            .replace("BIN", &bin);
-        buf.write_all(script.as_bytes())
+        registration(BASH_SCRIPT, var, bin, completer, buf)
     }
     fn write_complete(
         &self,
@@ -406,13 +400,7 @@ impl EnvCompleter for Zsh {
         completer: &str,
         buf: &mut dyn Write,
     ) -> std::io::Result<()> {
-        let completer = shlex::try_quote(completer).unwrap_or(completer.into());
-        let bin = shlex::try_quote(bin).unwrap_or(bin.into());
-        let script = ZSH_SCRIPT
-            .replace("VAR", var)
-            .replace("COMPLETER", &completer)
-            .replace("BIN", &bin);
-        buf.write_all(script.as_bytes())
+        registration(ZSH_SCRIPT, var, bin, completer, buf)
     }
     fn write_complete(
         &self,
@@ -487,4 +475,21 @@ impl EnvCompleter for Fish {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// Fills a registration script's VAR, COMPLETER and BIN (the last two shell-quoted).
+fn registration(
+    template: &str,
+    var: &str,
+    bin: &str,
+    completer: &str,
+    buf: &mut dyn Write,
+) -> std::io::Result<()> {
+    let completer = shlex::try_quote(completer).unwrap_or(completer.into());
+    let bin = shlex::try_quote(bin).unwrap_or(bin.into());
+    let script = template
+        .replace("VAR", var)
+        .replace("COMPLETER", &completer)
+        .replace("BIN", &bin);
+    buf.write_all(script.as_bytes())
 }
