@@ -64,7 +64,12 @@ pub fn run(settings: &Settings, args: Args) -> ExitCode {
     };
     let shown: Vec<(String, String)> = rows
         .iter()
-        .map(|r| (r.name.clone(), text(&r.value)))
+        .map(|r| {
+            (
+                r.name.clone(),
+                text(&r.value, if r.name == "path" { ":" } else { "," }),
+            )
+        })
         .collect();
     let name_w = shown.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let value_w = shown
@@ -85,13 +90,14 @@ fn out(text: String) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A value as the table shows it: lists colon-joined, nothing as `-`.
-fn text(v: &Json) -> String {
+/// A value as the table shows it: a list joined with `sep` (`:` for the search path, as REWIND_PATH
+/// writes it; `,` else, since addresses hold colons), nothing as `-`.
+fn text(v: &Json, sep: &str) -> String {
     match v {
         Json::Null => "-".into(),
         Json::String(s) => s.clone(),
         Json::Array(a) if a.is_empty() => "-".into(),
-        Json::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(":"),
+        Json::Array(a) => a.iter().map(|v| text(v, sep)).collect::<Vec<_>>().join(sep),
         other => other.to_string(),
     }
 }
