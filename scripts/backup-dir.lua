@@ -11,7 +11,7 @@ return {
   description = "Back up directories to a store as a snapshot (one streaming tar + zstd object, manifest last); each=true: one snapshot per directory, split over copies",
   params = encryption.params({
     from = { type = "list", required = true, doc = "directories to back up (comma-separated)" },
-    store = { type = "string", doc = "store URL (file:///path, s3://bucket/prefix, az://container/prefix); default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL (file:///path, s3://bucket/prefix, az://container/prefix); default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     prefix = { type = "string", doc = "key prefix of the snapshots (default dirs/<name of the first directory>); with each=true the parent of the per-directory prefixes (default dirs)" },
     each = { type = "boolean", default = false, doc = "every directory is its own snapshot under <prefix>/<its name>, each under its own lease (default: one snapshot of all of them)" },
     index = { type = "integer", doc = "with each=true: this copy's share of the directories when `count` copies run side by side, from 0 (default: JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it)" },

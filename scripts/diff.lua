@@ -7,7 +7,7 @@ return {
   description = "Compare two snapshots of a prefix: paths added, removed and changed (content, mode, type, link target); reads only their indexes",
   params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     a = { type = "string", required = true, doc = "the older snapshot id YYYYMMDD-HHMMSS" },
     b = { type = "string", doc = "the newer snapshot id (default: the newest complete one)" },
     path = { type = "string", doc = "compare only this file or directory and what lies under it" },

@@ -23,7 +23,7 @@ return {
     deep_storage = { type = "string", default = "/opt/shared", doc = "Druid deep-storage directory (druid_shared volume)" },
     metabase_dir = { type = "string", doc = "Metabase data directory to archive (optional)" },
     metabase_pg_database = { type = "string", doc = "Metabase PostgreSQL database to dump, same server (optional)" },
-    store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
+    store = { type = "string", doc = "store URL (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", default = "druid", doc = "snapshot prefix in the store" },
     target = { type = "string", default = "druid", doc = "name of the backed-up stack (groups snapshots for retention)" },
     compression = { type = "string", default = "zstd", choices = { "zstd", "gzip", "none" }, doc = "compression of the tars" },

@@ -68,7 +68,7 @@ return {
   params = {
     lock_ttl = { type = "duration", default = "2m", doc = "lease length of the prefix's lock (renewed while running; a lost lease stops the job)" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
-    store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
+    store = { type = "string", doc = "store URL (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", default = "druid", doc = "snapshot prefix in the store" },
     target = { type = "string", default = "druid", doc = "stack name recorded on the safety snapshot" },
     pg_host = { type = "string", env = "PGHOST", doc = "target PostgreSQL host or socket directory (PGHOST)" },

@@ -14,7 +14,7 @@ return {
     url = { type = "string", required = true, doc = "the dispatcher's base URL (http://host:port)" },
     pairs = { type = "list", required = true, doc = "source/event_type pairs to back up, each read by its own worker" },
     token = { type = "string", secret = true, env = "REWIND_DISPATCHER_TOKEN", doc = "bearer token for the dispatcher" },
-    store = { type = "string", doc = "store URL or directory (default: REWIND_STORE or the local store)" },
+    store = { type = "string", doc = "store URL or directory (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", default = "events", doc = "key prefix inside the store" },
     batch = { type = "integer", default = 1000, doc = "events per batch object (a batch closes at this many)" },
     max_wait = { type = "duration", default = "10m", doc = "a batch closes this long after its first event was found, full or not" },

@@ -9,7 +9,7 @@ return {
   params = {
     url = { type = "string", doc = "the dispatcher's base URL (required unless dry_run=true)" },
     token = { type = "string", secret = true, env = "REWIND_DISPATCHER_TOKEN", doc = "bearer token for the dispatcher" },
-    store = { type = "string", doc = "store URL or directory holding the backup (default: REWIND_STORE or the local store)" },
+    store = { type = "string", doc = "store URL or directory holding the backup (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", default = "events", doc = "key prefix the backup was written under" },
     sources = { type = "list", doc = "only these sources (default: every source in the backup)" },
     event_types = { type = "list", doc = "only these event types (default: all)" },

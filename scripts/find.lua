@@ -9,7 +9,7 @@ return {
   params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
     name = { type = "string", required = true, doc = "glob on the file name (*.csv), or on the whole path when it contains '/' (reports/**/q?.csv)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "search only this snapshot id (default: every indexed snapshot)" },
   }),
   run = function(p)

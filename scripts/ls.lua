@@ -6,7 +6,7 @@ return {
   description = "List the files of a snapshot (type, mode, size, mtime, path), or those under path=; reads only its index",
   params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
     path = { type = "string", doc = "only this file or directory and what lies under it" },
   }),

@@ -19,7 +19,7 @@ end
 return {
   description = "Delete old snapshots by a retention policy (keep-last/hourly/daily/weekly/monthly/yearly/within, tags)",
   params = encryption.params({
-    store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
+    store = { type = "string", doc = "store URL (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", required = true, doc = "snapshot prefix to prune (e.g. druid)" },
     keep_last = count_param("keep_last", "keep the N newest snapshots of each group"),
     keep_hourly = count_param("keep_hourly", "keep the newest snapshot of each of the last N hours that have one"),

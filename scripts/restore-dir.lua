@@ -49,7 +49,7 @@ return {
   params = encryption.params({
     to = { type = "string", required = true, doc = "directory to restore into (must be empty or absent unless overwrite=true)" },
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (backup-dir's prefix, e.g. dirs/data)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS (default: the newest complete one)" },
     overwrite = { type = "boolean", default = false, doc = "replace a non-empty directory as a whole (what the snapshot does not have is gone afterwards); the swap is atomic" },
     symlinks = { type = "string", default = "keep", choices = { "keep", "inside" }, doc = "keep: restore symlinks as they are, also those leading outside the tree (they are counted and named); inside: refuse a snapshot with such a symlink" },

@@ -8,7 +8,7 @@ return {
   description = "List snapshots under a prefix: id, time, size, objects; incomplete ones (no manifest) and invalid manifests are flagged; snapshot=ID shows one manifest",
   params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "one snapshot id: return its manifest instead of the list" },
   }),
   run = function(p)

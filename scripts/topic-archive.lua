@@ -23,7 +23,7 @@ return {
     brokers = { type = "string", required = true, doc = "bootstrap servers, host:port[,host:port]" },
     topics = { type = "list", required = true, doc = "topics to archive" },
     group = { type = "string", default = "rewind-topic-archive", doc = "consumer group (holds the archived position)" },
-    store = { type = "string", doc = "store URL or directory (default: the local store, or REWIND_STORE)" },
+    store = { type = "string", doc = "store URL or directory (default: REWIND_STORE, the config file's store, else the local store)" },
     prefix = { type = "string", default = "kafka", doc = "key prefix inside the store" },
     batch = { type = "integer", default = 1000, doc = "records per batch object (per partition)" },
     max_wait = { type = "duration", default = "10m", doc = "a batch closes this long after its first record even if not full" },

@@ -14,7 +14,7 @@ return {
   description = "Show the holder of a snapshot prefix's lease; remove the lease with force=true",
   params = {
     prefix = { type = "string", required = true, doc = "snapshot prefix whose lease to show (e.g. dirs/data, druid)" },
-    store = { type = "string", doc = "store URL (default: the local store, or REWIND_STORE)" },
+    store = { type = "string", doc = "store URL (default: REWIND_STORE, the config file's store, else the local store)" },
     force = { type = "boolean", default = false, doc = "remove the lease; a holder that still runs stops at its next renewal (it lost its lease)" },
   },
   run = function(p)

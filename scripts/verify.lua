@@ -11,7 +11,7 @@ return {
   description = "Verify snapshots: re-read every object and check its size and sha256, and every file of an indexed snapshot (one snapshot, or all); invalid manifests fail",
   params = encryption.params({
     prefix = { type = "string", required = true, doc = "key prefix of the snapshots (e.g. dirs/data)" },
-    store = { type = "string", doc = "store URL; default: REWIND_STORE or ~/.local/share/rewind/store" },
+    store = { type = "string", doc = "store URL; default: REWIND_STORE, the config file's store, else ~/.local/share/rewind/store" },
     snapshot = { type = "string", doc = "snapshot id YYYYMMDD-HHMMSS, or 'all' (default: the newest complete one)" },
   }),
   run = function(p)

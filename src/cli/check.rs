@@ -20,7 +20,7 @@ pub struct Args {
     params: Vec<String>,
     /// Print JSON on stdout: {"ok": true, "name", "origin", "params": N}, or {"ok": false, "error"} (the
     /// error also on stderr, and the same exit code).
-    #[arg(long)]
+    #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
     json: bool,
 }
 

@@ -146,7 +146,7 @@ fn context() -> Context {
             *p = home.join(rest);
         }
     }
-    ctx.search = SearchPath::new(&paths);
+    ctx.search = SearchPath::with_config(&paths, &super::settings::completion_dirs(&m));
     ctx
 }
 

@@ -7,80 +7,154 @@ use std::time::Duration;
 use rewind::daemon;
 use rewind::host::{Host, UsageError};
 
+use super::settings::{DaemonFile, unset};
 use super::{failed, usage};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The directory of job files (NAME.yaml or NAME.lua).
-    #[arg(long, value_name = "DIR")]
-    pub jobs: PathBuf,
+    /// The directory of job files (NAME.yaml or NAME.lua). Required: here, in the variable or in the
+    /// config file (daemon.jobs).
+    #[arg(long, env = "REWIND_DAEMON_JOBS", value_name = "DIR")]
+    pub jobs: Option<PathBuf>,
     /// Where run history, logs and the control socket live (default ~/.local/state/rewind/daemon).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "REWIND_DAEMON_STATE", value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Serve the HTTP API and /metrics on this address (e.g. 127.0.0.1:9180). Off by default.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "REWIND_DAEMON_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// At most this many runs at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_MAX_CONCURRENT",
+        value_name = "N",
+        default_value_t = 4
+    )]
     pub max_concurrent: usize,
     /// A file holding the API bearer token (else REWIND_DAEMON_TOKEN).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "REWIND_DAEMON_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Client networks allowed to use the HTTP API (repeatable; default loopback only).
-    #[arg(long, value_name = "CIDR")]
+    /// Client networks allowed to use the HTTP API (repeatable, or comma-separated in the variable;
+    /// default loopback only).
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_ALLOW",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
     pub allow: Vec<String>,
     /// On SIGTERM or Ctrl-C, how long running jobs may take to finish before they are cancelled.
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_GRACE",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
     pub grace: String,
     /// Runs kept per job in the history.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_KEEP_RUNS",
+        value_name = "N",
+        default_value_t = 100
+    )]
     pub keep_runs: usize,
     /// Runs older than this are dropped from the history.
-    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_KEEP_FOR",
+        value_name = "DURATION",
+        default_value = "30d"
+    )]
     pub keep_for: String,
     /// Serve the admin page on --listen, with the users in FILE (YAML: name, password_hash from
     /// `rewind admin hash-password`, role viewer|operator).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "REWIND_DAEMON_USERS", value_name = "FILE")]
     pub users: Option<PathBuf>,
     /// Serve the admin page on --listen and take a `Remote-User` header from this address (an
     /// authenticating proxy such as Authelia) as the user; roles come from --users, else viewer.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "REWIND_DAEMON_TRUST_PROXY", value_name = "ADDR")]
     pub trust_proxy: Option<String>,
     /// Admin page: a session unused this long ends.
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_SESSION_IDLE",
+        value_name = "DURATION",
+        default_value = "30m"
+    )]
     pub session_idle: String,
     /// Admin page: a session ends this long after its login, used or not.
-    #[arg(long, value_name = "DURATION", default_value = "12h")]
+    #[arg(
+        long,
+        env = "REWIND_DAEMON_SESSION_MAX",
+        value_name = "DURATION",
+        default_value = "12h"
+    )]
     pub session_max: String,
     /// Serve --listen over TLS with this certificate chain (PEM); needs --tls-key. Cookies get Secure.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, env = "REWIND_DAEMON_TLS_CERT", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, env = "REWIND_DAEMON_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// Share the jobs with the other daemons given this store URL (s3://bucket/prefix, az://...,
     /// a directory): each scheduled occurrence runs on exactly one of them, the one whose claim
     /// `<URL>/claims/<job>/<time>` lands first. Members announce themselves under `<URL>/members/` and
     /// publish their runs under `<URL>/runs/`; claims and records older than --keep-for are pruned.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "REWIND_DAEMON_CLUSTER", value_name = "URL")]
     pub cluster: Option<String>,
     /// This daemon's name in the cluster (default: the host name). Unique per daemon.
-    #[arg(long, value_name = "NAME", requires = "cluster")]
+    #[arg(long, env = "REWIND_DAEMON_MEMBER", value_name = "NAME")]
     pub member: Option<String>,
     /// How often a cluster member renews its announcement and copies the others' runs; it counts as
     /// gone after three periods without a renewal.
     #[arg(
         long,
+        env = "REWIND_DAEMON_MEMBER_EVERY",
         value_name = "DURATION",
-        default_value = "10s",
-        requires = "cluster"
+        default_value = "10s"
     )]
     pub member_every: String,
 }
 
+/// Fills what neither a flag nor its variable gave from the config file's `daemon:` section. The
+/// checks clap's `requires` would make (it sees only flags and variables) follow, over all sources.
+pub fn fill_from_config(
+    args: &mut Args,
+    m: &clap::ArgMatches,
+    d: DaemonFile,
+) -> Result<(), String> {
+    let member_every = d.member_every.is_some() || !unset(m, "member_every");
+    macro_rules! fill {
+        ($($f:ident $how:ident),*) => {$(
+            if let Some(v) = d.$f && unset(m, stringify!($f)) {
+                fill!(@$how args.$f, v);
+            }
+        )*};
+        (@opt $t:expr, $v:ident) => { $t = Some($v) };
+        (@val $t:expr, $v:ident) => { $t = $v };
+    }
+    fill!(jobs opt, state opt, listen opt, max_concurrent val, token_file opt, allow val, grace val,
+        keep_runs val, keep_for val, users opt, trust_proxy opt, session_idle val, session_max val,
+        tls_cert opt, tls_key opt, cluster opt, member opt, member_every val);
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together: give both".into());
+    }
+    if args.cluster.is_none() && (args.member.is_some() || member_every) {
+        return Err(
+            "--member and --member-every are for a --cluster: give --cluster URL too".into(),
+        );
+    }
+    Ok(())
+}
+
 pub fn run(host: Host, args: Args) -> ExitCode {
-    if !args.jobs.is_dir() {
-        return usage(format!("--jobs {}: not a directory", args.jobs.display()));
+    let Some(jobs) = args.jobs.clone() else {
+        return usage(
+            "the daemon needs its jobs directory: --jobs DIR, REWIND_DAEMON_JOBS or daemon.jobs in the config file",
+        );
+    };
+    if !jobs.is_dir() {
+        return usage(format!("--jobs {}: not a directory", jobs.display()));
     }
     let grace = match seconds(&args.grace, "grace") {
         Ok(s) => Duration::from_secs_f64(s),
@@ -176,7 +250,7 @@ pub fn run(host: Host, args: Args) -> ExitCode {
     let config = daemon::Config {
         cluster,
         host,
-        jobs_dir: args.jobs.clone(),
+        jobs_dir: jobs,
         state_dir: args.state.clone().unwrap_or_else(daemon::default_state_dir),
         listen: args.listen.clone(),
         max_concurrent: args.max_concurrent,

@@ -16,7 +16,7 @@ pub struct Args {
     /// Print JSON: a script's {"name", "origin", "description", "params": [{"name", "type", "required",
     /// "default", "secret", "env", "choices", "aliases", "doc"}]}; without a name, {"commands": [{"name",
     /// "about"}]}. A secret's default shows as "***".
-    #[arg(long)]
+    #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
     json: bool,
 }
 

@@ -14,11 +14,12 @@ use super::usage;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The daemon's state directory (default ~/.local/state/rewind/daemon).
-    #[arg(long, value_name = "DIR", global = true)]
+    /// The daemon's state directory (default: daemon.state in the config file, else
+    /// ~/.local/state/rewind/daemon).
+    #[arg(long, value_name = "DIR", global = true, env = "REWIND_DAEMON_STATE")]
     pub state: Option<PathBuf>,
     /// Print JSON.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "REWIND_JSON", value_parser = super::env_bool)]
     pub json: bool,
     #[command(subcommand)]
     pub action: Option<Action>,

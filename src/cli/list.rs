@@ -16,7 +16,7 @@ pub struct Args {
     modules: bool,
     /// Print JSON: {"scripts": [{"name", "description", "origin", "shadows_bundled", "loads"}]}, or with
     /// --modules {"modules": [{"name", "kind": "rust"|"lua", "origin", "shadowed"}]}.
-    #[arg(long)]
+    #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
     json: bool,
 }
 

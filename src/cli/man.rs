@@ -199,11 +199,23 @@ fn root_page(scripts: &[Script]) -> Vec<u8> {
         ),
         (
             "REWIND_STORE",
-            "The default store of the bundled procedures (default ~/.local/share/rewind/store).",
+            "The default store of the bundled procedures (before the config file's store; default ~/.local/share/rewind/store).",
         ),
         (
             "REWIND_LOG",
             "A tracing filter for the logs on stderr, e.g. debug,http=trace.",
+        ),
+        (
+            "REWIND_CONFIG",
+            "The config file, as --config; empty for none.",
+        ),
+        ("REWIND_LOG_FORMAT", "As --log-format."),
+        ("REWIND_VERBOSE", "As -v: a count (2 is -vv) or true/false."),
+        ("REWIND_QUIET", "As -q: true or false."),
+        ("REWIND_JSON", "As --json of run, test, jobs and config."),
+        (
+            "REWIND_DAEMON_*",
+            "The daemon's flags (REWIND_DAEMON_STATE is also jobs --state's); see rewind-daemon(1).",
         ),
     ] {
         extra
@@ -211,6 +223,14 @@ fn root_page(scripts: &[Script]) -> Vec<u8> {
             .text([bold(var)])
             .text([roman(what)]);
     }
+    extra.control("SH", ["FILES"]);
+    extra
+        .control("TP", [])
+        .text([bold("$XDG_CONFIG_HOME/rewind/config.yaml")])
+        .text([roman(
+            "Defaults (else ~/.config/rewind/config.yaml): store, log_format, path, verbose, quiet, daemon. \
+A flag beats its variable, which beats the file. rewind config shows every setting and where it came from.",
+        )]);
     let cmd = command_pages().swap_remove(0).1;
     render(cmd, &extra)
 }

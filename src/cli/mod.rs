@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod check;
 pub mod completions;
+pub mod config;
 pub mod daemon;
 pub mod help;
 pub mod jobs;
@@ -12,6 +13,7 @@ pub mod list;
 pub mod logging;
 pub mod man;
 pub mod run;
+pub mod settings;
 pub mod stdlib;
 pub mod test;
 
@@ -37,26 +39,85 @@ Exit codes: 0 done, 1 the job failed, 2 bad usage or params.",
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// A directory to search for scripts (DIR/scripts/NAME.lua) and modules (DIR/stdlib/...), before REWIND_PATH.
+    /// A directory to search for scripts (DIR/scripts/NAME.lua) and modules (DIR/stdlib/...), before
+    /// REWIND_PATH (colon-separated) and the config file's `path`.
     #[arg(long = "path", global = true, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub paths: Vec<PathBuf>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, value_enum, env = "REWIND_LOG_FORMAT", default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
-    /// More log output (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output (-v debug, -vv trace); the variable takes a count or true/false.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "REWIND_VERBOSE", value_parser = verbosity)]
     pub verbose: u8,
     /// Only warnings and errors; no progress.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, env = "REWIND_QUIET", value_parser = env_bool)]
     pub quiet: bool,
+    /// The config file (default $XDG_CONFIG_HOME/rewind/config.yaml, else ~/.config/rewind/config.yaml);
+    /// `none` (or an empty REWIND_CONFIG) reads none.
+    // A String, not a PathBuf: clap refuses an empty PathBuf, and an empty REWIND_CONFIG means "none".
+    #[arg(long, global = true, env = "REWIND_CONFIG", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub config: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// A boolean flag's value from its variable: true/false, 1/0, yes/no, on/off; empty is false.
+pub fn env_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        _ => Err("expected true or false (1/0, yes/no, on/off)".into()),
+    }
+}
+
+/// `-v`'s count, or REWIND_VERBOSE: a count (2 is -vv) or true/false.
+fn verbosity(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n) => Ok(n),
+        Err(_) => env_bool(s)
+            .map(u8::from)
+            .map_err(|_| "expected a count (0, 1, 2) or true/false".into()),
+    }
+}
+
+/// A flag's bad value that came from its environment variable: clap names the flag only, so say
+/// which variable to fix.
+pub fn env_note(e: &clap::Error) -> Option<String> {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split([' ', '=']).next()?;
+    let cmd = Cli::command();
+    let mut cmds = vec![&cmd];
+    while let Some(c) = cmds.pop() {
+        for a in c.get_arguments() {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            if long.as_deref() != Some(flag) {
+                continue;
+            }
+            let var = a.get_env()?;
+            let given = std::env::args().skip(1).any(|w| {
+                w == flag
+                    || w.starts_with(&format!("{flag}="))
+                    || a.get_short().is_some_and(|s| {
+                        w.starts_with('-') && !w.starts_with("--") && w.contains(s)
+                    })
+            });
+            return (!given && std::env::var_os(var).is_some())
+                .then(|| format!("the value of {flag} came from {}", var.to_string_lossy()));
+        }
+        cmds.extend(c.get_subcommands());
+    }
+    None
 }
 
 #[derive(Subcommand)]
@@ -94,6 +155,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Print a man page (rewind(1), a subcommand's, a procedure's), or write them all with --dir DIR.
     Man(man::Args),
+    /// Print the effective settings and where each came from; `config path` prints the config file's path.
+    Config(config::Args),
 }
 
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     secrets: Option<PathBuf>,
     /// Print the result as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
     json: bool,
 }
 

@@ -16,7 +16,7 @@ pub enum Action {
         #[arg(long)]
         force: bool,
         /// Print JSON: {"dir", "exported": N, "files": [...]}.
-        #[arg(long)]
+        #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
         json: bool,
     },
 }

@@ -22,7 +22,7 @@ pub struct Args {
     filter: Option<String>,
     /// Print the results as one JSON document on stdout (the PASS/FAIL lines go to stderr):
     /// {"passed": N, "failed": N, "cases": [{"file", "name", "ok", "seconds", "error"}]}.
-    #[arg(long)]
+    #[arg(long, env = "REWIND_JSON", value_parser = super::env_bool)]
     json: bool,
     /// Also write the results as JUnit XML to FILE (one testsuite per test file), for GitLab, GitHub
     /// Actions or Jenkins test reports.

@@ -56,10 +56,14 @@ pub enum ModuleSource {
 impl SearchPath {
     /// `--path` directories first, then `REWIND_PATH` (colon-separated).
     pub fn new(cli_dirs: &[PathBuf]) -> SearchPath {
+        SearchPath::with_config(cli_dirs, &[])
+    }
+
+    /// `--path` directories, then `REWIND_PATH`, then the config file's `path`.
+    pub fn with_config(cli_dirs: &[PathBuf], config_dirs: &[PathBuf]) -> SearchPath {
         let mut dirs: Vec<PathBuf> = cli_dirs.to_vec();
-        if let Ok(env) = std::env::var("REWIND_PATH") {
-            dirs.extend(env.split(':').filter(|s| !s.is_empty()).map(PathBuf::from));
-        }
+        dirs.extend(env_dirs());
+        dirs.extend(config_dirs.iter().cloned());
         SearchPath {
             dirs: Arc::new(dirs),
         }
@@ -266,4 +270,16 @@ fn collect_files(dir: &'static Dir<'static>, out: &mut Vec<&'static include_dir:
     for d in dir.dirs() {
         collect_files(d, out);
     }
+}
+
+/// The directories of `REWIND_PATH` (colon-separated; empty entries skipped).
+pub fn env_dirs() -> Vec<PathBuf> {
+    std::env::var("REWIND_PATH")
+        .map(|env| {
+            env.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -173,8 +173,8 @@ function Store:put_cas(input, opts) end
 
 local M = {}
 
----Opens a store. nil opens the default: `REWIND_STORE`, else `$XDG_DATA_HOME/rewind/store`
----(`~/.local/share/rewind/store`).
+---Opens a store. nil opens the default: `REWIND_STORE`, else the config file's `store`, else
+---`$XDG_DATA_HOME/rewind/store` (`~/.local/share/rewind/store`).
 ---@param url? string
 ---@param opts? rewind.store.OpenOpts
 ---@return rewind.Store

@@ -98,6 +98,7 @@ fn json_of(r: &Run) -> serde_json::Value {
 }
 
 mod completions;
+mod config;
 mod json;
 mod lua_tests;
 mod man;

@@ -14,6 +14,12 @@ pub fn rewind() -> Command {
     c.env_remove("REWIND_PATH")
         .env_remove("REWIND_LOG")
         .env_remove("RUST_LOG")
+        .env_remove("REWIND_LOG_FORMAT")
+        .env_remove("REWIND_VERBOSE")
+        .env_remove("REWIND_QUIET")
+        .env_remove("REWIND_JSON")
+        // No config file of the machine's user: a test that wants one names it.
+        .env("REWIND_CONFIG", "")
         .env("NO_COLOR", "1");
     c
 }

@@ -180,14 +180,30 @@ pub fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-/// The default store when `store.open()` gets nil: `REWIND_STORE`, else
-/// `$XDG_DATA_HOME/rewind/store`, else `~/.local/share/rewind/store`.
+/// The config file's `store`, set once by the command line before any script runs.
+static CONFIGURED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes `url` the default store when `REWIND_STORE` is not set (the config file's `store`).
+pub fn set_configured_default(url: &str) {
+    let _ = CONFIGURED.set(url.to_string());
+}
+
+/// The default store when `store.open()` gets nil: `REWIND_STORE`, else the config file's `store`,
+/// else the local store (`local_default`).
 pub fn default_url() -> String {
     if let Ok(u) = std::env::var("REWIND_STORE")
         && !u.trim().is_empty()
     {
         return u;
     }
+    if let Some(u) = CONFIGURED.get() {
+        return u.clone();
+    }
+    local_default()
+}
+
+/// The built-in default store: `$XDG_DATA_HOME/rewind/store`, else `~/.local/share/rewind/store`.
+pub fn local_default() -> String {
     let base = std::env::var("XDG_DATA_HOME")
         .ok()
         .filter(|s| !s.is_empty())
