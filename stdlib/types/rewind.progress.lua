@@ -1,5 +1,7 @@
 ---@meta
--- rewind.progress: a bar on a terminal, periodic log lines otherwise, nothing with -q.
+-- rewind.progress: a bar on a terminal, a log line every 10 s otherwise (REWIND_PROGRESS_EVERY), JSON
+-- events on stderr with `run --json` or `--log-format json`, nothing with -q. Items count as the events'
+-- files_done/files_total, bytes (unit = "bytes") as bytes_done/bytes_total; see README "Progress".
 
 ---@class rewind.progress.Progress
 local Progress = {}
@@ -8,7 +10,7 @@ local Progress = {}
 ---@param n? integer
 function Progress:add(n) end
 
----Ends the bar; returns the count.
+---Ends the progress as done (the last JSON event has `"done": true`); returns the count.
 ---@return integer
 function Progress:finish() end
 
