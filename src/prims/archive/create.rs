@@ -108,7 +108,7 @@ pub async fn create(
     mut progress: Progress,
 ) -> anyhow::Result<(Stats, serde_json::Map<String, serde_json::Value>)> {
     let counter = progress.counter();
-    if !counter.has_totals() {
+    if counter.shown() && !counter.has_totals() {
         match &opts.source {
             Source::Paths(paths) => super::scan::start(
                 paths,

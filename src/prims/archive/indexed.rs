@@ -88,7 +88,7 @@ pub async fn create_indexed(
     let (itx, irx) = mpsc::channel::<Vec<u8>>(8);
     let handle = tokio::runtime::Handle::current();
     let counter = progress.counter();
-    let scan = (!counter.has_totals()).then(|| counter.scan());
+    let scan = (counter.shown() && !counter.has_totals()).then(|| counter.scan());
     let producer = crate::base::blocking::spawn_blocking(move || {
         // The parent index is an async reader bridged to sync I/O, which needs the runtime.
         let _guard = handle.enter();

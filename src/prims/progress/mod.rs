@@ -144,6 +144,11 @@ impl Counter {
         Scan(self.0.clone())
     }
 
+    /// Whether the figures are shown at all (not with -q): a scan for totals nobody sees is not made.
+    pub fn shown(&self) -> bool {
+        self.0.mode != Mode::Silent
+    }
+
     pub fn has_totals(&self) -> bool {
         Shared::total(&self.0.files_total).is_some() || Shared::total(&self.0.bytes_total).is_some()
     }
