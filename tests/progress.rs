@@ -342,4 +342,39 @@ fn quiet_runs_show_no_progress_and_a_failure_ends_with_a_failed_event() {
         ),
         "{last}"
     );
+
+    // A script's own progress: items as files; finish(false) ends it as failed, finish() as done.
+    std::fs::write(
+        &script,
+        "local progress = require('rewind.progress')\n\
+         return { description = 'x', params = {}, run = function()\n\
+         local a = progress.new({ label = 'items', total = 3 }); a:add(2); a:finish(false)\n\
+         local b = progress.new({ label = 'bytes', total = 10, unit = 'bytes' }); b:add(10); b:finish()\n\
+         end }\n",
+    )
+    .unwrap();
+    let out = run(tmp.path(), &[], &["--json", script.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out));
+    let evs = events(&out);
+    let last_of = |label: &str| evs.iter().rfind(|e| e["label"] == label).cloned().unwrap();
+    let items = last_of("items");
+    assert_eq!(
+        (
+            items["files_done"].as_u64(),
+            items["files_total"].as_u64(),
+            items["failed"].as_bool()
+        ),
+        (Some(2), Some(3), Some(true)),
+        "{items}"
+    );
+    let bytes = last_of("bytes");
+    assert_eq!(
+        (
+            bytes["bytes_done"].as_u64(),
+            bytes["percent"].as_f64(),
+            bytes["done"].as_bool()
+        ),
+        (Some(10), Some(100.0), Some(true)),
+        "{bytes}"
+    );
 }

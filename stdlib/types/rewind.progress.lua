@@ -10,9 +10,11 @@ local Progress = {}
 ---@param n? integer
 function Progress:add(n) end
 
----Ends the progress as done (the last JSON event has `"done": true`); returns the count.
+---Ends the progress: as done (the last JSON event has `"done": true`), or with `ok = false` as failed
+---(`"done": false, "failed": true`); returns the count. One left unfinished ends as failed when collected.
+---@param ok? boolean
 ---@return integer
-function Progress:finish() end
+function Progress:finish(ok) end
 
 local M = {}
 

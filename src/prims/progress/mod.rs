@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use mlua::{Lua, Table, UserData, UserDataMethods};
 
-pub use report::{Figures, every};
+pub use report::Figures;
 
 /// How progress is shown, for the whole process (set once by the command line).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,6 +266,15 @@ impl Progress {
         report::end(s, self.reporter.take(), true);
     }
 
+    /// Ends the progress as failed (the last JSON event has `"failed": true`); dropping it does too.
+    pub fn fail(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.shared.ended.store(true, Ordering::Relaxed);
+            report::end(&self.shared, self.reporter.take(), false);
+        }
+    }
+
     pub fn files_done(&self) -> u64 {
         self.shared.files_done.load(Ordering::Relaxed)
     }
@@ -277,11 +286,7 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if !self.finished {
-            self.finished = true;
-            self.shared.ended.store(true, Ordering::Relaxed);
-            report::end(&self.shared, self.reporter.take(), false);
-        }
+        self.fail();
     }
 }
 
@@ -303,8 +308,12 @@ impl UserData for LuaProgress {
             }
             Ok(())
         });
-        m.add_method_mut("finish", |_, this, ()| {
-            this.progress.finish();
+        m.add_method_mut("finish", |_, this, ok: Option<bool>| {
+            if ok == Some(false) {
+                this.progress.fail();
+            } else {
+                this.progress.finish();
+            }
             Ok(if this.bytes {
                 this.progress.bytes_done()
             } else {
@@ -314,7 +323,7 @@ impl UserData for LuaProgress {
     }
 }
 
-/// `rewind.progress`: `progress.new{label=, total=, unit="bytes"|"items"}` → `p:add(n)`, `p:finish()`.
+/// `rewind.progress`: `progress.new{label=, total=, unit="bytes"|"items"}` → `p:add(n)`, `p:finish(ok)`.
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
