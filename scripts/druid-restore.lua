@@ -40,8 +40,15 @@ local function extract_beside(s, name, dest, backed_dir)
   fs.mkdir(tmp)
   -- An indexed deep-storage archive is composed from every archive it reads (each file's sha256 checked).
   local ok, err = pcall(function()
-    local from = s.manifest.index == name .. "-index" and require("rewind.increments").compose(s) or s:reader(name)
-    return tar.extract({ from = from, to = tmp })
+    local indexed = s.manifest.index == name .. "-index"
+    local from = indexed and require("rewind.increments").compose(s) or s:reader(name)
+    -- Deep storage's totals are in the manifest (its index's counts, or druid.files); Metabase's are not.
+    local progress = { label = "druid-restore " .. name }
+    if name == druid.OBJECTS.shared then
+      local t = indexed and require("rewind.increments").totals(s) or {}
+      progress.files, progress.bytes = t.files or (s.manifest.druid or {}).files, t.bytes
+    end
+    return tar.extract({ from = from, to = tmp, progress = progress })
   end)
   if not ok then
     fs.remove(tmp, { recursive = true })

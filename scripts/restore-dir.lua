@@ -120,7 +120,12 @@ return {
       task.on_exit(function()
         if not done then fs.remove(tmp, { recursive = true }) end
       end)
-      local ok, res = pcall(function() return tar.extract({ from = source(), to = tmp, symlinks = p.symlinks }) end)
+      local ok, res = pcall(function()
+        -- Totals from the manifest (or the index, for a path): the progress has its denominator at once.
+        local totals = require("rewind.increments").totals(snap, path)
+        return tar.extract({ from = source(), to = tmp, symlinks = p.symlinks,
+          progress = { label = "restore-dir", files = totals.files, bytes = totals.bytes } })
+      end)
       if not ok then
         fs.remove(tmp, { recursive = true })
         done = true

@@ -42,6 +42,9 @@ pub fn init(cli: &Cli) {
     }
     let bar = std::io::stderr().is_terminal() && matches!(cli.log_format, LogFormat::Human);
     rewind::prims::progress::set_mode(bar, cli.quiet);
+    if matches!(cli.log_format, LogFormat::Json) {
+        rewind::prims::progress::set_json();
+    }
 }
 
 /// Writes log lines to stderr with every registered secret masked.

@@ -51,6 +51,10 @@ pub fn run(host: &Host, args: Args) -> ExitCode {
     let Some(source) = host.search.find_script(&args.script) else {
         return not_found(&host.search, &args.script);
     };
+    if args.json {
+        // stdout is the result's: progress goes to stderr as JSON events, for the same readers.
+        rewind::prims::progress::set_json();
+    }
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
     let quiet_stdout = StdoutToStderr::new(args.json);

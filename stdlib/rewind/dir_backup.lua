@@ -118,6 +118,7 @@ local function back_up(s, item, p, ctx, tags)
       local opts = {
         from = item.from, to = snap:writer(item.name, ext), compression = p.compression, level = p.level,
         exclude = p.exclude, flat = flat,
+        progress = { label = p.each and ("backup-dir " .. item.prefix) or "backup-dir" },
       }
       -- zstd archives are indexed: every file's sha256 and where its bytes lie, so that the next backup
       -- stores only what changed and a restore can read one file alone.

@@ -132,7 +132,8 @@ function M.tar_into(snap, name, dir, opts, increment)
   opts = opts or {}
   local w = snap:writer(name, M.TAR_EXT)
   -- tar.create consumes and commits the writer; `object` is what its close() reported.
-  local topts = { from = dir, to = w, compression = opts.compression or "zstd", level = opts.level, flat = true }
+  local topts = { from = dir, to = w, compression = opts.compression or "zstd", level = opts.level, flat = true,
+    progress = { label = (opts.procedure or "druid-backup") .. " " .. name } }
   if increment then
     for k, v in pairs(increments.tar_options(snap.store, snap, name, M.TAR_EXT, increment.parent)) do topts[k] = v end
   end

@@ -54,4 +54,18 @@ function M.compose(opened, path)
     index = opened:reader(opened.manifest.index), path = path }
 end
 
+--- The files and bytes a restore of an opened snapshot's archive writes (of `path` alone when given), for
+--- its progress: from the manifest, or for a path from the index (counted as it streams); nil if unknown.
+function M.totals(opened, path)
+  local m = opened.manifest
+  if path and m.index then
+    local s = tar.index({ index = opened:reader(m.index), path = path, summary = true })
+    return { files = s.files, bytes = s.bytes }
+  end
+  if m.index and m.files_new then
+    return { files = m.files_new + (m.files_unchanged or 0), bytes = (m.bytes_new or 0) + (m.bytes_unchanged or 0) }
+  end
+  return { files = m.files, bytes = m.bytes_in }
+end
+
 return M

@@ -170,7 +170,7 @@ function M.send_files(ctx, files, m, label, before_commit)
       prog:add(1)
     end
   end)
-  prog:finish()
+  prog:finish(ok)
   if not ok then
     if ctx.transactional then
       local aok, aerr = pcall(ctx.producer.abort_transaction, ctx.producer, ctx.txn_timeout)

@@ -36,4 +36,13 @@ function M.manifest_fields(name, parent, res) end
 ---@return any reader, table counts
 function M.compose(opened, path) end
 
+---The files and bytes a restore of an opened snapshot's archive writes (of `path` alone when given): from
+---the manifest (an indexed one's files_new + files_unchanged, bytes_new + bytes_unchanged; else files,
+---bytes_in), or for a path from its index (`tar.index{summary = true}`); nil where the manifest lacks them.
+---The totals of a restore's progress (`tar.extract{progress = ...}`).
+---@param opened table
+---@param path? string
+---@return {files?: integer, bytes?: integer}
+function M.totals(opened, path) end
+
 return M

@@ -17,6 +17,12 @@ local M = {}
 ---@field object? string        with index (required): the store key `to` writes, recorded in the index
 ---@field frame? integer        with index: cut a zstd frame at the first entry boundary after this many uncompressed bytes (default 1048576); a file at least this big gets a frame of its own
 ---@field parent? string|rewind.Reader  with index: the parent's index; a regular file whose size, mtime (s+ns), mode, inode and ctime (s+ns) equal its line there is not archived again, its line points where the parent's does
+---@field progress? rewind.TarProgress  what the progress shows; without totals, a scan of `from` beside the archive gives them (files and bytes, and with `parent` the bytes of unchanged files, which count as done at once)
+
+---@class rewind.TarProgress
+---@field label? string         shown before the figures and as the JSON event's `label` (default "archiving PATH", "extracting NAME")
+---@field files? integer        total regular files, when known ahead (a snapshot's manifest)
+---@field bytes? integer        total bytes of their data
 
 ---@class rewind.TarIndexEntry
 ---@field path string           as in the archive ("." is a flat archive's root)
@@ -74,8 +80,10 @@ function M.compose(opts) end
 
 --- The entries of an index (header line excluded), optionally only `path` and what lies under it and
 --- those whose path matches `glob` (globset syntax; `*` matches `/` too). Also takes the index alone.
----@param opts {index: string|rewind.Reader, path?: string, glob?: string}|rewind.Reader
----@return rewind.TarIndexEntry[] entries
+--- With `summary = true`, their counts instead (counted as the index streams: memory stays flat):
+--- `{files, bytes, dirs, symlinks}`, bytes being the files' data (a restore's progress totals).
+---@param opts {index: string|rewind.Reader, path?: string, glob?: string, summary?: boolean}|rewind.Reader
+---@return rewind.TarIndexEntry[]|{files: integer, bytes: integer, dirs: integer, symlinks: integer} entries
 ---@return {format: string, object: string, frame: integer} header
 function M.index(opts) end
 
@@ -87,8 +95,9 @@ function M.index(opts) end
 --- early ("it is truncated"). Symlinks are restored as they are; those leading outside `to` (decided
 --- lexically through the tree's own links, dangling or not) are counted in `symlinks_outside` and the
 --- first 20 listed in `outside`, or refused with `symlinks = "inside"`. Compression is detected from the
---- magic bytes. With sha256/size, the input is verified to its end.
----@param opts {from: string|rewind.Reader, to: string, sha256?: string, size?: integer, symlinks?: "keep"|"inside"}
+--- magic bytes. With sha256/size, the input is verified to its end. The progress counts the files
+--- written and their bytes, of `progress.files`/`progress.bytes` when given (restores pass the manifest's).
+---@param opts {from: string|rewind.Reader, to: string, sha256?: string, size?: integer, symlinks?: "keep"|"inside", progress?: rewind.TarProgress}
 ---@return {files: integer, dirs: integer, symlinks: integer, hardlinks: integer, bytes: integer, compressed_bytes: integer, symlinks_outside: integer, outside: {path: string, target: string}[]}
 function M.extract(opts) end
 

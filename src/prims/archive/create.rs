@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::base::stream::{BoxReader, BoxSink};
-use crate::prims::progress::Progress;
+use crate::prims::progress::{Counter, Progress};
 
 pub const CHUNK: usize = 1 << 20;
 
@@ -100,18 +100,32 @@ impl Write for ChannelWriter {
     }
 }
 
-/// Streams the archive into `sink` and commits it. On any error the sink is aborted.
+/// Streams the archive into `sink` and commits it. On any error the sink is aborted. Without totals,
+/// `progress` gets them from a scan of the paths beside the archive (a reader's are its size).
 pub async fn create(
     opts: CreateOpts,
     mut sink: BoxSink,
-    progress: Progress,
+    mut progress: Progress,
 ) -> anyhow::Result<(Stats, serde_json::Map<String, serde_json::Value>)> {
+    let counter = progress.counter();
+    if counter.shown() && !counter.has_totals() {
+        match &opts.source {
+            Source::Paths(paths) => super::scan::start(
+                paths,
+                opts.flat && paths.len() == 1,
+                opts.exclude.clone(),
+                None,
+                counter.scan(),
+            ),
+            Source::Reader { size, .. } => counter.set_totals(Some(1), *size),
+        }
+    }
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(8);
     // A reader source is bridged to sync I/O here, where the runtime handle is available.
     let handle = tokio::runtime::Handle::current();
     let producer = crate::base::blocking::spawn_blocking(move || {
         let _guard = handle.enter();
-        build(opts, tx, &progress)
+        build(opts, tx, &counter)
     });
     let mut out = 0u64;
     let written: std::io::Result<()> = async {
@@ -134,6 +148,7 @@ pub async fn create(
         Ok(mut stats) => {
             stats.bytes_out = out;
             let info = crate::base::stream::finish(sink).await?;
+            progress.finish();
             Ok((stats, info))
         }
         Err(e) => {
@@ -143,11 +158,7 @@ pub async fn create(
     }
 }
 
-fn build(
-    opts: CreateOpts,
-    tx: mpsc::Sender<Vec<u8>>,
-    progress: &Progress,
-) -> anyhow::Result<Stats> {
+fn build(opts: CreateOpts, tx: mpsc::Sender<Vec<u8>>, progress: &Counter) -> anyhow::Result<Stats> {
     let w = ChannelWriter {
         buf: Vec::with_capacity(CHUNK),
         tx,
@@ -181,7 +192,7 @@ fn build(
 /// Counts bytes going into the tar builder for progress and stats.
 pub(super) struct Counting<'a, R> {
     pub(super) inner: R,
-    pub(super) progress: &'a Progress,
+    pub(super) progress: &'a Counter,
     pub(super) n: &'a mut u64,
 }
 
@@ -189,7 +200,7 @@ impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         *self.n += n as u64;
-        self.progress.add(n as u64);
+        self.progress.add_bytes(n as u64);
         Ok(n)
     }
 }
@@ -198,7 +209,7 @@ fn write_tar<W: Write>(
     opts: CreateOpts,
     w: W,
     stats: &mut Stats,
-    progress: &Progress,
+    progress: &Counter,
 ) -> anyhow::Result<W> {
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
@@ -253,6 +264,7 @@ fn write_tar<W: Write>(
                 }
             }
             stats.files += 1;
+            progress.add_file();
         }
         Source::Paths(paths) => {
             let flat = opts.flat && paths.len() == 1;
@@ -271,7 +283,7 @@ fn add_path<W: Write>(
     flat: bool,
     exclude: Option<&GlobSet>,
     stats: &mut Stats,
-    progress: &Progress,
+    progress: &Counter,
 ) -> anyhow::Result<()> {
     walk(root, flat, exclude, &mut |path, name, md, flat_root| {
         let before = stats.dirs;
@@ -294,13 +306,7 @@ pub(super) fn walk(
 ) -> anyhow::Result<()> {
     let md =
         std::fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
-    let base: PathBuf = match root.file_name() {
-        Some(n) => PathBuf::from(n),
-        None => {
-            let canon = std::fs::canonicalize(root)?;
-            PathBuf::from(canon.file_name().unwrap_or(std::ffi::OsStr::new("root")))
-        }
-    };
+    let base = base_name(root)?;
     if !md.is_dir() {
         return f(root, &base, &md, false);
     }
@@ -334,13 +340,24 @@ pub(super) fn walk(
     Ok(())
 }
 
+/// The name a root has in the archive (its own, or for `.` and `/` the directory's real one).
+pub(super) fn base_name(root: &Path) -> anyhow::Result<PathBuf> {
+    Ok(match root.file_name() {
+        Some(n) => PathBuf::from(n),
+        None => {
+            let canon = std::fs::canonicalize(root)?;
+            PathBuf::from(canon.file_name().unwrap_or(std::ffi::OsStr::new("root")))
+        }
+    })
+}
+
 fn add_one<W: Write>(
     b: &mut tar::Builder<W>,
     path: &Path,
     name: &Path,
     md: &std::fs::Metadata,
     stats: &mut Stats,
-    progress: &Progress,
+    progress: &Counter,
 ) -> anyhow::Result<()> {
     let ft = md.file_type();
     let mut header = tar::Header::new_gnu();
@@ -375,6 +392,7 @@ fn add_one<W: Write>(
             bail!("{} changed size while it was archived", path.display());
         }
         stats.files += 1;
+        progress.add_file();
     } else {
         tracing::warn!(
             "skipping {}: not a file, directory or symlink",

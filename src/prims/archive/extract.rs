@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use super::create::{CHUNK, Compression};
 use crate::base::stream::{BoxReader, ChannelReader};
-use crate::prims::progress::Progress;
+use crate::prims::progress::{Counter, Progress};
 
 /// An entry the archive may not contain; the message names it.
 #[derive(Debug)]
@@ -116,19 +116,17 @@ fn decode(
     input: BoxReader,
     tx: SyncSender<std::io::Result<Vec<u8>>>,
     stop: Arc<AtomicBool>,
-    progress: &Progress,
 ) -> anyhow::Result<u64> {
-    struct Count<'a, R>(R, &'a Progress, u64);
-    impl<R: Read> Read for Count<'_, R> {
+    struct Count<R>(R, u64);
+    impl<R: Read> Read for Count<R> {
         fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
             let n = self.0.read(b)?;
-            self.1.add(n as u64);
-            self.2 += n as u64;
+            self.1 += n as u64;
             Ok(n)
         }
     }
     let bridge = tokio_util::io::SyncIoBridge::new(input);
-    let mut raw = BufReader::with_capacity(CHUNK, Count(bridge, progress, 0));
+    let mut raw = BufReader::with_capacity(CHUNK, Count(bridge, 0));
     let kind = detect(raw.fill_buf()?);
     let mut sending = true;
     let mut pump = |r: &mut dyn Read| -> anyhow::Result<()> {
@@ -187,13 +185,12 @@ fn decode(
     if !stop.load(Ordering::Relaxed) {
         std::io::copy(&mut raw, &mut std::io::sink())?;
     }
-    Ok(raw.get_ref().2)
+    Ok(raw.get_ref().1)
 }
 
 /// Runs `f` over a tar stream of `input`, with decompression on its own thread.
 async fn with_tar<T: Send + 'static>(
     input: BoxReader,
-    progress: Progress,
     f: impl FnOnce(&mut TarReader, &AtomicBool) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<(T, u64)> {
     let (tx, rx) = sync_channel::<std::io::Result<Vec<u8>>>(4);
@@ -202,7 +199,7 @@ async fn with_tar<T: Send + 'static>(
     let handle = tokio::runtime::Handle::current();
     let decoder = crate::base::blocking::spawn_blocking(move || {
         let _g = handle.enter();
-        decode(input, tx, stop2, &progress)
+        decode(input, tx, stop2)
     });
     let parser = crate::base::blocking::spawn_blocking(move || {
         let eof = Arc::new(AtomicBool::new(false));
@@ -240,12 +237,18 @@ pub(super) fn kind_name(t: tar::EntryType) -> &'static str {
     }
 }
 
-pub async fn list(input: BoxReader, progress: Progress) -> anyhow::Result<Vec<ListEntry>> {
-    let (v, _) = with_tar(input, progress, |a, eof| {
+/// The entries of `input`; `progress` counts its files and their bytes.
+pub async fn list(input: BoxReader, mut progress: Progress) -> anyhow::Result<Vec<ListEntry>> {
+    let counter = progress.counter();
+    let (v, _) = with_tar(input, move |a, eof| {
         let mut out = Vec::new();
         for e in a.entries().context("reading the archive")? {
             let e = e.map_err(|e| read_error(e, eof))?;
             let h = e.header();
+            if h.entry_type().is_file() {
+                counter.add_file();
+                counter.add_bytes(e.size());
+            }
             out.push(ListEntry {
                 path: e.path()?.display().to_string(),
                 kind: kind_name(h.entry_type()).to_string(),
@@ -259,21 +262,25 @@ pub async fn list(input: BoxReader, progress: Progress) -> anyhow::Result<Vec<Li
         Ok(out)
     })
     .await?;
+    progress.finish();
     Ok(v)
 }
 
-/// Extracts `input` into `to` (created when missing): see `unpack.rs` for what is refused.
+/// Extracts `input` into `to` (created when missing): see `unpack.rs` for what is refused. `progress`
+/// counts the files written and their bytes (its totals, when known, are the caller's: a manifest's).
 pub async fn extract(
     input: BoxReader,
     to: PathBuf,
-    progress: Progress,
+    mut progress: Progress,
     symlinks: Symlinks,
 ) -> anyhow::Result<ExtractStats> {
     std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
-    let (mut stats, n) = with_tar(input, progress, move |a, eof| {
-        super::unpack::unpack_all(a, &to, eof, symlinks)
+    let counter: Counter = progress.counter();
+    let (mut stats, n) = with_tar(input, move |a, eof| {
+        super::unpack::unpack_all(a, &to, eof, symlinks, &counter)
     })
     .await?;
     stats.compressed_bytes = n;
+    progress.finish();
     Ok(stats)
 }

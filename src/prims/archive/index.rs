@@ -214,6 +214,40 @@ pub fn read_entries(
     Ok((header, out))
 }
 
+/// What `read_entries` would return, counted: regular files and their bytes, directories, symlinks.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+}
+
+pub fn summarize(
+    r: impl Read,
+    path: Option<&str>,
+    glob: Option<&GlobMatcher>,
+) -> anyhow::Result<(Header, Summary)> {
+    let sel = path.map(normalize).unwrap_or_default();
+    let (header, entries) = IndexReader::open(r)?;
+    let mut s = Summary::default();
+    for e in entries {
+        let e = e?;
+        if !(selected(&e.path, &sel) && glob.is_none_or(|g| g.is_match(&e.path))) {
+            continue;
+        }
+        match &e.kind {
+            Kind::File(f) => {
+                s.files += 1;
+                s.bytes += f.size;
+            }
+            Kind::Dir { .. } => s.dirs += 1,
+            Kind::Symlink { .. } => s.symlinks += 1,
+        }
+    }
+    Ok((header, s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use globset::GlobSet;
@@ -23,7 +24,7 @@ use super::create::{CHUNK, ChannelWriter, Counting, Stats, walk};
 use super::frames::{Frame, Frames};
 use super::index::{Entry, FORMAT, FileEntry, Header, IndexReader, IndexWriter, Kind, Location};
 use crate::base::stream::{BoxReader, BoxSink};
-use crate::prims::progress::Progress;
+use crate::prims::progress::{Counter, Progress, Scan};
 
 pub const DEFAULT_FRAME: u64 = 1 << 20;
 
@@ -75,20 +76,23 @@ async fn drain(mut rx: mpsc::Receiver<Vec<u8>>, sink: &mut BoxSink) -> std::io::
 }
 
 /// Streams the archive into `sink` and its index into `index_sink`, and commits both (the archive
-/// first). On any error both are aborted.
+/// first). On any error both are aborted. Without totals, `progress` gets them from a scan of the tree
+/// beside the archive, which also counts the bytes of unchanged files apart (they are not read).
 pub async fn create_indexed(
     opts: IndexedOpts,
     mut sink: BoxSink,
     mut index_sink: BoxSink,
-    progress: Progress,
+    mut progress: Progress,
 ) -> anyhow::Result<Created> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>(8);
     let (itx, irx) = mpsc::channel::<Vec<u8>>(8);
     let handle = tokio::runtime::Handle::current();
+    let counter = progress.counter();
+    let scan = (counter.shown() && !counter.has_totals()).then(|| counter.scan());
     let producer = crate::base::blocking::spawn_blocking(move || {
         // The parent index is an async reader bridged to sync I/O, which needs the runtime.
         let _guard = handle.enter();
-        build(opts, tx, itx, &progress)
+        build(opts, tx, itx, &counter, scan)
     });
     // Both drained at once: the producer writes to either.
     let (archived, indexed) = tokio::join!(drain(rx, &mut sink), drain(irx, &mut index_sink));
@@ -120,6 +124,7 @@ pub async fn create_indexed(
     let index = crate::base::stream::finish(index_sink)
         .await
         .context("committing the index")?;
+    progress.finish();
     Ok(Created {
         stats,
         object,
@@ -147,17 +152,44 @@ fn load_parent(r: impl Read, object: &str) -> anyhow::Result<HashMap<String, Fil
     Ok(files)
 }
 
+/// The index line's stat fields of a file on disk (what `same_stat` compares).
+fn stat_entry(md: &std::fs::Metadata) -> FileEntry {
+    FileEntry {
+        size: md.len(),
+        mode: md.mode() & 0o7777,
+        mtime: md.mtime(),
+        mtime_ns: md.mtime_nsec(),
+        ino: md.ino(),
+        ctime: md.ctime(),
+        ctime_ns: md.ctime_nsec(),
+        sha256: String::new(),
+        loc: Location::default(),
+    }
+}
+
 fn build(
     opts: IndexedOpts,
     tx: mpsc::Sender<Vec<u8>>,
     itx: mpsc::Sender<Vec<u8>>,
-    progress: &Progress,
+    progress: &Counter,
+    scan: Option<Scan>,
 ) -> anyhow::Result<IndexedStats> {
-    let parent = match opts.parent {
+    let parent = Arc::new(match opts.parent {
         Some(r) => load_parent(tokio_util::io::SyncIoBridge::new(r), &opts.object)
             .context("reading the parent index")?,
         None => HashMap::new(),
-    };
+    });
+    let flat = opts.flat && opts.paths.len() == 1;
+    if let Some(scan) = scan {
+        // Started once the parent is known, so that it can tell the bytes that will not be read.
+        let p = parent.clone();
+        let unchanged: Option<super::scan::Unchanged> = (!p.is_empty()).then(|| {
+            Arc::new(move |name: &str, md: &std::fs::Metadata| {
+                p.get(name).is_some_and(|e| e.same_stat(&stat_entry(md)))
+            }) as super::scan::Unchanged
+        });
+        super::scan::start(&opts.paths, flat, opts.exclude.clone(), unchanged, scan);
+    }
     let out = ChannelWriter {
         buf: Vec::with_capacity(CHUNK),
         tx,
@@ -184,7 +216,6 @@ fn build(
         stats: IndexedStats::default(),
         progress,
     };
-    let flat = opts.flat && opts.paths.len() == 1;
     for root in &opts.paths {
         walk(
             root,
@@ -222,11 +253,11 @@ struct Indexer<'a, W: Write> {
     /// Lines behind a file in the open frame, in order; `true` for those that need the frame's offsets.
     pending: Vec<(Entry, bool)>,
     waiting: bool,
-    parent: HashMap<String, FileEntry>,
+    parent: Arc<HashMap<String, FileEntry>>,
     object: String,
     frame: u64,
     stats: IndexedStats,
-    progress: &'a Progress,
+    progress: &'a Counter,
 }
 
 impl<W: Write> Indexer<'_, W> {
@@ -313,23 +344,14 @@ impl<W: Write> Indexer<'_, W> {
                 false,
             )?;
         } else if ft.is_file() {
-            let mut fe = FileEntry {
-                size: md.len(),
-                mode: md.mode() & 0o7777,
-                mtime: md.mtime(),
-                mtime_ns: md.mtime_nsec(),
-                ino: md.ino(),
-                ctime: md.ctime(),
-                ctime_ns: md.ctime_nsec(),
-                sha256: String::new(),
-                loc: Location::default(),
-            };
+            let mut fe = stat_entry(md);
             self.stats.stats.files += 1;
             if let Some(p) = self.parent.get(iname).filter(|p| p.same_stat(&fe)) {
                 fe.sha256.clone_from(&p.sha256);
                 fe.loc = p.loc.clone();
                 self.stats.files_unchanged += 1;
                 self.stats.bytes_unchanged += fe.size;
+                self.progress.add_unchanged(fe.size);
                 self.stats.referenced.insert(fe.loc.obj.clone());
                 self.emit(entry(Kind::File(fe)), false)?;
             } else {
@@ -340,6 +362,7 @@ impl<W: Write> Indexer<'_, W> {
                 fe.loc.tpos = b.get_ref().upos();
                 fe.loc.obj.clone_from(&self.object);
                 fe.sha256 = self.append_file(b, &mut header, path, name, fe.size)?;
+                self.progress.add_file();
                 self.stats.files_new += 1;
                 self.stats.bytes_new += fe.size;
                 self.emit(entry(Kind::File(fe)), true)?;
@@ -395,6 +418,7 @@ impl<W: Write> Indexer<'_, W> {
 mod tests {
     use super::*;
     use crate::base::stream::FileSink;
+    use crate::prims::progress::Unit;
 
     async fn run(
         dir: &Path,
@@ -425,7 +449,7 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let done = create_indexed(opts, sink, idx, Progress::new("t", None, false))
+        let done = create_indexed(opts, sink, idx, Progress::new("t", Unit::Files))
             .await
             .unwrap();
         let index = std::fs::read(dir.join(format!("{out}.idx"))).unwrap();
@@ -498,7 +522,7 @@ mod tests {
         };
         let sink = Box::new(FileSink::create(tmp2.join("x")).await.unwrap());
         let idx = Box::new(FileSink::create(tmp2.join("x.idx")).await.unwrap());
-        let err = create_indexed(opts, sink, idx, Progress::new("t", None, false))
+        let err = create_indexed(opts, sink, idx, Progress::new("t", Unit::Files))
             .await
             .err()
             .unwrap();

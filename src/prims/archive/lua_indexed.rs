@@ -10,13 +10,12 @@ use mlua::{Lua, Table, UserData, Value};
 
 use super::compose::{ComposeOpts, SharedCounts, compose};
 use super::create::Compression;
-use super::index::read_entries;
+use super::index::{read_entries, summarize};
 use super::indexed::{DEFAULT_FRAME, IndexedOpts, create_indexed};
-use super::{input, output, paths_of, stats_table, usage, workers};
+use super::{ProgressOpts, input, output, paths_of, stats_table, usage, workers};
 use crate::base::errors::IntoLua;
 use crate::base::stream::Reader;
 use crate::base::values::to_lua;
-use crate::prims::progress::Progress;
 use crate::prims::storage::Store;
 
 /// `tar.create` with `index = sink`.
@@ -26,6 +25,7 @@ pub(super) async fn create(
     compression: Compression,
     level: Option<i32>,
     exclude: Option<GlobSet>,
+    popts: ProgressOpts,
 ) -> mlua::Result<Table> {
     if compression != Compression::Zstd {
         return Err(usage(format!(
@@ -77,7 +77,7 @@ pub(super) async fn create(
         frame,
         parent,
     };
-    let done = create_indexed(iopts, sink, index_sink, Progress::new(label, None, true))
+    let done = create_indexed(iopts, sink, index_sink, popts.start(label))
         .await
         .lua_err()?;
     let s = &done.stats;
@@ -161,15 +161,17 @@ pub(super) async fn tar_compose(_lua: Lua, opts: Table) -> mlua::Result<(Reader,
     Ok((Reader::new(what, reader), ComposeCounts(counts)))
 }
 
-/// `tar.index{index, path?, glob?}` (or `tar.index(reader)`) → entries, header.
+/// `tar.index{index, path?, glob?, summary?}` (or `tar.index(reader)`) → entries (or with `summary`,
+/// their counts), header.
 pub(super) async fn tar_index(lua: Lua, arg: Value) -> mlua::Result<(Value, Value)> {
-    let (index_v, path, glob) = match &arg {
+    let (index_v, path, glob, summary) = match &arg {
         Value::Table(t) => (
             t.get::<Value>("index")?,
             t.get::<Option<String>>("path")?,
             t.get::<Option<String>>("glob")?,
+            t.get::<Option<bool>>("summary")?.unwrap_or(false),
         ),
-        other => (other.clone(), None, None),
+        other => (other.clone(), None, None, false),
     };
     if index_v.is_nil() {
         return Err(usage(
@@ -186,19 +188,22 @@ pub(super) async fn tar_index(lua: Lua, arg: Value) -> mlua::Result<(Value, Valu
     };
     let (r, label, _) = input(&index_v, "tar.index").await?;
     let handle = tokio::runtime::Handle::current();
-    let (header, entries) = crate::base::blocking::spawn_blocking(move || {
+    let (header, list) = crate::base::blocking::spawn_blocking(move || {
         let _guard = handle.enter();
-        read_entries(
-            tokio_util::io::SyncIoBridge::new(r),
-            path.as_deref(),
-            glob.as_ref(),
-        )
+        let r = tokio_util::io::SyncIoBridge::new(r);
+        // A summary is counted as the lines stream by: no list of a million entries in memory.
+        if summary {
+            let (h, s) = summarize(r, path.as_deref(), glob.as_ref())?;
+            Ok((h, serde_json::to_value(s)?))
+        } else {
+            let (h, e) = read_entries(r, path.as_deref(), glob.as_ref())?;
+            Ok::<_, anyhow::Error>((h, serde_json::to_value(e)?))
+        }
     })
     .await
     .lua_err()?
     .with_context(|| format!("reading the index {label}"))
     .lua_err()?;
-    let list = serde_json::to_value(entries).lua_err()?;
     let header = serde_json::to_value(header).lua_err()?;
     Ok((to_lua(&lua, &list)?, to_lua(&lua, &header)?))
 }

@@ -14,6 +14,7 @@ mod frames;
 mod index;
 mod indexed;
 mod lua_indexed;
+mod scan;
 mod unpack;
 
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ use crate::base::errors::IntoLua;
 use crate::base::stream::{
     BoxReader, BoxSink, FileSink, Reader, reader_from_value, sink_from_value,
 };
-use crate::prims::progress::Progress;
+use crate::prims::progress::{Progress, Unit};
 
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
@@ -106,6 +107,39 @@ async fn output(v: &Value, what: &str) -> mlua::Result<BoxSink> {
     }
 }
 
+/// The `progress = {label, files, bytes}` option: the label shown, and totals known ahead (a snapshot's
+/// manifest). Read before anything is opened; the progress itself starts with the work.
+struct ProgressOpts {
+    label: Option<String>,
+    files: Option<u64>,
+    bytes: Option<u64>,
+}
+
+impl ProgressOpts {
+    fn of(opts: &Table, what: &str) -> mlua::Result<ProgressOpts> {
+        match opts.get::<Value>("progress")? {
+            Value::Nil => Ok(ProgressOpts {
+                label: None,
+                files: None,
+                bytes: None,
+            }),
+            Value::Table(t) => Ok(ProgressOpts {
+                label: t.get("label")?,
+                files: t.get("files")?,
+                bytes: t.get("bytes")?,
+            }),
+            _ => Err(usage(format!(
+                "{what}: progress must be a table {{label = ..., files = ..., bytes = ...}}"
+            ))),
+        }
+    }
+
+    fn start(self, default_label: String) -> Progress {
+        Progress::new(self.label.unwrap_or(default_label), Unit::Files)
+            .with_totals(self.files, self.bytes)
+    }
+}
+
 fn stats_table(lua: &Lua, s: &Stats) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("files", s.files)?;
@@ -145,8 +179,9 @@ async fn tar_create(lua: Lua, opts: Table) -> mlua::Result<Table> {
         }
         exclude = Some(b.build().lua_err()?);
     }
+    let popts = ProgressOpts::of(&opts, "tar.create")?;
     if !opts.get::<Value>("index")?.is_nil() {
-        return lua_indexed::create(lua, opts, compression, level, exclude).await;
+        return lua_indexed::create(lua, opts, compression, level, exclude, popts).await;
     }
     let label;
     let source = match &from {
@@ -182,8 +217,7 @@ async fn tar_create(lua: Lua, opts: Table) -> mlua::Result<Table> {
         flat: opts.get::<Option<bool>>("flat")?.unwrap_or(false),
         workers: opts.get::<Option<u32>>("workers")?.unwrap_or_else(workers),
     };
-    let progress = Progress::new(label, None, true);
-    let (stats, info) = create(copts, sink, progress).await.lua_err()?;
+    let (stats, info) = create(copts, sink, popts.start(label)).await.lua_err()?;
     let t = stats_table(&lua, &stats)?;
     t.set(
         "object",
@@ -197,7 +231,8 @@ async fn tar_extract(lua: Lua, opts: Table) -> mlua::Result<Table> {
     let to: String = opts
         .get::<Option<String>>("to")?
         .ok_or_else(|| mlua::Error::runtime("tar.extract: to = directory is required"))?;
-    let (mut reader, label, total) = input(&from, "tar.extract from").await?;
+    let popts = ProgressOpts::of(&opts, "tar.extract")?;
+    let (mut reader, label, _) = input(&from, "tar.extract from").await?;
     let sha256: Option<String> = opts.get("sha256")?;
     let size: Option<u64> = opts.get("size")?;
     if sha256.is_some() || size.is_some() {
@@ -216,7 +251,7 @@ async fn tar_extract(lua: Lua, opts: Table) -> mlua::Result<Table> {
             ));
         }
     };
-    let progress = Progress::new(format!("extracting {label}"), total.or(size), true);
+    let progress = popts.start(format!("extracting {label}"));
     let s = extract(reader, PathBuf::from(&to), progress, symlinks)
         .await
         .with_context(|| format!("extracting {label} into {to}"))
@@ -253,10 +288,10 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     t.set(
         "list",
         lua.create_async_function(|lua, from: Value| async move {
-            let (reader, label, total) = input(&from, "tar.list").await?;
+            let (reader, label, _) = input(&from, "tar.list").await?;
             let entries = list(
                 reader,
-                Progress::new(format!("listing {label}"), total, true),
+                Progress::new(format!("listing {label}"), Unit::Files),
             )
             .await
             .with_context(|| format!("listing {label}"))

@@ -27,6 +27,7 @@ use super::create::CHUNK;
 use super::extract::{
     ExtractStats, Refused, Symlinks, TarReader, check_end, kind_name, read_error,
 };
+use crate::prims::progress::Counter;
 
 /// How many outward symlinks the stats name (all are counted).
 const NAMED_OUTSIDE: usize = 20;
@@ -100,6 +101,7 @@ pub fn unpack_all(
     to: &Path,
     eof: &AtomicBool,
     symlinks: Symlinks,
+    progress: &Counter,
 ) -> anyhow::Result<ExtractStats> {
     let mut root = Root::open(to).with_context(|| format!("opening {}", to.display()))?;
     let mut stats = ExtractStats::default();
@@ -212,6 +214,7 @@ pub fn unpack_all(
                     std::io::Write::write_all(&mut f, &buf[..n])
                         .with_context(|| format!("writing {}", raw_name.display()))?;
                     written += n as u64;
+                    progress.add_bytes(n as u64);
                 }
                 if written < declared {
                     anyhow::bail!(
@@ -223,6 +226,7 @@ pub fn unpack_all(
                 rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
                 rustix::fs::futimens(&f, &times(mtime))?;
                 stats.files += 1;
+                progress.add_file();
             }
             other => {
                 return Err(refuse(
