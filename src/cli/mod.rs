@@ -97,27 +97,28 @@ pub fn env_note(e: &clap::Error) -> Option<String> {
     };
     let flag = arg.split([' ', '=']).next()?;
     let cmd = Cli::command();
-    let mut cmds = vec![&cmd];
+    let a = every_arg(&cmd)
+        .find(|a| a.get_long().map(|l| format!("--{l}")).as_deref() == Some(flag))?;
+    let var = a.get_env()?;
+    let given = std::env::args().skip(1).any(|w| {
+        w == flag
+            || w.starts_with(&format!("{flag}="))
+            || a.get_short()
+                .is_some_and(|s| w.starts_with('-') && !w.starts_with("--") && w.contains(s))
+    });
+    (!given && std::env::var_os(var).is_some())
+        .then(|| format!("the value of {flag} came from {}", var.to_string_lossy()))
+}
+
+/// Every argument of a command and of its subcommands, at any depth.
+pub fn every_arg(cmd: &clap::Command) -> impl Iterator<Item = &clap::Arg> {
+    let mut cmds = vec![cmd];
+    let mut all = Vec::new();
     while let Some(c) = cmds.pop() {
-        for a in c.get_arguments() {
-            let long = a.get_long().map(|l| format!("--{l}"));
-            if long.as_deref() != Some(flag) {
-                continue;
-            }
-            let var = a.get_env()?;
-            let given = std::env::args().skip(1).any(|w| {
-                w == flag
-                    || w.starts_with(&format!("{flag}="))
-                    || a.get_short().is_some_and(|s| {
-                        w.starts_with('-') && !w.starts_with("--") && w.contains(s)
-                    })
-            });
-            return (!given && std::env::var_os(var).is_some())
-                .then(|| format!("the value of {flag} came from {}", var.to_string_lossy()));
-        }
+        all.extend(c.get_arguments());
         cmds.extend(c.get_subcommands());
     }
-    None
+    all.into_iter()
 }
 
 #[derive(Subcommand)]

@@ -166,10 +166,7 @@ impl Settings {
     }
 
     pub fn file_source(&self) -> Source {
-        self.config
-            .path
-            .clone()
-            .map_or(Source::Default, Source::File)
+        file_source(&self.config)
     }
 }
 
@@ -304,30 +301,30 @@ fn relative_to(base: &Path, p: &Path) -> PathBuf {
 pub fn resolve(cli: &mut Cli, m: &ArgMatches) -> Result<Settings, String> {
     let config = locate(m);
     let file = read(&config)?;
-    let from_file = config.path.clone().map_or(Source::Default, Source::File);
+    let from_file = file_source(&config);
     let pick = |id: &str, flag: &'static str, var: &str| match m.value_source(id) {
         Some(ValueSource::CommandLine) => Some(Source::Flag(flag)),
         Some(ValueSource::EnvVariable) => Some(Source::Env(var.into())),
         _ => None,
     };
-    let log_format = match (
+    let log_format = settle(
         pick("log_format", "--log-format", "REWIND_LOG_FORMAT"),
+        cli.log_format,
         file.log_format,
-    ) {
-        (Some(s), _) => (cli.log_format, s),
-        (None, Some(f)) => (f, from_file.clone()),
-        (None, None) => (cli.log_format, Source::Default),
-    };
-    let mut verbose = match (pick("verbose", "-v", "REWIND_VERBOSE"), file.verbose) {
-        (Some(s), _) => (cli.verbose, s),
-        (None, Some(v)) => (v.0, from_file.clone()),
-        (None, None) => (cli.verbose, Source::Default),
-    };
-    let mut quiet = match (pick("quiet", "-q", "REWIND_QUIET"), file.quiet) {
-        (Some(s), _) => (cli.quiet, s),
-        (None, Some(q)) => (q, from_file.clone()),
-        (None, None) => (cli.quiet, Source::Default),
-    };
+        &from_file,
+    );
+    let mut verbose = settle(
+        pick("verbose", "-v", "REWIND_VERBOSE"),
+        cli.verbose,
+        file.verbose.map(|v| v.0),
+        &from_file,
+    );
+    let mut quiet = settle(
+        pick("quiet", "-q", "REWIND_QUIET"),
+        cli.quiet,
+        file.quiet,
+        &from_file,
+    );
     // -v on the command line beats REWIND_QUIET or `quiet: true` in the file, and the other way round.
     if verbose.0 > 0 && quiet.0 {
         if verbose.1.rank() > quiet.1.rank() {
@@ -376,6 +373,21 @@ pub fn resolve(cli: &mut Cli, m: &ArgMatches) -> Result<Settings, String> {
     })
 }
 
+/// What a value from the config file `cfg` is credited to.
+fn file_source(cfg: &ConfigRef) -> Source {
+    cfg.path.clone().map_or(Source::Default, Source::File)
+}
+
+/// One setting's winner: the flag or its variable (`given`: clap already put it in `cli`), else the
+/// config file's value, else the default (also in `cli`).
+fn settle<T>(given: Option<Source>, cli: T, file: Option<T>, from_file: &Source) -> (T, Source) {
+    match (given, file) {
+        (Some(s), _) => (cli, s),
+        (None, Some(v)) => (v, from_file.clone()),
+        (None, None) => (cli, Source::Default),
+    }
+}
+
 /// True when neither the command line nor the variable gave the argument `id` (the config file may).
 pub fn unset(m: &ArgMatches, id: &str) -> bool {
     !matches!(
@@ -396,16 +408,11 @@ pub fn completion_dirs(m: &ArgMatches) -> Vec<PathBuf> {
 /// were not there; clap would take it as an empty value. An empty REWIND_CONFIG keeps its meaning: no
 /// config file.
 pub fn drop_empty_vars() {
-    use clap::CommandFactory;
-    let cmd = Cli::command();
-    let mut cmds = vec![&cmd];
-    while let Some(c) = cmds.pop() {
-        for var in c.get_arguments().filter_map(|a| a.get_env()) {
-            if var != "REWIND_CONFIG" && std::env::var_os(var).is_some_and(|v| v.is_empty()) {
-                // SAFETY: the first thing main does; no other thread exists yet.
-                unsafe { std::env::remove_var(var) };
-            }
+    let cmd = <Cli as clap::CommandFactory>::command();
+    for var in super::every_arg(&cmd).filter_map(|a| a.get_env()) {
+        if var != "REWIND_CONFIG" && std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            // SAFETY: the first thing main does; no other thread exists yet.
+            unsafe { std::env::remove_var(var) };
         }
-        cmds.extend(c.get_subcommands());
     }
 }
