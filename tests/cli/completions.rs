@@ -157,6 +157,14 @@ fn bash_completes_scripts_and_params_from_the_search_path() {
     );
     let line = format!("REWIND_PATH={lib_s} rewind run mirror");
     assert_eq!(bash_tab(d.path(), &sh, &line, &[]), ["mirror-site"]);
+    // The config file's `path` is part of the search path too.
+    let cfg = d.path().join("config.yaml");
+    std::fs::write(&cfg, format!("path: [{lib_s}]\n")).unwrap();
+    let env = [("REWIND_CONFIG", cfg.to_str().unwrap())];
+    assert_eq!(
+        bash_tab(d.path(), &sh, "rewind run mirror", &env),
+        ["mirror-site"]
+    );
     // As typed, before the shell expands it.
     let home = [("HOME", d.path().to_str().unwrap())];
     let line = "rewind --path ~/lib run mirror";
