@@ -1,6 +1,6 @@
 //! The floor every binding stands on: error conversion, duration parsing, per-state bookkeeping (exit
 //! hooks, loaded files), stream types, Lua <-> JSON conversion, blocking work, redaction of secrets,
-//! the retry policy.
+//! the retry policy, sizes as people read them.
 //! It imports nothing else from the crate.
 
 pub mod blocking;
@@ -12,4 +12,5 @@ pub mod redact;
 pub mod retry;
 pub mod state;
 pub mod stream;
+pub mod units;
 pub mod values;

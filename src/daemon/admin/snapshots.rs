@@ -174,7 +174,7 @@ fn snapshot_table(place: &Place, snaps: &[Json]) -> Markup {
                         td { (text(&s["started_at"])) }
                         td { (text(&s["procedure"])) }
                         td { (text(&s["target"])) }
-                        td { (s["size"].as_u64().map(human_bytes).unwrap_or_default()) }
+                        td { (s["size"].as_u64().map(crate::base::units::human_bytes).unwrap_or_default()) }
                         td { (text(&s["objects"])) }
                         td { (tags_text(&s["tags"])) }
                         td { @if complete { "complete" } @else { span.error { (text(&s["note"])) } } }
@@ -196,21 +196,6 @@ fn tags_text(v: &Json) -> String {
             .join(", "),
         Json::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
         _ => String::new(),
-    }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

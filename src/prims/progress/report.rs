@@ -2,6 +2,7 @@
 //! per progress wakes every tick (200 ms for the bar, `REWIND_PROGRESS_EVERY` otherwise, default 10 s)
 //! and draws; when the totals become known JSON gets an event at once; the end draws the last report.
 
+use crate::base::units::human_bytes;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -108,27 +109,6 @@ pub(super) fn figures(s: &Shared, done: bool) -> Figures {
         eta_seconds,
         elapsed_seconds: elapsed,
         scanning,
-    }
-}
-
-/// `1.00 GiB`, `341 MiB`, `12.5 KiB`: three significant digits, powers of 1024.
-pub(super) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let (mut v, mut i) = (n as f64, 0);
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    let unit = UNITS[i];
-    if v < 10.0 {
-        format!("{v:.2} {unit}")
-    } else if v < 100.0 {
-        format!("{v:.1} {unit}")
-    } else {
-        format!("{v:.0} {unit}")
     }
 }
 
