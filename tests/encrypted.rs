@@ -3,7 +3,8 @@
 //! manifests and indexes included; restore-dir with identity= restores byte-exact, also after an
 //! incremental backup; a wrong identity or a missing key fails clearly and writes nothing; passphrase
 //! mode round-trips without the passphrase showing anywhere; a path restore through the encrypting
-//! store still reads about one frame (counted in front of moto).
+//! store still reads about one frame (counted in front of moto); an encrypted indexed archive relies on
+//! age's authentication and the index (no whole sha256), and a flipped or cut byte fails verify and restore.
 
 mod common;
 use common::archive::*;
@@ -363,4 +364,150 @@ fn rewind_key_new_makes_a_pair_that_backs_up_and_restores() {
         std::fs::read(cwd.join("out/sub/secret-name.txt")).unwrap(),
         b"the plaintext of a file whose name is secret too"
     );
+}
+
+/// The stored file of the snapshot's object whose key ends with `suffix`.
+fn stored(store: &Path, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = store_objects(store)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "{suffix}: {found:?}");
+    found[0].clone()
+}
+
+/// An indexed archive in an encrypted store: its manifest entry says `integrity: age` and carries no sha256
+/// (it is not hashed as a whole: age authenticates every chunk and the end, the index every file). A
+/// flipped byte or a cut tail of the archive then fails verify and restore-dir (nothing written); a plain
+/// store's manifest that claims `integrity: age` is refused, since nothing would check its objects.
+#[test]
+fn encrypted_entries_rely_on_age_and_a_changed_byte_fails_verify_and_restore() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let (cwd, store) = (tmp.path(), tmp.path().join("store"));
+    make_tree(&cwd.join("data"));
+    // Incompressible, so that the archive spans several of age's 64 KiB chunks.
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let noise: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(cwd.join("data/big.bin"), noise).unwrap();
+    let (idf, public) = keypair(cwd, "key.txt");
+    let idarg = format!("identity={}", idf.display());
+    backup(&store, cwd, &[&format!("encrypt={public}"), &idarg]);
+    let id: age::x25519::Identity = std::fs::read_to_string(&idf)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let manifest_file = stored(&store, ".json");
+    let sealed = std::fs::read(&manifest_file).unwrap();
+    let dec = age::Decryptor::new(&sealed[..]).unwrap();
+    let mut text = String::new();
+    dec.decrypt(std::iter::once(&id as &dyn age::Identity))
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let objects = m["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2, "{m}");
+    for o in objects {
+        if o["ext"] == "tar.zst" {
+            assert_eq!(o["integrity"], "age", "{o}");
+            assert!(o.get("sha256").is_none(), "{o}");
+        } else {
+            // The index (and any other object) keeps its sha256.
+            assert!(o.get("integrity").is_none(), "{o}");
+            assert_eq!(o["sha256"].as_str().unwrap().len(), 64, "{o}");
+        }
+    }
+    let archive = stored(&store, ".tar.zst");
+    let good = std::fs::read(&archive).unwrap();
+    ok(&run_in(
+        &store,
+        cwd,
+        &["verify", "prefix=dirs/data", &idarg],
+    ));
+
+    let bad_runs = |what: &str, out_dir: &str| {
+        let v = run_in(&store, cwd, &["verify", "prefix=dirs/data", &idarg]);
+        assert_eq!(
+            v.status.code(),
+            Some(1),
+            "{what}: verify passed: {}",
+            stderr(&v)
+        );
+        let said = format!("{}{}", stderr(&v), String::from_utf8_lossy(&v.stdout));
+        assert!(
+            said.contains(".tar.zst"),
+            "{what}: verify does not name the archive: {said}"
+        );
+        let r = run_in(
+            &store,
+            cwd,
+            &[
+                "restore-dir",
+                "prefix=dirs/data",
+                &format!("to={out_dir}"),
+                &idarg,
+            ],
+        );
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "{what}: restore passed: {}",
+            stderr(&r)
+        );
+        assert!(
+            !cwd.join(out_dir).exists(),
+            "{what}: restore wrote {out_dir}"
+        );
+    };
+    // One ciphertext byte in the middle of the archive.
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    std::fs::write(&archive, &flipped).unwrap();
+    bad_runs("a flipped byte", "out1");
+    // The archive cut short by one 64 KiB chunk and a bit (the end is authenticated too).
+    std::fs::write(&archive, &good[..good.len() - 70_000]).unwrap();
+    bad_runs("a cut tail", "out2");
+    std::fs::write(&archive, &good).unwrap();
+    ok(&run_in(
+        &store,
+        cwd,
+        &["restore-dir", "prefix=dirs/data", "to=out3", &idarg],
+    ));
+    assert_eq!(hashed(&cwd.join("data")), hashed(&cwd.join("out3")));
+
+    // A plain store whose manifest claims integrity age: refused, naming why.
+    let plain = cwd.join("plain");
+    ok(&run_in(&plain, cwd, &["backup-dir", "from=data"]));
+    let mf = stored(&plain, ".json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mf).unwrap()).unwrap();
+    for o in m["objects"].as_array_mut().unwrap() {
+        let o = o.as_object_mut().unwrap();
+        o.remove("sha256");
+        o.insert("integrity".into(), "age".into());
+    }
+    std::fs::write(&mf, serde_json::to_vec(&m).unwrap()).unwrap();
+    let v = run_in(&plain, cwd, &["verify", "prefix=dirs/data"]);
+    let said = format!("{}{}", stderr(&v), String::from_utf8_lossy(&v.stdout));
+    assert_ne!(v.status.code(), Some(0), "{said}");
+    assert!(said.contains("not opened with age keys"), "{said}");
+    let r = run_in(&plain, cwd, &["restore-dir", "prefix=dirs/data", "to=out4"]);
+    assert!(
+        stderr(&r).contains("not opened with age keys"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!cwd.join("out4").exists());
 }

@@ -4,8 +4,10 @@
 //! It imports nothing else from the crate.
 
 pub mod blocking;
+pub mod buffers;
 pub mod duration;
 pub mod errors;
+pub mod file_sink;
 pub mod files;
 pub mod pipe;
 pub mod redact;

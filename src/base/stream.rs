@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use mlua::{UserData, UserDataMethods, Value};
@@ -240,122 +239,7 @@ pub fn sink_from_value(v: &Value, what: &str) -> mlua::Result<BoxSink> {
     }
 }
 
-/// A sink that writes a local file atomically: a temp file in the same directory, renamed on finish.
-pub struct FileSink {
-    file: Option<tokio::fs::File>,
-    tmp: Option<tempfile::TempPath>,
-    dest: std::path::PathBuf,
-    bytes: u64,
-    /// Up to where writeback was started (see `WRITEBACK_EVERY`).
-    written_back: u64,
-}
-
-/// Large files start their writeback to disk every this many bytes while they are written, so that the
-/// fsync at `finish` waits for the last stretch only (a 1 GiB archive otherwise spent ~1.2 s in it).
-const WRITEBACK_EVERY: u64 = 32 << 20;
-
-impl FileSink {
-    pub async fn create(dest: impl Into<std::path::PathBuf>) -> anyhow::Result<FileSink> {
-        use anyhow::Context;
-        let dest = dest.into();
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        tokio::fs::create_dir_all(dir)
-            .await
-            .with_context(|| format!("creating directory {}", dir.display()))?;
-        let dir = dir.to_path_buf();
-        let tmp = crate::base::blocking::spawn_blocking(move || {
-            tempfile::Builder::new()
-                .prefix(".rewind-tmp-")
-                .tempfile_in(&dir)
-        })
-        .await?
-        .with_context(|| format!("creating a temporary file beside {}", dest.display()))?;
-        let (std_file, path) = tmp.into_parts();
-        Ok(FileSink {
-            file: Some(tokio::fs::File::from_std(std_file)),
-            tmp: Some(path),
-            dest,
-            bytes: 0,
-            written_back: 0,
-        })
-    }
-}
-
-impl AsyncWrite for FileSink {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        let file = this
-            .file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("file sink closed"))?;
-        let n = std::task::ready!(Pin::new(&mut *file).poll_write(cx, buf))?;
-        this.bytes += n as u64;
-        if this.bytes - this.written_back >= WRITEBACK_EVERY {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid open descriptor; SYNC_FILE_RANGE_WRITE only starts writeback of the dirty
-            // pages from `written_back` on (nbytes 0: to the end) and does not wait for it. A failure
-            // changes nothing: the fsync at `finish` still makes the file durable.
-            unsafe {
-                libc::sync_file_range(
-                    file.as_raw_fd(),
-                    this.written_back as libc::off64_t,
-                    0,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            this.written_back = this.bytes;
-        }
-        Poll::Ready(Ok(n))
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.file.as_mut() {
-            Some(f) => Pin::new(f).poll_shutdown(cx),
-            None => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-impl Sink for FileSink {
-    fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
-        Box::pin(async move {
-            use anyhow::Context;
-            let file = self.file.take().context("file sink already finished")?;
-            file.sync_all()
-                .await
-                .with_context(|| format!("syncing {}", self.dest.display()))?;
-            drop(file);
-            let tmp = self.tmp.take().context("file sink already finished")?;
-            let dest = self.dest.clone();
-            crate::base::blocking::spawn_blocking(move || tmp.persist(&dest))
-                .await?
-                .with_context(|| format!("renaming into {}", self.dest.display()))?;
-            let mut info = Map::new();
-            info.insert("path".into(), Json::String(self.dest.display().to_string()));
-            info.insert("bytes".into(), Json::from(self.bytes));
-            Ok(info)
-        })
-    }
-    fn abort(mut self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            self.file.take();
-            // Dropping the TempPath removes the temporary file.
-            self.tmp.take();
-        })
-    }
-}
+pub use super::file_sink::FileSink;
 
 /// The reading end of a chunk channel: a `Read` over chunks another thread produces (decompression
 /// overlapping with parsing and writing, like two processes joined by a pipe). The channel closing ends

@@ -61,11 +61,13 @@ pub async fn sha256_reader(mut r: BoxReader) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), size))
 }
 
-/// What a hashing wrapper has seen so far; `sha256` is set once the stream ended.
+/// What a hashing wrapper has seen so far; `sha256` is set once the stream ended (unless the wrapper
+/// only counts: `digest = false`), `done` too.
 #[derive(Default, Debug, Clone)]
 pub struct Digested {
     pub size: u64,
     pub sha256: Option<String>,
+    pub done: bool,
 }
 
 pub type SharedDigest = Arc<Mutex<Digested>>;
@@ -75,7 +77,9 @@ pub type SharedDigest = Arc<Mutex<Digested>>;
 /// complete stream.
 pub struct HashReader {
     inner: BoxReader,
+    /// None when only counting (`count_only`).
     hasher: Option<Sha256>,
+    ended: bool,
     size: u64,
     expect_size: Option<u64>,
     expect_sha256: Option<String>,
@@ -90,6 +94,7 @@ impl HashReader {
             HashReader {
                 inner,
                 hasher: Some(Sha256::new()),
+                ended: false,
                 size: 0,
                 expect_size: None,
                 expect_sha256: None,
@@ -98,6 +103,12 @@ impl HashReader {
             },
             shared,
         )
+    }
+
+    /// Counts the size without hashing (what age already authenticates needs no sha256).
+    pub fn count_only(mut self) -> HashReader {
+        self.hasher = None;
+        self
     }
 
     pub fn expect(mut self, size: Option<u64>, sha256: Option<String>) -> HashReader {
@@ -121,27 +132,28 @@ impl AsyncRead for HashReader {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
-        let Some(hasher) = this.hasher.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        if buf.remaining() == 0 {
+        if this.ended || buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         std::task::ready!(this.inner.as_mut().poll_read(cx, buf))?;
         let new = &buf.filled()[before..];
         if !new.is_empty() {
-            hasher.update(new);
+            if let Some(h) = this.hasher.as_mut() {
+                h.update(new);
+            }
             this.size += new.len() as u64;
             this.shared.lock().unwrap().size = this.size;
             return Poll::Ready(Ok(()));
         }
         // End of stream: finalize and check.
-        let digest = hex::encode(this.hasher.take().unwrap().finalize());
+        this.ended = true;
+        let digest = this.hasher.take().map(|h| hex::encode(h.finalize()));
         {
             let mut s = this.shared.lock().unwrap();
             s.size = this.size;
-            s.sha256 = Some(digest.clone());
+            s.sha256.clone_from(&digest);
+            s.done = true;
         }
         if let Some(exp) = this.expect_size
             && this.size != exp
@@ -150,8 +162,8 @@ impl AsyncRead for HashReader {
                 this.mismatch(format!("{} bytes where {exp} were expected", this.size))
             ));
         }
-        if let Some(exp) = &this.expect_sha256
-            && &digest != exp
+        if let (Some(exp), Some(digest)) = (&this.expect_sha256, &digest)
+            && digest != exp
         {
             return Poll::Ready(Err(
                 this.mismatch(format!("sha256 {digest} where {exp} was expected"))
@@ -164,7 +176,8 @@ impl AsyncRead for HashReader {
 /// A sink that records size and sha256 of what is written and adds them to `finish`'s result.
 pub struct HashSink {
     inner: BoxSink,
-    hasher: Sha256,
+    /// None when only counting (`count_only`).
+    hasher: Option<Sha256>,
     size: u64,
     shared: SharedDigest,
 }
@@ -175,12 +188,18 @@ impl HashSink {
         (
             HashSink {
                 inner,
-                hasher: Sha256::new(),
+                hasher: Some(Sha256::new()),
                 size: 0,
                 shared: shared.clone(),
             },
             shared,
         )
+    }
+
+    /// Counts the size without hashing (what age already authenticates needs no sha256).
+    pub fn count_only(mut self) -> HashSink {
+        self.hasher = None;
+        self
     }
 }
 
@@ -192,7 +211,9 @@ impl AsyncWrite for HashSink {
     ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         let n = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        this.hasher.update(&buf[..n]);
+        if let Some(h) = this.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         this.size += n as u64;
         Poll::Ready(Ok(n))
     }
@@ -208,15 +229,18 @@ impl Sink for HashSink {
     fn finish(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         let this = *self;
         Box::pin(async move {
-            let digest = hex::encode(this.hasher.finalize());
+            let digest = this.hasher.map(|h| hex::encode(h.finalize()));
             let mut info = this.inner.finish().await?;
             {
                 let mut s = this.shared.lock().unwrap();
                 s.size = this.size;
-                s.sha256 = Some(digest.clone());
+                s.sha256.clone_from(&digest);
+                s.done = true;
             }
             info.insert("size".into(), Json::from(this.size));
-            info.insert("sha256".into(), Json::String(digest));
+            if let Some(d) = digest {
+                info.insert("sha256".into(), Json::String(d));
+            }
             Ok(info)
         })
     }
@@ -234,9 +258,7 @@ impl UserData for DigestHandle {
             Ok(this.0.lock().unwrap().sha256.clone())
         });
         m.add_method("size", |_, this, ()| Ok(this.0.lock().unwrap().size));
-        m.add_method("done", |_, this, ()| {
-            Ok(this.0.lock().unwrap().sha256.is_some())
-        });
+        m.add_method("done", |_, this, ()| Ok(this.0.lock().unwrap().done));
     }
 }
 
@@ -284,31 +306,43 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             Ok((hex, size))
         })?,
     )?;
-    // reader(reader, {size=, sha256=, label=}) → reader, digest: hashes what passes through; with
-    // expectations, the reader fails at EOF on a mismatch.
+    // reader(reader, {size=, sha256=, label=, digest=}) → reader, digest: hashes what passes through;
+    // with expectations, the reader fails at EOF on a mismatch. digest=false: counts the size only.
     t.set(
         "reader",
         lua.create_function(|_, (v, opts): (Value, Option<Table>)| {
             let mut label = reader_label(&v);
             let r = reader_from_value(&v, "hash.reader")?;
-            let (mut size, mut sha) = (None, None);
+            let (mut size, mut sha, mut digest) = (None, None, true);
             if let Some(o) = opts {
                 size = o.get::<Option<u64>>("size")?;
                 sha = o.get::<Option<String>>("sha256")?;
                 if let Some(l) = o.get::<Option<String>>("label")? {
                     label = l;
                 }
+                digest = o.get::<Option<bool>>("digest")?.unwrap_or(true);
+            }
+            if !digest && sha.is_some() {
+                return Err(mlua::Error::runtime(
+                    "hash.reader: digest=false cannot check an expected sha256",
+                ));
             }
             let (hr, shared) = HashReader::new(r, label.clone());
+            let hr = if digest { hr } else { hr.count_only() };
             let hr = hr.expect(size, sha);
             Ok((Reader::new(label, Box::pin(hr)), DigestHandle(shared)))
         })?,
     )?;
-    // writer(writer) → writer, digest: close() (by Lua or by the primitive that consumed the writer)
-    // returns size and sha256 too, and the digest handle has them once the writer was committed.
+    // writer(writer, {digest=}) → writer, digest: close() (by Lua or by the primitive that consumed
+    // the writer) returns size and sha256 too, and the digest handle has them once the writer was
+    // committed. digest=false: the size only.
     t.set(
         "writer",
-        lua.create_function(|_, v: Value| {
+        lua.create_function(|_, (v, opts): (Value, Option<Table>)| {
+            let digest = match opts {
+                Some(o) => o.get::<Option<bool>>("digest")?.unwrap_or(true),
+                None => true,
+            };
             let label = match &v {
                 Value::UserData(ud) => ud
                     .borrow::<Writer>()
@@ -318,6 +352,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
             };
             let sink = sink_from_value(&v, "hash.writer")?;
             let (hs, shared) = HashSink::new(sink);
+            let hs = if digest { hs } else { hs.count_only() };
             Ok((Writer::new(label, Box::new(hs)), DigestHandle(shared)))
         })?,
     )?;
@@ -327,6 +362,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn known_vectors() {
@@ -352,5 +388,39 @@ mod tests {
         let (r, _) = HashReader::new(Box::pin(std::io::Cursor::new(data)), "x");
         let mut r = r.expect(Some(10), None);
         assert!(r.read_to_end(&mut out).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn count_only_wrappers_check_the_size_and_report_no_sha256() {
+        let data = b"hello world".to_vec();
+        let (r, d) = HashReader::new(Box::pin(std::io::Cursor::new(data.clone())), "x");
+        let mut r = r.count_only().expect(Some(11), None);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).await.unwrap();
+        let seen = d.lock().unwrap().clone();
+        assert_eq!((seen.size, seen.sha256, seen.done), (11, None, true));
+        let (r, _) = HashReader::new(Box::pin(std::io::Cursor::new(data.clone())), "x");
+        let err = r
+            .count_only()
+            .expect(Some(12), None)
+            .read_to_end(&mut out)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("11 bytes where 12"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = crate::base::stream::FileSink::create(dir.path().join("f"))
+            .await
+            .unwrap();
+        let (hs, d) = HashSink::new(Box::new(file));
+        let mut hs = Box::new(hs.count_only());
+        hs.write_all(&data).await.unwrap();
+        assert!(!d.lock().unwrap().done, "not done before it is committed");
+        let info = hs.finish().await.unwrap();
+        assert_eq!(info["size"], 11);
+        assert!(info.get("sha256").is_none(), "{info:?}");
+        let seen = d.lock().unwrap().clone();
+        assert_eq!((seen.size, seen.sha256, seen.done), (11, None, true));
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), data);
     }
 }

@@ -116,7 +116,7 @@ local function back_up(s, item, p, ctx, tags)
     local flat = #item.from == 1
     local ok, res = pcall(function()
       local opts = {
-        from = item.from, to = snap:writer(item.name, ext), compression = p.compression, level = p.level,
+        from = item.from, to = snap:writer(item.name, ext, { indexed = indexed }), compression = p.compression, level = p.level,
         exclude = p.exclude, flat = flat,
         progress = { label = p.each and ("backup-dir " .. item.prefix) or "backup-dir" },
       }

@@ -130,7 +130,7 @@ end
 --- makes it indexed (rewind.increments): only files changed since the parent's archive are stored.
 function M.tar_into(snap, name, dir, opts, increment)
   opts = opts or {}
-  local w = snap:writer(name, M.TAR_EXT)
+  local w = snap:writer(name, M.TAR_EXT, { indexed = increment ~= nil })
   -- tar.create consumes and commits the writer; `object` is what its close() reported.
   local topts = { from = dir, to = w, compression = opts.compression or "zstd", level = opts.level, flat = true,
     progress = { label = (opts.procedure or "druid-backup") .. " " .. name } }

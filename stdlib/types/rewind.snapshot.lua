@@ -9,8 +9,9 @@ local M = {}
 ---@field name string
 ---@field key string
 ---@field size integer
----@field sha256 string
+---@field sha256? string      of the bytes written; absent with integrity "age"
 ---@field ext string
+---@field integrity? "age"     an indexed archive in an encrypted store: age and the index's sha256s check it
 
 ---@class rewind.snapshot.Manifest
 ---@field format string      "rewind.snapshot/1"
@@ -46,10 +47,13 @@ local Snap = {}
 ---@return rewind.snapshot.Object
 function Snap:put(name, ext, data) end
 ---A writer for one object; size and sha256 are recorded when it is closed (or committed by a primitive).
+---`opts.indexed`: an archive whose files an index checks; in an encrypted store it is not hashed as a
+---whole (its entry gets integrity "age" instead of a sha256).
 ---@param name string
 ---@param ext string
+---@param opts? {indexed?: boolean}
 ---@return rewind.Writer
-function Snap:writer(name, ext) end
+function Snap:writer(name, ext, opts) end
 ---Writes the manifest last and returns it; `extra` fields are added to it.
 ---@param extra? table
 ---@return rewind.snapshot.Manifest

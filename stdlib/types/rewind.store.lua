@@ -46,6 +46,7 @@
 ---An open store.
 ---@class rewind.Store
 ---@field url string
+---@field encrypted boolean  whether what is written is age-encrypted (opened with recipients or a passphrase)
 local Store = {}
 
 ---Stores a string or streams a reader into `key` (atomic).

@@ -94,6 +94,7 @@ struct ListState {
 impl UserData for Store {
     fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
         f.add_field_method_get("url", |_, this| Ok(this.backend.url()));
+        f.add_field_method_get("encrypted", |_, this| Ok(this.backend.encrypted()));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {

@@ -65,6 +65,10 @@ pub struct Range {
 pub trait Backend: Send + Sync {
     /// The store's URL, without secrets.
     fn url(&self) -> String;
+    /// Whether what is written is age-encrypted (and so authenticated: see `encrypted`).
+    fn encrypted(&self) -> bool {
+        false
+    }
     /// A sink that writes `key`; nothing is visible until `finish`, and `abort` leaves nothing.
     /// The sink's `finish` reports `{key, bytes, etag}`.
     fn writer(&self, key: &str) -> BoxFuture<'static, anyhow::Result<BoxSink>>;

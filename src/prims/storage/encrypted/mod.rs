@@ -80,6 +80,10 @@ impl Backend for EncryptedBackend {
         self.inner.url()
     }
 
+    fn encrypted(&self) -> bool {
+        true
+    }
+
     fn writer(&self, key: &str) -> BoxFuture<'static, anyhow::Result<BoxSink>> {
         let keys = self.keys.clone();
         let inner = self.inner.writer(key);

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
 
+use crate::base::buffers::Pool;
 use crate::base::stream::{BoxSink, Sink};
 
 /// The most plaintext one write takes, and the size of the ciphertext pieces sent to the inner sink.
@@ -26,24 +27,6 @@ const DEPTH: usize = 2;
 
 /// Where the pump records why the inner sink failed, for the caller's next write.
 type Failure = Arc<Mutex<Option<String>>>;
-
-/// Spent buffers going back upstream: fresh 1 MiB buffers cost page faults and zeroing each time.
-#[derive(Clone, Default)]
-struct Pool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl Pool {
-    fn take(&self) -> Vec<u8> {
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        v.pop().unwrap_or_else(|| Vec::with_capacity(PIECE + 1024))
-    }
-    fn give(&self, mut b: Vec<u8>) {
-        b.clear();
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() <= DEPTH + 1 {
-            v.push(b);
-        }
-    }
-}
 
 /// The encryptor's output: ciphertext gathered into `PIECE`-sized pieces for the pump.
 struct ToPump {
@@ -102,7 +85,10 @@ impl EncryptingSink {
     ) -> anyhow::Result<EncryptingSink> {
         let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
         let (cipher_tx, mut cipher_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
-        let (spent, cipher_pool) = (Pool::default(), Pool::default());
+        let (spent, cipher_pool) = (
+            Pool::new(PIECE + 1024, DEPTH + 2),
+            Pool::new(PIECE + 1024, DEPTH + 2),
+        );
         let out = ToPump {
             tx: cipher_tx,
             buf: cipher_pool.take(),
