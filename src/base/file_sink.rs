@@ -30,9 +30,10 @@ const PIECE: usize = 1 << 20;
 const DEPTH: usize = 2;
 /// Large files start their writeback to disk every this many bytes while they are written, so that the
 /// fsync at `finish` waits for the last stretch only (a 1 GiB archive otherwise spent ~1.2 s in it).
-const WRITEBACK_EVERY: u64 = 32 << 20;
+const WRITEBACK_EVERY: u64 = if cfg!(test) { 1 << 20 } else { 32 << 20 };
 /// Large files have their data synced in stretches of this many bytes while they are written (`Syncer`).
-const SYNC_EVERY: u64 = 128 << 20;
+/// (The unit tests use stretches of 1 and 2 MiB, so that their few MiB go through every path.)
+const SYNC_EVERY: u64 = if cfg!(test) { 2 << 20 } else { 128 << 20 };
 
 /// Why the writer thread stopped, for the caller's next write.
 type Failure = Arc<Mutex<Option<(std::io::ErrorKind, String)>>>;
