@@ -29,8 +29,9 @@
 #      against the tree; timed, no bar). Bar: encrypted wall <= 1.15x plain.
 # restic is Debian's package (0.14 on bookworm): installed with apt-get when missing (needs root), as is GNU
 # time. Env: REWIND=binary (default target/release/rewind, built when missing), SIZE (bytes, or 1G, 20M:
-# powers of 1024), FILES, KEEP=1 (keep the work directory). Exits non-zero when a rewind step fails or a
-# restore differs from the source, not on a missed bar: the table says PASS or FAIL for each.
+# powers of 1024), FILES, KEEP=1 (keep the work directory), SETTLE (seconds after each sync, default 3; 0
+# with --quick). Exits non-zero when a rewind step fails or a restore differs from the source, not on a
+# missed bar: the table says PASS or FAIL for each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${QUICK:-0}
@@ -41,6 +42,11 @@ for a in "$@"; do
   esac
 done
 if [ "$QUICK" = 1 ]; then SIZE=${SIZE:-20M}; FILES=${FILES:-500}; else SIZE=${SIZE:-1G}; FILES=${FILES:-10000}; fi
+# Seconds to let the disk settle after the sync before each timed command: `sync` returns once the data left
+# the page cache, but a virtual disk keeps flushing the previous command's gigabyte for a few seconds after,
+# and whatever runs next would pay for it (1 GiB backups took 2.1-3.5 s right after one, 1.97-2.06 s
+# three seconds later).
+if [ "$QUICK" = 1 ]; then SETTLE=${SETTLE:-0}; else SETTLE=${SETTLE:-3}; fi
 SIZE_BYTES=$(numfmt --from=iec "$SIZE")
 B=benches
 REWIND=${REWIND:-target/release/rewind}
@@ -73,13 +79,14 @@ size() { python3 $B/incremental.py size "$1"; }
 get() { python3 $B/incremental.py get "$WORK/$1.out" "$2"; }
 now() { date +%s.%N; }
 
-# step NAME CMD...: runs CMD after a `sync` (stdout to NAME.out, stderr to NAME.err) under /usr/bin/time;
+# step NAME CMD...: runs CMD after a `sync` and SETTLE seconds (stdout to NAME.out, stderr to NAME.err) under /usr/bin/time;
 # records NAME_wall (s), NAME_rss_kib, NAME_cpu (user + system, s) and the command. Any failure ends the bench.
 step() {
   local name=$1; shift
   local t0 t1
   printf '%-8s %s\n' "$name" "$(printf '%q ' "$@" | sed "s|$WORK|\$WORK|g")" >> "$WORK/commands"
   sync
+  sleep "$SETTLE"
   t0=$(now)
   /usr/bin/time -f '%M %U %S' -o "$WORK/$name.rss" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" ||
     fail "step $name: $*" "$WORK/$name.err"
@@ -94,7 +101,7 @@ cpu() { grep "^$1_cpu=" "$RES" | cut -d= -f2; }
 # added NAME DIR BEFORE: records NAME_added, the growth of DIR since BEFORE bytes.
 added() { put "$1_added" $(( $(size "$2") - $3 )); }
 
-CMDLINE="SIZE=$SIZE FILES=$FILES REWIND=$REWIND benches/incremental.sh"
+CMDLINE="SIZE=$SIZE FILES=$FILES SETTLE=$SETTLE REWIND=$REWIND benches/incremental.sh"
 [ "$QUICK" = 1 ] && CMDLINE="QUICK=1 $CMDLINE"
 echo "command: $CMDLINE"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -35,6 +35,10 @@ const WRITEBACK_EVERY: u64 = if cfg!(test) { 1 << 20 } else { 32 << 20 };
 /// (The unit tests use stretches of 1 and 2 MiB, so that their few MiB go through every path.)
 const SYNC_EVERY: u64 = if cfg!(test) { 2 << 20 } else { 128 << 20 };
 
+/// Stretch syncs done, for the unit tests.
+#[cfg(test)]
+static STRETCH_SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Why the writer thread stopped, for the caller's next write.
 type Failure = Arc<Mutex<Option<(std::io::ErrorKind, String)>>>;
 
@@ -192,6 +196,8 @@ impl Syncer {
             .spawn(move || {
                 while asked.recv().is_ok() {
                     let _ = file.sync_data();
+                    #[cfg(test)]
+                    STRETCH_SYNCS.fetch_add(1, Ordering::SeqCst);
                 }
             })?;
         Ok(Syncer { ask, thread })
@@ -315,7 +321,12 @@ mod tests {
             !dir.path().join("a/f").exists(),
             "nothing visible before finish"
         );
+        let syncs = STRETCH_SYNCS.load(Ordering::SeqCst);
         let info = s.finish().await.unwrap();
+        assert!(
+            STRETCH_SYNCS.load(Ordering::SeqCst) > syncs,
+            "5 MB in 2 MiB stretches: synced on the way"
+        );
         assert_eq!(info["bytes"], data.len());
         assert_eq!(std::fs::read(dir.path().join("a/f")).unwrap(), data);
 
