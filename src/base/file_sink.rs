@@ -1,10 +1,12 @@
 //! A sink that writes a local file atomically: a temporary file in the same directory, fsynced and
 //! renamed into place on `finish`, removed on `abort` or drop.
 //!
-//! The writes run on a thread of their own, fed 1 MiB pieces through a short queue. A `write` to a
-//! file can block for tens of milliseconds when the kernel throttles a writer with many dirty pages,
-//! and `sync_file_range` blocks when the disk's queue is full; done on the caller's task, those stalls
-//! also stopped what feeds it (hashing, encryption, the archive's channel), one write in flight at a time.
+//! A file that outgrows one 1 MiB piece is written on a thread of its own, fed pieces through a short
+//! queue. A `write` can block for tens of milliseconds when the kernel throttles a writer with many dirty
+//! pages, and `sync_file_range` blocks when the disk's queue is full; done on the caller's task, those
+//! stalls also stopped what feeds it (hashing, encryption, the archive's channel). A smaller file (a
+//! manifest, a lease, most objects) is written and synced in one blocking call at `finish`: no thread
+//! is held for it, however many such files are open at once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,8 +19,7 @@ use anyhow::Context as _;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value as Json};
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
 
 use super::buffers::Pool;
@@ -43,18 +44,111 @@ static STRETCH_SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 type Failure = Arc<Mutex<Option<(std::io::ErrorKind, String)>>>;
 
 pub struct FileSink {
-    /// Pieces to the writer thread; `None` once finished or aborted.
-    tx: Option<PollSender<Vec<u8>>>,
+    /// The temporary file until a writer thread takes it (or `finish` writes it).
+    file: Option<std::fs::File>,
+    /// Set once the file outgrew one piece.
+    writer: Option<Writer>,
     /// The piece being filled.
     cur: Vec<u8>,
-    writer: Option<JoinHandle<std::io::Result<()>>>,
-    failure: Failure,
-    /// Set when the sink is aborted or dropped: the thread then skips the fsync.
-    aborted: Arc<AtomicBool>,
     pool: Pool,
     tmp: Option<tempfile::TempPath>,
     dest: PathBuf,
     bytes: u64,
+}
+
+/// The writer thread of a large file and what talks to it.
+struct Writer {
+    /// Pieces to the thread; `None` once finished or aborted.
+    tx: Option<PollSender<Vec<u8>>>,
+    /// The thread's result: written, synced (or stopped early).
+    done: Option<oneshot::Receiver<std::io::Result<()>>>,
+    failure: Failure,
+    /// Set when the sink is aborted or dropped: the thread then skips the fsync.
+    aborted: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn start(file: std::fs::File, pool: Pool) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::channel(DEPTH);
+        let (done_tx, done) = oneshot::channel();
+        let (failure, aborted) = (Failure::default(), Arc::new(AtomicBool::new(false)));
+        let (f, a) = (failure.clone(), aborted.clone());
+        std::thread::Builder::new()
+            .name("rewind-write".into())
+            .spawn(move || {
+                let mut rx = rx;
+                let r = write_pieces(file, &mut rx, &pool, &a);
+                if let Err(e) = &r {
+                    *f.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
+                }
+                // Only now may the caller see the queue closed: the failure is there to explain it.
+                drop(rx);
+                let _ = done_tx.send(r);
+            })?;
+        Ok(Writer {
+            tx: Some(PollSender::new(tx)),
+            done: Some(done),
+            failure,
+            aborted,
+        })
+    }
+
+    /// Why the thread stopped taking pieces.
+    fn stopped(&self) -> std::io::Error {
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some((kind, msg)) => std::io::Error::new(kind, msg),
+            None => std::io::Error::other("file sink closed"),
+        }
+    }
+
+    /// Sends the last piece, ends the queue and waits for the thread's writes and fsync.
+    async fn finish(&mut self, last: Vec<u8>) -> std::io::Result<()> {
+        let tx = self
+            .tx
+            .take()
+            .ok_or_else(|| std::io::Error::other("file sink already finished"))?;
+        if !last.is_empty() {
+            let sent = match tx.get_ref() {
+                Some(s) => s.send(last).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                let e = self.stopped();
+                self.stop().await;
+                return Err(e);
+            }
+        }
+        drop(tx);
+        match self.done.take() {
+            Some(d) => d
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::other("file writer thread ended"))),
+            None => Err(std::io::Error::other("file sink already finished")),
+        }
+    }
+
+    /// Stops the thread (without its fsync) and waits for it.
+    async fn stop(&mut self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        self.tx.take();
+        if let Some(d) = self.done.take() {
+            let _ = d.await;
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Dropped without finish: the thread ends without fsync; dropping `tmp` removes the file.
+        if self.tx.is_some() {
+            self.aborted.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl FileSink {
@@ -79,55 +173,35 @@ impl FileSink {
         Ok(FileSink::start(file, path, dest))
     }
 
-    /// Starts the writer thread on an open temporary file.
+    /// A sink over an open temporary file.
     fn start(file: std::fs::File, path: tempfile::TempPath, dest: PathBuf) -> FileSink {
-        let (tx, rx) = mpsc::channel(DEPTH);
-        let pool = Pool::new(PIECE, DEPTH + 1);
-        let (failure, aborted) = (Failure::default(), Arc::new(AtomicBool::new(false)));
-        let (f, a, p) = (failure.clone(), aborted.clone(), pool.clone());
-        let writer = crate::base::blocking::spawn_blocking(move || {
-            let mut rx = rx;
-            let r = write_pieces(file, &mut rx, &p, &a);
-            if let Err(e) = &r {
-                *f.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
-            }
-            // Only now may the caller see the queue closed: the failure is there to explain it.
-            drop(rx);
-            r
-        });
         FileSink {
-            tx: Some(PollSender::new(tx)),
+            file: Some(file),
+            writer: None,
             cur: Vec::new(),
-            writer: Some(writer),
-            failure,
-            aborted,
-            pool,
+            pool: Pool::new(PIECE, DEPTH + 1),
             tmp: Some(path),
             dest,
             bytes: 0,
         }
     }
 
-    /// Why the writer thread stopped taking pieces.
-    fn stopped(&self) -> std::io::Error {
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            Some((kind, msg)) => std::io::Error::new(kind, msg),
-            None => std::io::Error::other("file sink closed"),
+    /// Writes and syncs what there is: through the writer thread, or for a small file in one call.
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        let last = std::mem::take(&mut self.cur);
+        if let Some(w) = self.writer.as_mut() {
+            return w.finish(last).await;
         }
-    }
-
-    /// Stops the writer thread (without its fsync) and waits for it.
-    async fn stop(&mut self) {
-        self.aborted.store(true, Ordering::SeqCst);
-        self.tx.take();
-        if let Some(w) = self.writer.take() {
-            let _ = w.await;
-        }
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("file sink already finished"))?;
+        crate::base::blocking::spawn_blocking(move || {
+            file.write_all(&last)?;
+            file.sync_all()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
     }
 }
 
@@ -214,15 +288,6 @@ impl Syncer {
     }
 }
 
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        // Dropped without finish: the thread ends without fsync; dropping `tmp` removes the file.
-        if self.tx.is_some() {
-            self.aborted.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 impl AsyncWrite for FileSink {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -230,17 +295,26 @@ impl AsyncWrite for FileSink {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let Some(tx) = this.tx.as_mut() else {
-            return Poll::Ready(Err(std::io::Error::other("file sink closed")));
-        };
         if this.cur.len() >= PIECE {
+            if this.writer.is_none() {
+                let Some(file) = this.file.take() else {
+                    return Poll::Ready(Err(std::io::Error::other("file sink closed")));
+                };
+                this.writer = Some(Writer::start(file, this.pool.clone())?);
+            }
+            let w = this.writer.as_mut().expect("writer just started");
+            let Some(tx) = w.tx.as_mut() else {
+                return Poll::Ready(Err(std::io::Error::other("file sink closed")));
+            };
             if std::task::ready!(tx.poll_reserve(cx)).is_err() {
-                return Poll::Ready(Err(this.stopped()));
+                return Poll::Ready(Err(w.stopped()));
             }
             let piece = std::mem::replace(&mut this.cur, this.pool.take());
             if tx.send_item(piece).is_err() {
-                return Poll::Ready(Err(this.stopped()));
+                return Poll::Ready(Err(w.stopped()));
             }
+        } else if this.file.is_none() && this.writer.is_none() {
+            return Poll::Ready(Err(std::io::Error::other("file sink closed")));
         }
         let n = data.len().min(PIECE - this.cur.len());
         this.cur.extend_from_slice(&data[..n]);
@@ -261,27 +335,9 @@ impl AsyncWrite for FileSink {
 impl Sink for FileSink {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         Box::pin(async move {
-            let tx = self.tx.take().context("file sink already finished")?;
-            let last = std::mem::take(&mut self.cur);
-            if !last.is_empty() {
-                let sent = match tx.get_ref() {
-                    Some(s) => s.send(last).await.is_ok(),
-                    None => false,
-                };
-                if !sent {
-                    let e = self.stopped();
-                    self.stop().await;
-                    return Err(
-                        anyhow::Error::new(e).context(format!("writing {}", self.dest.display()))
-                    );
-                }
-            }
-            drop(tx);
-            let written = match self.writer.take() {
-                Some(w) => w.await.context("file writer thread")?,
-                None => Err(std::io::Error::other("file sink already finished")),
-            };
-            written.with_context(|| format!("writing and syncing {}", self.dest.display()))?;
+            self.write_out()
+                .await
+                .with_context(|| format!("writing and syncing {}", self.dest.display()))?;
             let tmp = self.tmp.take().context("file sink already finished")?;
             let dest = self.dest.clone();
             crate::base::blocking::spawn_blocking(move || tmp.persist(&dest))
@@ -296,7 +352,9 @@ impl Sink for FileSink {
 
     fn abort(mut self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            self.stop().await;
+            if let Some(w) = self.writer.as_mut() {
+                w.stop().await;
+            }
             // Dropping the TempPath removes the temporary file.
             self.tmp.take();
         })
@@ -341,16 +399,31 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["a"], "aborted and dropped sinks leave nothing");
-        // An empty file.
+        // Small files never start a writer thread: written at finish, or not at all.
+        let mut small = Box::new(FileSink::create(dir.path().join("s")).await.unwrap());
+        small.write_all(b"aborted").await.unwrap();
+        assert!(small.writer.is_none());
+        small.abort().await;
+        assert!(!dir.path().join("s").exists());
         let e = Box::new(FileSink::create(dir.path().join("e")).await.unwrap());
         e.finish().await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("e")).unwrap(), b"");
+        let mut t = Box::new(FileSink::create(dir.path().join("t")).await.unwrap());
+        t.write_all(b"a manifest").await.unwrap();
+        assert_eq!(t.finish().await.unwrap()["bytes"], 10);
+        assert_eq!(std::fs::read(dir.path().join("t")).unwrap(), b"a manifest");
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failed_write_reaches_the_caller_and_leaves_nothing() {
-        // The writer thread gets a descriptor it cannot write (read-only): every write fails, as on a
-        // full or broken disk.
+        // The sink gets a descriptor it cannot write (read-only): every write fails, as on a full or
+        // broken disk. A small file (written at finish) and a large one (the writer thread).
+        for size in [10, 4 << 20] {
+            failed_write(size).await;
+        }
+    }
+
+    async fn failed_write(size: usize) {
         let dir = tempfile::tempdir().unwrap();
         let (file, path) = tempfile::Builder::new()
             .tempfile_in(dir.path())
@@ -359,7 +432,7 @@ mod tests {
         drop(file);
         let ro = std::fs::File::open(&path).unwrap();
         let mut s = Box::new(FileSink::start(ro, path, dir.path().join("x")));
-        let data = vec![1u8; 4 << 20];
+        let data = vec![1u8; size];
         // The error shows at a later write or at finish, whichever comes first; callers abort on it.
         let err = match s.write_all(&data).await {
             Err(e) => {
