@@ -3,6 +3,7 @@
 # store, plain and encrypted to an X25519 recipient, ROUNDS times, interleaved (the order of plain and age
 # flips from round to round and binary to binary), printing wall, CPU (user + system) and peak RSS of each.
 # For comparing two builds on a noisy disk, where runs minutes apart differ by more than the change does.
+# Each backup starts SETTLE seconds (default 3) after a sync, as in benches/incremental.sh.
 #   benches/backup_ab.sh TREE ROUNDS BINARY [BINARY...]
 #   e.g. python3 benches/incremental.py gen /tmp/tree $((1<<30)) 10000
 #        benches/backup_ab.sh /tmp/tree 3 /tmp/rewind-before target/release/rewind
@@ -22,7 +23,7 @@ for r in $(seq 1 "$ROUNDS"); do
     n=$((n + 1))
     modes="plain age"; [ $(( (r + n) % 2 )) = 0 ] && modes="age plain"
     for m in $modes; do
-      rm -rf "$W/store"; mkdir -p "$W/store"; sync
+      rm -rf "$W/store"; mkdir -p "$W/store"; sync; sleep "${SETTLE:-3}"
       extra=(); [ "$m" = age ] && extra=(encrypt="$PUB" identity="$W/key.txt")
       t0=$(date +%s.%N)
       /usr/bin/time -f '%U %S %M' -o "$W/t" "$bin" run -q --json backup-dir from="$TREE" store="$W/store" full=true \
