@@ -8,10 +8,10 @@ pub const PIECE: usize = 1 << 20;
 
 /// The pool of 1 MiB pieces shared by every pipeline: a piece handed down a pipeline (archive → hash →
 /// encryptor → file writer) is given back by the stage that spends it, which is not the one that took
-/// it. At most 32 wait (32 MiB).
+/// it. At most 16 wait (18 MiB).
 pub fn pieces() -> &'static Pool {
     // Room for a piece filled past PIECE by one more 64 KiB write (the encryptor's output).
-    static POOL: LazyLock<Pool> = LazyLock::new(|| Pool::new(PIECE + (128 << 10), 32));
+    static POOL: LazyLock<Pool> = LazyLock::new(|| Pool::new(PIECE + (128 << 10), 16));
     &POOL
 }
 
