@@ -18,15 +18,13 @@ use std::task::{Context, Poll};
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value as Json};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
 
-use super::buffers::Pool;
+use super::buffers::{PIECE, Pool, pieces};
 use super::stream::Sink;
 
-/// Bytes gathered before a piece goes to the writer thread.
-const PIECE: usize = 1 << 20;
 /// Pieces queued for the writer thread: bounds memory to a few MiB per open file.
 const DEPTH: usize = 2;
 /// Large files start their writeback to disk every this many bytes while they are written, so that the
@@ -50,7 +48,6 @@ pub struct FileSink {
     writer: Option<Writer>,
     /// The piece being filled.
     cur: Vec<u8>,
-    pool: Pool,
     tmp: Option<tempfile::TempPath>,
     dest: PathBuf,
     bytes: u64,
@@ -68,7 +65,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(file: std::fs::File, pool: Pool) -> std::io::Result<Writer> {
+    fn start(file: std::fs::File, pool: &'static Pool) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(DEPTH);
         let (done_tx, done) = oneshot::channel();
         let (failure, aborted) = (Failure::default(), Arc::new(AtomicBool::new(false)));
@@ -77,7 +74,7 @@ impl Writer {
             .name("rewind-write".into())
             .spawn(move || {
                 let mut rx = rx;
-                let r = write_pieces(file, &mut rx, &pool, &a);
+                let r = write_pieces(file, &mut rx, pool, &a);
                 if let Err(e) = &r {
                     *f.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
                 }
@@ -179,11 +176,32 @@ impl FileSink {
             file: Some(file),
             writer: None,
             cur: Vec::new(),
-            pool: Pool::new(PIECE, DEPTH + 1),
             tmp: Some(path),
             dest,
             bytes: 0,
         }
+    }
+
+    /// The writer thread, started when the file outgrows one piece.
+    fn writer(&mut self) -> std::io::Result<&mut Writer> {
+        if self.writer.is_none() {
+            let file = self
+                .file
+                .take()
+                .ok_or_else(|| std::io::Error::other("file sink closed"))?;
+            self.writer = Some(Writer::start(file, pieces())?);
+        }
+        Ok(self.writer.as_mut().expect("writer just started"))
+    }
+
+    /// Hands a piece to the writer thread as it is.
+    async fn send(&mut self, piece: Vec<u8>) -> std::io::Result<()> {
+        let w = self.writer()?;
+        let sent = match w.tx.as_ref().and_then(|t| t.get_ref()) {
+            Some(s) => s.send(piece).await.is_ok(),
+            None => false,
+        };
+        if sent { Ok(()) } else { Err(w.stopped()) }
     }
 
     /// Writes and syncs what there is: through the writer thread, or for a small file in one call.
@@ -296,20 +314,17 @@ impl AsyncWrite for FileSink {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         if this.cur.len() >= PIECE {
-            if this.writer.is_none() {
-                let Some(file) = this.file.take() else {
-                    return Poll::Ready(Err(std::io::Error::other("file sink closed")));
-                };
-                this.writer = Some(Writer::start(file, this.pool.clone())?);
+            if let Err(e) = this.writer() {
+                return Poll::Ready(Err(e));
             }
-            let w = this.writer.as_mut().expect("writer just started");
+            let w = this.writer.as_mut().expect("writer started");
             let Some(tx) = w.tx.as_mut() else {
                 return Poll::Ready(Err(std::io::Error::other("file sink closed")));
             };
             if std::task::ready!(tx.poll_reserve(cx)).is_err() {
                 return Poll::Ready(Err(w.stopped()));
             }
-            let piece = std::mem::replace(&mut this.cur, this.pool.take());
+            let piece = std::mem::replace(&mut this.cur, pieces().take());
             if tx.send_item(piece).is_err() {
                 return Poll::Ready(Err(w.stopped()));
             }
@@ -333,6 +348,23 @@ impl AsyncWrite for FileSink {
 }
 
 impl Sink for FileSink {
+    /// A large piece goes to the writer thread as it is (after what was written before it).
+    fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            if piece.len() < PIECE / 4 || (self.file.is_none() && self.writer.is_none()) {
+                self.write_all(&piece).await?;
+                pieces().give(piece);
+                return Ok(());
+            }
+            if !self.cur.is_empty() {
+                let before = std::mem::replace(&mut self.cur, pieces().take());
+                self.send(before).await?;
+            }
+            self.bytes += piece.len() as u64;
+            self.send(piece).await
+        })
+    }
+
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         Box::pin(async move {
             self.write_out()
@@ -412,6 +444,33 @@ mod tests {
         t.write_all(b"a manifest").await.unwrap();
         assert_eq!(t.finish().await.unwrap()["bytes"], 10);
         assert_eq!(std::fs::read(dir.path().join("t")).unwrap(), b"a manifest");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn owned_pieces_and_copied_writes_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..7_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut s = Box::new(FileSink::create(dir.path().join("m")).await.unwrap());
+        // Small copied writes, then whole pieces handed over (small and large), alternating.
+        let mut at = 0;
+        for (k, n) in [1000usize, 1 << 20, 5, 300_000, 2_000_000, 77, 1_500_000]
+            .into_iter()
+            .cycle()
+            .enumerate()
+        {
+            let end = (at + n).min(data.len());
+            if k % 2 == 0 {
+                s.write_all(&data[at..end]).await.unwrap();
+            } else {
+                s.write_piece(data[at..end].to_vec()).await.unwrap();
+            }
+            at = end;
+            if at == data.len() {
+                break;
+            }
+        }
+        assert_eq!(s.finish().await.unwrap()["bytes"], data.len());
+        assert_eq!(std::fs::read(dir.path().join("m")).unwrap(), data);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -21,6 +21,15 @@ pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 pub trait Sink: AsyncWrite + Send + Unpin {
     fn finish(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>>;
     fn abort(self: Box<Self>) -> BoxFuture<'static, ()>;
+    /// Writes a whole owned buffer. A sink that hands buffers on (to a writer thread, an encryptor)
+    /// takes it as it is instead of copying it; the default copies it in, like `write_all`.
+    fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            self.write_all(&piece).await?;
+            crate::base::buffers::pieces().give(piece);
+            Ok(())
+        })
+    }
 }
 
 pub type BoxSink = Box<dyn Sink>;

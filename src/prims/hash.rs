@@ -226,6 +226,13 @@ impl AsyncWrite for HashSink {
 }
 
 impl Sink for HashSink {
+    fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&piece);
+        }
+        self.size += piece.len() as u64;
+        self.inner.write_piece(piece)
+    }
     fn finish(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         let this = *self;
         Box::pin(async move {

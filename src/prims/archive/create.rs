@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use globset::GlobSet;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::base::stream::{BoxReader, BoxSink};
@@ -74,7 +73,7 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, crate::base::buffers::pieces().take());
         self.tx
             .blocking_send(chunk)
             .map_err(|_| std::io::Error::other("the archive's destination stopped accepting data"))
@@ -130,8 +129,8 @@ pub async fn create(
     let mut out = 0u64;
     let written: std::io::Result<()> = async {
         while let Some(chunk) = rx.recv().await {
-            sink.write_all(&chunk).await?;
             out += chunk.len() as u64;
+            sink.write_piece(chunk).await?;
         }
         Ok(())
     }
@@ -160,7 +159,7 @@ pub async fn create(
 
 fn build(opts: CreateOpts, tx: mpsc::Sender<Vec<u8>>, progress: &Counter) -> anyhow::Result<Stats> {
     let w = ChannelWriter {
-        buf: Vec::with_capacity(CHUNK),
+        buf: crate::base::buffers::pieces().take(),
         tx,
     };
     let mut stats = Stats::default();

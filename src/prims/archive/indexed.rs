@@ -17,7 +17,6 @@ use anyhow::{Context, bail};
 use globset::GlobSet;
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::create::{CHUNK, ChannelWriter, Counting, Stats, walk};
@@ -69,8 +68,9 @@ pub struct Created {
 async fn drain(mut rx: mpsc::Receiver<Vec<u8>>, sink: &mut BoxSink) -> std::io::Result<u64> {
     let mut n = 0u64;
     while let Some(chunk) = rx.recv().await {
-        sink.write_all(&chunk).await?;
         n += chunk.len() as u64;
+        // Handed on as it is: the hash, the encryptor and the file writer take the buffer itself.
+        sink.write_piece(chunk).await?;
     }
     Ok(n)
 }
@@ -191,7 +191,7 @@ fn build(
         super::scan::start(&opts.paths, flat, opts.exclude.clone(), unchanged, scan);
     }
     let out = ChannelWriter {
-        buf: Vec::with_capacity(CHUNK),
+        buf: crate::base::buffers::pieces().take(),
         tx,
     };
     let level = opts.level.unwrap_or(super::DEFAULT_ZSTD_LEVEL);

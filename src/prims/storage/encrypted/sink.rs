@@ -17,11 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
 
-use crate::base::buffers::Pool;
+use crate::base::buffers::{PIECE, Pool, pieces};
 use crate::base::stream::{BoxSink, Sink};
 
-/// The most plaintext one write takes, and the size of the ciphertext pieces sent to the inner sink.
-const PIECE: usize = 1 << 20;
 /// Pieces in flight between the stages (each way): bounds memory to a few MiB per writer.
 const DEPTH: usize = 2;
 
@@ -32,7 +30,7 @@ type Failure = Arc<Mutex<Option<String>>>;
 struct ToPump {
     tx: mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
-    pool: Pool,
+    pool: &'static Pool,
 }
 
 impl ToPump {
@@ -72,8 +70,6 @@ pub(super) struct EncryptingSink {
     aborted: Arc<AtomicBool>,
     /// Plaintext bytes written.
     plain: u64,
-    /// Plaintext buffers the encryptor is done with.
-    spent: Pool,
 }
 
 impl EncryptingSink {
@@ -85,25 +81,20 @@ impl EncryptingSink {
     ) -> anyhow::Result<EncryptingSink> {
         let (plain_tx, mut plain_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
         let (cipher_tx, mut cipher_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
-        let (spent, cipher_pool) = (
-            Pool::new(PIECE + 1024, DEPTH + 2),
-            Pool::new(PIECE + 1024, DEPTH + 2),
-        );
         let out = ToPump {
             tx: cipher_tx,
-            buf: cipher_pool.take(),
-            pool: cipher_pool.clone(),
+            buf: pieces().take(),
+            pool: pieces(),
         };
         let mut stream = crate::base::blocking::spawn_blocking(move || enc.wrap_output(out))
             .await?
             .context("starting the age stream")?;
         let aborted = Arc::new(AtomicBool::new(false));
         let stop = aborted.clone();
-        let done = spent.clone();
         let encryptor = crate::base::blocking::spawn_blocking(move || {
             while let Some(chunk) = plain_rx.blocking_recv() {
                 stream.write_all(&chunk)?;
-                done.give(chunk);
+                pieces().give(chunk);
             }
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -115,11 +106,10 @@ impl EncryptingSink {
         let pump = tokio::spawn(async move {
             let mut inner = inner;
             while let Some(piece) = cipher_rx.recv().await {
-                if let Err(e) = inner.write_all(&piece).await {
+                if let Err(e) = inner.write_piece(piece).await {
                     *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                     return (inner, Err(e));
                 }
-                cipher_pool.give(piece);
             }
             (inner, Ok(()))
         });
@@ -130,7 +120,6 @@ impl EncryptingSink {
             failure,
             aborted,
             plain: 0,
-            spent,
         })
     }
 
@@ -196,7 +185,7 @@ impl AsyncWrite for EncryptingSink {
             return Poll::Ready(Err(this.stopped()));
         }
         let n = data.len().min(PIECE);
-        let mut piece = this.spent.take();
+        let mut piece = pieces().take();
         piece.extend_from_slice(&data[..n]);
         if tx.send_item(piece).is_err() {
             return Poll::Ready(Err(this.stopped()));
@@ -217,6 +206,21 @@ impl AsyncWrite for EncryptingSink {
 }
 
 impl Sink for EncryptingSink {
+    /// The plaintext piece goes to the encryptor as it is.
+    fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            let n = piece.len() as u64;
+            let sent = match self.tx.as_ref().and_then(|t| t.get_ref()) {
+                Some(s) => s.send(piece).await.is_ok(),
+                None => false,
+            };
+            if !sent {
+                return Err(self.stopped());
+            }
+            self.plain += n;
+            Ok(())
+        })
+    }
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         Box::pin(async move {
             let (mut inner, result) = self.join().await?;

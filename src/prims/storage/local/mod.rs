@@ -118,6 +118,9 @@ impl AsyncWrite for LocalSink {
 }
 
 impl Sink for LocalSink {
+    fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
+        self.inner.write_piece(piece)
+    }
     fn finish(self: Box<Self>) -> BoxFuture<'static, anyhow::Result<Map<String, Json>>> {
         Box::pin(async move {
             let LocalSink { inner, key, dest } = *self;
