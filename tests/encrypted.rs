@@ -388,16 +388,7 @@ fn encrypted_entries_rely_on_age_and_a_changed_byte_fails_verify_and_restore() {
     let (cwd, store) = (tmp.path(), tmp.path().join("store"));
     make_tree(&cwd.join("data"));
     // Incompressible, so that the archive spans several of age's 64 KiB chunks.
-    let mut x = 0x9e3779b97f4a7c15u64;
-    let noise: Vec<u8> = (0..300_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(cwd.join("data/big.bin"), noise).unwrap();
+    common::lease::random_file(&cwd.join("data/big.bin"), 300_000, 0x9e37_79b9_7f4a_7c15);
     let (idf, public) = keypair(cwd, "key.txt");
     let idarg = format!("identity={}", idf.display());
     backup(&store, cwd, &[&format!("encrypt={public}"), &idarg]);

@@ -49,6 +49,16 @@ fn slow_data(dir: &Path) {
 
 /// Waits until a backup's object is being written under `prefix` (a temp file in a day directory).
 fn wait_for_upload(store: &Path, prefix: &str, child: &mut std::process::Child) -> PathBuf {
+    wait_for_temp(store, prefix, child, 0)
+}
+
+/// Waits until a temp file of at least `min_len` bytes is under `prefix` (not a lease's).
+fn wait_for_temp(
+    store: &Path,
+    prefix: &str,
+    child: &mut std::process::Child,
+    min_len: u64,
+) -> PathBuf {
     let t = Instant::now();
     loop {
         let found = common::process::files(&store.join(prefix))
@@ -60,6 +70,7 @@ fn wait_for_upload(store: &Path, prefix: &str, child: &mut std::process::Child) 
                         .unwrap()
                         .to_string_lossy()
                         .starts_with(".rewind-tmp-")
+                    && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) >= min_len
             });
         if let Some(p) = found {
             return p;
@@ -298,51 +309,21 @@ fn prune_removes_the_temp_leftovers_of_a_killed_backup_after_grace() {
     let store = tmp.path().join("store");
     let env = store_env(&store);
     slow_data(&tmp.path().join("data"));
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..2 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(tmp.path().join("data/noise.bin"), noise).unwrap();
+    common::lease::random_file(
+        &tmp.path().join("data/noise.bin"),
+        2 << 20,
+        0x2545_f491_4f6c_dd1d,
+    );
     let mut backup = rewind_with(tmp.path(), &env)
         .args(["run", "backup-dir", "from=data", "level=19"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_upload(&store, "dirs/data", &mut backup);
     // Killed once a temporary file holds data (the archive's: the index is written at the end): the
     // local store writes a file in 1 MiB pieces, which the incompressible file archived first (2 MiB)
     // fills at once; the words behind it keep level 19 busy for seconds.
-    let t = Instant::now();
-    let leftover = loop {
-        let written = common::process::files(&store.join("dirs/data"))
-            .into_iter()
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(".rewind-tmp-")
-                    && !p.display().to_string().contains("/locks/")
-                    && std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 0
-            });
-        if let Some(p) = written {
-            break p;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the backup wrote nothing"
-        );
-        assert!(
-            backup.try_wait().unwrap().is_none(),
-            "the backup ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let leftover = wait_for_temp(&store, "dirs/data", &mut backup, 1);
     backup.kill().unwrap();
     backup.wait().unwrap();
     assert!(leftover.exists());

@@ -11,8 +11,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
@@ -22,7 +22,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
 
-use super::buffers::{PIECE, Pool, pieces};
+use super::pipeline::{Failure, PIECE, pieces};
 use super::stream::Sink;
 
 /// Pieces queued for the writer thread: bounds memory to a few MiB per open file.
@@ -37,9 +37,6 @@ const SYNC_EVERY: u64 = if cfg!(test) { 2 << 20 } else { 128 << 20 };
 /// Stretch syncs done, for the unit tests.
 #[cfg(test)]
 static STRETCH_SYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Why the writer thread stopped, for the caller's next write.
-type Failure = Arc<Mutex<Option<(std::io::ErrorKind, String)>>>;
 
 pub struct FileSink {
     /// The temporary file until a writer thread takes it (or `finish` writes it).
@@ -65,7 +62,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(file: std::fs::File, pool: &'static Pool) -> std::io::Result<Writer> {
+    fn start(file: std::fs::File) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel(DEPTH);
         let (done_tx, done) = oneshot::channel();
         let (failure, aborted) = (Failure::default(), Arc::new(AtomicBool::new(false)));
@@ -74,9 +71,9 @@ impl Writer {
             .name("rewind-write".into())
             .spawn(move || {
                 let mut rx = rx;
-                let r = write_pieces(file, &mut rx, pool, &a);
+                let r = write_pieces(file, &mut rx, &a);
                 if let Err(e) = &r {
-                    *f.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
+                    f.set(e);
                 }
                 // Only now may the caller see the queue closed: the failure is there to explain it.
                 drop(rx);
@@ -92,15 +89,7 @@ impl Writer {
 
     /// Why the thread stopped taking pieces.
     fn stopped(&self) -> std::io::Error {
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            Some((kind, msg)) => std::io::Error::new(kind, msg),
-            None => std::io::Error::other("file sink closed"),
-        }
+        self.failure.error("file sink closed")
     }
 
     /// Sends the last piece, ends the queue and waits for the thread's writes and fsync.
@@ -109,16 +98,10 @@ impl Writer {
             .tx
             .take()
             .ok_or_else(|| std::io::Error::other("file sink already finished"))?;
-        if !last.is_empty() {
-            let sent = match tx.get_ref() {
-                Some(s) => s.send(last).await.is_ok(),
-                None => false,
-            };
-            if !sent {
-                let e = self.stopped();
-                self.stop().await;
-                return Err(e);
-            }
+        if !last.is_empty() && !super::pipeline::send(Some(&tx), last).await {
+            let e = self.stopped();
+            self.stop().await;
+            return Err(e);
         }
         drop(tx);
         match self.done.take() {
@@ -189,7 +172,7 @@ impl FileSink {
                 .file
                 .take()
                 .ok_or_else(|| std::io::Error::other("file sink closed"))?;
-            self.writer = Some(Writer::start(file, pieces())?);
+            self.writer = Some(Writer::start(file)?);
         }
         Ok(self.writer.as_mut().expect("writer just started"))
     }
@@ -197,11 +180,11 @@ impl FileSink {
     /// Hands a piece to the writer thread as it is.
     async fn send(&mut self, piece: Vec<u8>) -> std::io::Result<()> {
         let w = self.writer()?;
-        let sent = match w.tx.as_ref().and_then(|t| t.get_ref()) {
-            Some(s) => s.send(piece).await.is_ok(),
-            None => false,
-        };
-        if sent { Ok(()) } else { Err(w.stopped()) }
+        if super::pipeline::send(w.tx.as_ref(), piece).await {
+            Ok(())
+        } else {
+            Err(w.stopped())
+        }
     }
 
     /// Writes and syncs what there is: through the writer thread, or for a small file in one call.
@@ -228,7 +211,6 @@ impl FileSink {
 fn write_pieces(
     mut file: std::fs::File,
     rx: &mut mpsc::Receiver<Vec<u8>>,
-    pool: &Pool,
     aborted: &AtomicBool,
 ) -> std::io::Result<()> {
     let (mut written, mut written_back, mut synced) = (0u64, 0u64, 0u64);
@@ -236,7 +218,7 @@ fn write_pieces(
     while let Some(piece) = rx.blocking_recv() {
         file.write_all(&piece)?;
         written += piece.len() as u64;
-        pool.give(piece);
+        pieces().give(piece);
         if written - written_back >= WRITEBACK_EVERY {
             use std::os::fd::AsRawFd;
             // SAFETY: a valid open descriptor; SYNC_FILE_RANGE_WRITE only starts writeback of the dirty

@@ -26,7 +26,7 @@ pub trait Sink: AsyncWrite + Send + Unpin {
     fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
         Box::pin(async move {
             self.write_all(&piece).await?;
-            crate::base::buffers::pieces().give(piece);
+            crate::base::pipeline::pieces().give(piece);
             Ok(())
         })
     }

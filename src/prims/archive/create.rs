@@ -73,7 +73,7 @@ impl ChannelWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, crate::base::buffers::pieces().take());
+        let chunk = std::mem::replace(&mut self.buf, crate::base::pipeline::pieces().take());
         self.tx
             .blocking_send(chunk)
             .map_err(|_| std::io::Error::other("the archive's destination stopped accepting data"))
@@ -159,7 +159,7 @@ pub async fn create(
 
 fn build(opts: CreateOpts, tx: mpsc::Sender<Vec<u8>>, progress: &Counter) -> anyhow::Result<Stats> {
     let w = ChannelWriter {
-        buf: crate::base::buffers::pieces().take(),
+        buf: crate::base::pipeline::pieces().take(),
         tx,
     };
     let mut stats = Stats::default();

@@ -191,7 +191,7 @@ fn build(
         super::scan::start(&opts.paths, flat, opts.exclude.clone(), unchanged, scan);
     }
     let out = ChannelWriter {
-        buf: crate::base::buffers::pieces().take(),
+        buf: crate::base::pipeline::pieces().take(),
         tx,
     };
     let level = opts.level.unwrap_or(super::DEFAULT_ZSTD_LEVEL);

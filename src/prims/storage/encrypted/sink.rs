@@ -5,8 +5,8 @@
 
 use std::io::Write;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use anyhow::{Context as _, anyhow};
@@ -17,20 +17,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::PollSender;
 
-use crate::base::buffers::{PIECE, Pool, pieces};
+use crate::base::pipeline::{Failure, PIECE, pieces};
 use crate::base::stream::{BoxSink, Sink};
 
 /// Pieces in flight between the stages (each way): bounds memory to a few MiB per writer.
 const DEPTH: usize = 2;
 
-/// Where the pump records why the inner sink failed, for the caller's next write.
-type Failure = Arc<Mutex<Option<String>>>;
-
 /// The encryptor's output: ciphertext gathered into `PIECE`-sized pieces for the pump.
 struct ToPump {
     tx: mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
-    pool: &'static Pool,
 }
 
 impl ToPump {
@@ -38,7 +34,7 @@ impl ToPump {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let piece = std::mem::replace(&mut self.buf, self.pool.take());
+        let piece = std::mem::replace(&mut self.buf, pieces().take());
         self.tx
             .blocking_send(piece)
             .map_err(|_| std::io::Error::other("the store writer stopped"))
@@ -84,7 +80,6 @@ impl EncryptingSink {
         let out = ToPump {
             tx: cipher_tx,
             buf: pieces().take(),
-            pool: pieces(),
         };
         let mut stream = crate::base::blocking::spawn_blocking(move || enc.wrap_output(out))
             .await?
@@ -107,7 +102,7 @@ impl EncryptingSink {
             let mut inner = inner;
             while let Some(piece) = cipher_rx.recv().await {
                 if let Err(e) = inner.write_piece(piece).await {
-                    *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    failed.set(&e);
                     return (inner, Err(e));
                 }
             }
@@ -125,15 +120,7 @@ impl EncryptingSink {
 
     /// Why the pipeline stopped taking data: the inner sink's error when there was one.
     fn stopped(&self) -> std::io::Error {
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            Some(e) => std::io::Error::other(e),
-            None => std::io::Error::other("the encrypting writer stopped"),
-        }
+        self.failure.error("the encrypting writer stopped")
     }
 
     /// Waits for both stages; gives the inner sink back with the first error.
@@ -210,11 +197,7 @@ impl Sink for EncryptingSink {
     fn write_piece(&mut self, piece: Vec<u8>) -> BoxFuture<'_, std::io::Result<()>> {
         Box::pin(async move {
             let n = piece.len() as u64;
-            let sent = match self.tx.as_ref().and_then(|t| t.get_ref()) {
-                Some(s) => s.send(piece).await.is_ok(),
-                None => false,
-            };
-            if !sent {
+            if !crate::base::pipeline::send(self.tx.as_ref(), piece).await {
                 return Err(self.stopped());
             }
             self.plain += n;

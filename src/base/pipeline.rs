@@ -1,7 +1,11 @@
-//! Recycled byte buffers for pipelines that hand pieces between threads: a fresh 1 MiB buffer costs
-//! page faults and zeroing each time, so spent ones go back to the stage that fills them.
+//! What the stages of a streaming pipeline (archive → hash → encryptor → file writer) share: 1 MiB
+//! pieces handed on as they are, recycled because a fresh 1 MiB buffer costs page faults and zeroing
+//! each time; sending a piece down a stage's queue; and the record of why a stage stopped, which
+//! explains the closed queue to the stage before it.
 
 use std::sync::{Arc, LazyLock, Mutex};
+
+use tokio_util::sync::PollSender;
 
 /// Bytes of a pipeline piece: what the archive's channel, the encryptor and the file writer pass on.
 pub const PIECE: usize = 1 << 20;
@@ -15,20 +19,19 @@ pub fn pieces() -> &'static Pool {
     &POOL
 }
 
-/// A small stack of spent buffers (shared by a pipeline's stages; cloning shares it).
-#[derive(Clone)]
+/// A small stack of spent buffers.
 pub struct Pool {
-    spent: Arc<Mutex<Vec<Vec<u8>>>>,
+    spent: Mutex<Vec<Vec<u8>>>,
     /// Capacity of a fresh buffer.
     size: usize,
-    /// Buffers kept at most: the pipeline's depth, so that memory stays bounded.
+    /// Buffers kept at most, so that memory stays bounded.
     keep: usize,
 }
 
 impl Pool {
     pub fn new(size: usize, keep: usize) -> Pool {
         Pool {
-            spent: Arc::default(),
+            spent: Mutex::default(),
             size,
             keep,
         }
@@ -50,6 +53,33 @@ impl Pool {
         let mut v = self.spent.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < self.keep {
             v.push(b);
+        }
+    }
+}
+
+/// Sends a piece down a stage's queue; false when the queue was closed or its receiving stage is gone.
+pub async fn send(tx: Option<&PollSender<Vec<u8>>>, piece: Vec<u8>) -> bool {
+    match tx.and_then(|t| t.get_ref()) {
+        Some(s) => s.send(piece).await.is_ok(),
+        None => false,
+    }
+}
+
+/// Why a stage stopped: recorded by the stage before it drops its queue's receiving end, read by the
+/// stage that then finds the queue closed.
+#[derive(Clone, Default)]
+pub struct Failure(Arc<Mutex<Option<(std::io::ErrorKind, String)>>>);
+
+impl Failure {
+    pub fn set(&self, e: &std::io::Error) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((e.kind(), e.to_string()));
+    }
+
+    /// The recorded error, or `otherwise` when the stage stopped without one.
+    pub fn error(&self, otherwise: &str) -> std::io::Error {
+        match self.0.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some((kind, msg)) => std::io::Error::new(kind, msg),
+            None => std::io::Error::other(otherwise.to_string()),
         }
     }
 }
