@@ -3,7 +3,8 @@
 # store, plain and encrypted to an X25519 recipient, ROUNDS times, interleaved (the order of plain and age
 # flips from round to round and binary to binary), printing wall, CPU (user + system) and peak RSS of each.
 # For comparing two builds on a noisy disk, where runs minutes apart differ by more than the change does.
-# Each backup starts SETTLE seconds (default 3) after a sync, as in benches/incremental.sh.
+# Each backup starts SETTLE seconds (default 3) after a sync, as in benches/incremental.sh. BENCH_TMP=/dev/shm
+# puts the stores in memory, which takes the disk out of the comparison (CPU-bound changes).
 #   benches/backup_ab.sh TREE ROUNDS BINARY [BINARY...]
 #   e.g. python3 benches/incremental.py gen /tmp/tree $((1<<30)) 10000
 #        benches/backup_ab.sh /tmp/tree 3 /tmp/rewind-before target/release/rewind
@@ -12,7 +13,7 @@ set -euo pipefail
 TREE=$(realpath "$1"); ROUNDS=$2; shift 2
 [ -d "$TREE" ] || { echo "$TREE: not a directory" >&2; exit 2; }
 command -v /usr/bin/time >/dev/null || { echo "/usr/bin/time is missing: apt-get install time" >&2; exit 1; }
-W=$(mktemp -d /tmp/rewind-bench-ab.XXXXXX)
+W=$(mktemp -d "${BENCH_TMP:-/tmp}/rewind-bench-ab.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 export REWIND_PATH= RUST_LOG=warn REWIND_CONFIG=
 PUB=$("$1" key new "$W/key.txt" 2>/dev/null)

@@ -194,15 +194,24 @@ def report(path):
     tf, rtf = f("rw4full_wall"), f("rs4full_wall")
     row("4. restore the newest snapshot whole, wall", "%.2f s" % tf, "%.2f s" % rtf, ratio(tf, rtf),
         "(diff -r: equal)", None)
-    # The median of four rounds (the mean of the middle two): the wall of a 1 GiB write to this disk varies
-    # by +-20% run to run.
-    best = lambda k: sum(sorted(f("rw5%s%d_%s" % (k.split("_")[0], i, k.split("_")[1])) for i in (1, 2, 3, 4))[1:3]) / 2
+    # The median of the rounds (of an even number, the mean of the middle two): the wall of a 1 GiB write to
+    # this disk varies by +-20% run to run.
+    def median(name, key, n):
+        v = sorted(f("%s%d_%s" % (name, i, key)) for i in range(1, n + 1))
+        return (v[(n - 1) // 2] + v[n // 2]) / 2
+
+    n5 = int(r.get("rounds5", "4"))
+    best = lambda k: median("rw5" + k.split("_")[0], k.split("_")[1], n5)
     plain, sealed = best("plain_wall"), best("age_wall")
-    row("5. full backup encrypted (age) vs plain, median wall", "%.2f s vs %.2f s" % (sealed, plain), "", "", "<= 1.15x plain",
-        sealed <= 1.15 * plain)
+    row("5. full backup encrypted (age) vs plain, median wall (%d rounds)" % n5, "%.2f s vs %.2f s" % (sealed, plain),
+        "", "", "<= 1.15x plain", sealed <= 1.15 * plain)
     rows[-1] = rows[-1][:3] + (ratio(sealed, plain) + " plain",) + rows[-1][4:]
     row("5. ... median CPU (user + system)", "%.2f s vs %.2f s" % (best("age_cpu"), best("plain_cpu")), "",
         ratio(best("age_cpu"), best("plain_cpu")) + " plain", "", None)
+    if r.get("mem5") == "1":
+        mp, ms = median("rw5mplain", "wall", 4), median("rw5mage", "wall", 4)
+        row("5. ... the same into memory (/dev/shm, no disk), median wall", "%.2f s vs %.2f s" % (ms, mp), "",
+            ratio(ms, mp) + " plain", "", None)
     row("5. ... bytes stored", "%s vs %s" % (human(f("sealed_bytes")), human(f("plain_bytes"))), "",
         ratio(f("sealed_bytes"), f("plain_bytes")) + " plain", "", None)
     rp, ra = f("rw5plainrestore_wall"), f("rw5agerestore_wall")
