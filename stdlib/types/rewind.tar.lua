@@ -12,7 +12,7 @@ local M = {}
 ---@field level? integer
 ---@field exclude? string[]     globs matched against paths relative to each source directory
 ---@field flat? boolean         one directory: put its contents at the archive root
----@field workers? integer      zstd workers (default: CPUs)
+---@field workers? integer      zstd workers (default: CPUs; with index 0, compressing on the archiving thread, since every frame's end waits for the workers)
 ---@field index? string|rewind.Writer  indexed mode (zstd only, `from` paths only): the index's writer or path
 ---@field object? string        with index (required): the store key `to` writes, recorded in the index
 ---@field frame? integer        with index: cut a zstd frame at the first entry boundary after this many uncompressed bytes (default 1048576); a file at least this big gets a frame of its own
