@@ -201,13 +201,13 @@ def report(path):
         return (v[(n - 1) // 2] + v[n // 2]) / 2
 
     n5 = int(r.get("rounds5", "4"))
-    best = lambda k: median("rw5" + k.split("_")[0], k.split("_")[1], n5)
-    plain, sealed = best("plain_wall"), best("age_wall")
+    best = lambda kind, key: median("rw5" + kind, key, n5)
+    plain, sealed = best("plain", "wall"), best("age", "wall")
     row("5. full backup encrypted (age) vs plain, median wall (%d rounds)" % n5, "%.2f s vs %.2f s" % (sealed, plain),
         "", "", "<= 1.15x plain", sealed <= 1.15 * plain)
     rows[-1] = rows[-1][:3] + (ratio(sealed, plain) + " plain",) + rows[-1][4:]
-    row("5. ... median CPU (user + system)", "%.2f s vs %.2f s" % (best("age_cpu"), best("plain_cpu")), "",
-        ratio(best("age_cpu"), best("plain_cpu")) + " plain", "", None)
+    row("5. ... median CPU (user + system)", "%.2f s vs %.2f s" % (best("age", "cpu"), best("plain", "cpu")), "",
+        ratio(best("age", "cpu"), best("plain", "cpu")) + " plain", "", None)
     if r.get("mem5") == "1":
         mp, ms = median("rw5mplain", "wall", 4), median("rw5mage", "wall", 4)
         row("5. ... the same into memory (/dev/shm, no disk), median wall", "%.2f s vs %.2f s" % (ms, mp), "",

@@ -193,18 +193,27 @@ echo "whole newest snapshot: rewind $(wall rw4full)s (equal to the tree: diff -r
 # --- 5. encryption -----------------------------------------------------------------------------------------
 echo "== 5. encryption (age, X25519), full backups into fresh stores"
 PUB=$("$REWIND" key new "$WORK/key.txt" 2>/dev/null)
-plain() { step "rw5plain$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/plain" full=true; }
-sealed() {
-  step "rw5age$1" "$REWIND" run -q --json backup-dir from="$TREE" store="$WORK/sealed" full=true \
-    encrypt="$PUB" identity="$WORK/key.txt"
+# backup5 KIND NAME STORE: the full backup of the tree into STORE (emptied first), plain or age.
+backup5() {
+  local extra=(); [ "$1" = age ] && extra=(encrypt="$PUB" identity="$WORK/key.txt")
+  rm -rf "$3"; mkdir -p "$3"
+  step "$2" "$REWIND" run -q --json backup-dir from="$TREE" store="$3" full=true "${extra[@]}"
+}
+# pair5 NAME I PLAIN AGE: round I's two backups, named NAME{plain,age}I; each kind first in half the rounds
+# (ABBA repeated).
+pair5() {
+  case $(($2 % 4)) in
+    2 | 3) backup5 age "$1age$2" "$4"; backup5 plain "$1plain$2" "$3" ;;
+    *) backup5 plain "$1plain$2" "$3"; backup5 age "$1age$2" "$4" ;;
+  esac
 }
 # Six rounds (two with --quick), each kind first in half of them (ABBAAB); the medians count. Each round is
 # a pair run back to back, so a minute when the disk is slow slows both kinds.
 if [ "$QUICK" = 1 ]; then R5=2; else R5=6; fi
 put rounds5 "$R5"
 for i in $(seq 1 "$R5"); do
-  rm -rf "$WORK/plain" "$WORK/sealed"; mkdir -p "$WORK/plain" "$WORK/sealed"
-  case $((i % 4)) in 2 | 3) sealed $i; plain $i ;; *) plain $i; sealed $i ;; esac
+  rm -rf "$WORK/plain" "$WORK/sealed"
+  pair5 rw5 "$i" "$WORK/plain" "$WORK/sealed"
   echo "round $i: plain $(wall "rw5plain$i")s (CPU $(cpu "rw5plain$i")s), age $(wall "rw5age$i")s (CPU $(cpu "rw5age$i")s)"
 done
 put plain_bytes "$(size "$WORK/plain")"; put sealed_bytes "$(size "$WORK/sealed")"
@@ -221,19 +230,10 @@ echo "restore whole: plain $(wall rw5plainrestore)s, age $(wall rw5agerestore)s 
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
    [ "$(df -B1 --output=avail /dev/shm | tail -1)" -gt $((SIZE_BYTES * 3)) ]; then
   put mem5 1
-  # Each into an empty /dev/shm: a store left in memory would make the next backup write into fresh
-  # pages, which cost this VM up to 1 s of CPU more per GiB.
+  # Each into an empty /dev/shm (one store path for both kinds): a store left in memory would make the
+  # next backup write into fresh pages, which cost this VM up to 1 s of CPU more per GiB.
   for i in 1 2 3 4; do
-    mplain() {
-      rm -rf "$MEM"; mkdir -p "$MEM/plain"
-      step "rw5mplain$i" "$REWIND" run -q --json backup-dir from="$TREE" store="$MEM/plain" full=true
-    }
-    msealed() {
-      rm -rf "$MEM"; mkdir -p "$MEM/sealed"
-      step "rw5mage$i" "$REWIND" run -q --json backup-dir from="$TREE" store="$MEM/sealed" full=true \
-        encrypt="$PUB" identity="$WORK/key.txt"
-    }
-    case $((i % 4)) in 2 | 3) msealed; mplain ;; *) mplain; msealed ;; esac
+    pair5 rw5m "$i" "$MEM" "$MEM"
     echo "in memory, round $i: plain $(wall "rw5mplain$i")s (CPU $(cpu "rw5mplain$i")s), age $(wall "rw5mage$i")s (CPU $(cpu "rw5mage$i")s)"
   done
   rm -rf "$MEM"
